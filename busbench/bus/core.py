@@ -1,0 +1,485 @@
+"""ReferenceBus: owns the arrays, the worker threads and the lifecycle.
+
+The data path is in ``kernels.py`` (jitted, nogil). This class builds the
+arrays from a ``BusConfig``, starts one thread per batch worker, and runs the
+cold protocols in Python: ``flush()`` (an exact per-shard delivery barrier) and
+``shutdown()`` (gate, in-flight wait, grace deadline, stranded events, final
+drain). Mutations change these protocols exactly where net-mesh once did.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from . import histogram, kernels
+from .atomics import compare_and_swap, exchange, fetch_add, load_acquire
+from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_ADAPTER,
+                     CFG_BLOCK_TIMEOUT_NS, CFG_CAPACITY, CFG_COLD_WRITER,
+                     CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS, CFG_FLAKY_FAIL_PPM,
+                     CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_LEN, CFG_MASK, CFG_MAX_DELAY_NS,
+                     CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS, CFG_PRODUCERS, CFG_SHARDS,
+                     CFG_SLOW_PER_BATCH_NS, CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS,
+                     CFG_WORKERS, CFG_WRITER_STRIDE, COMMIT, CTRL_FLUSHING, CTRL_GATE,
+                     CTRL_LEN, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM, CTRL_STALL_UNTIL,
+                     IDLE, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
+                     M_LOSSY_NEVER_SET, M_NO_INFLIGHT_GATE, M_STRANDED_DOUBLE, NO_BATCH,
+                     PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED,
+                     POS_TAIL, SEQ_BITS, SLOT, ST_PENDING, ST_STALL_FOR, ST_STALL_FROM,
+                     ST_STALLING, ST_STATE, ST_STRANDED, STATUS_NAMES, VERIFY, BusConfig)
+from .layout import (EVENTS_DROPPED, SHUTDOWN_WAS_LOSSY, CounterArray, aligned_zeros)
+
+POLL_S = 0.0002
+
+
+# Cold-path atomics callable from Python (the GIL is held; they are short).
+@njit(cache=True)
+def _py_exchange(a, i, v):
+    return exchange(a, i, v)
+
+
+@njit(cache=True)
+def _py_cas(a, i, expected, desired):
+    return compare_and_swap(a, i, expected, desired)
+
+
+@njit(cache=True)
+def _py_fetch_add(a, i, v):
+    return fetch_add(a, i, v)
+
+
+@njit(cache=True)
+def _py_load(a, i):
+    return load_acquire(a, i)
+
+
+@dataclass(frozen=True)
+class EventBusStats:
+    events_ingested: int
+    events_dropped: int
+    batches_dispatched: int
+    events_dispatched: int
+    shutdown_was_lossy: bool
+
+    def as_dict(self) -> dict:
+        return {"events_ingested": self.events_ingested, "events_dropped": self.events_dropped,
+                "batches_dispatched": self.batches_dispatched,
+                "events_dispatched": self.events_dispatched,
+                "shutdown_was_lossy": self.shutdown_was_lossy}
+
+
+@dataclass(frozen=True)
+class ShardBarrier:
+    """One shard's side of a flush: where its ring was filled to at the call,
+    and how far its consumer had settled (dispatched or dropped) at return."""
+    shard: int
+    target: int          # tail position when flush() was called
+    head: int            # positions taken out of the ring at return
+    batch_start: int     # first position of the batch still being assembled, if any
+    settled: int         # events dispatched, rejected or evicted from this shard
+
+    @property
+    def reached(self) -> bool:
+        return self.head >= self.target and self.batch_start >= self.target
+
+    @property
+    def unsettled(self) -> int:
+        """Events ingested before the call and not yet dispatched or dropped (lower bound)."""
+        return max(0, self.target - min(self.head, self.batch_start))
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    reached: bool               # what flush() itself reports
+    timed_out: bool
+    waited_s: float
+    shards: tuple               # ShardBarrier per shard, measured when flush returned
+    method: str                 # "per_shard" or the mutation's name
+
+    @property
+    def barrier_held(self) -> bool:
+        """The evidence: did every shard really pass its target?"""
+        return all(s.reached for s in self.shards)
+
+
+@dataclass(frozen=True)
+class ShutdownReport:
+    lossy: bool                 # grace deadline passed with producers mid-push
+    flag_set: bool              # what shutdown_was_lossy says
+    stranded_events: int
+    abandoned_producers: tuple
+    duration_s: float
+    grace_s: float
+    residue: int = 0            # events left in rings after the final drain (should be 0)
+
+
+@dataclass
+class GroundTruthBus:
+    """What the bus side saw, per producer (for the ground-truth check)."""
+    received: np.ndarray        # by the verify adapter
+    evicted: np.ndarray
+    rejected: np.ndarray
+    stranded: np.ndarray
+    duplicates: int
+    order_violations: int
+    beyond_bitmap: int
+    received_and_dropped: int   # (producer, seq) both received and reported dropped
+    received_per_shard: np.ndarray
+    verify: bool
+
+
+class ReferenceBus:
+    """The reference bus of BUS.md. Create, ``start()``, ingest, ``flush()``,
+    ``shutdown()``. Producers get a writer id from ``producer_writer(i)``."""
+
+    def __init__(self, config: BusConfig):
+        self.config = c = config
+        self.producers = c.producers
+        self.python_writer = c.producers            # for plain-Python ingest (tests)
+        self.worker_writers = [c.producers + 1 + w for w in range(c.workers)]
+        self.cold_writer = c.producers + 1 + c.workers
+        writers = self.cold_writer + 1
+        self.counters = CounterArray.allocate(c.counters, writers)
+        verify = c.adapter == "verify"
+        verify_words = (c.verify_events_per_producer + 63) // 64 if verify else 0
+
+        cfg = np.zeros(CFG_LEN, np.int64)
+        cfg[CFG_SHARDS] = c.shards
+        cfg[CFG_CAPACITY] = c.capacity
+        cfg[CFG_MASK] = c.capacity - 1
+        cfg[CFG_MODE] = BACKPRESSURE_MODES[c.backpressure]
+        cfg[CFG_BLOCK_TIMEOUT_NS] = c.block_timeout_ns
+        cfg[CFG_MAX_EVENTS] = c.max_events
+        cfg[CFG_MAX_DELAY_NS] = c.max_delay_ns
+        cfg[CFG_MUTATIONS] = c.mutation_bits
+        cfg[CFG_COUNTER_STRIDE] = self.counters.counter_stride
+        cfg[CFG_WRITER_STRIDE] = self.counters.writer_stride
+        cfg[CFG_ADAPTER] = ADAPTER_KINDS[c.adapter]
+        cfg[CFG_SLOW_PER_BATCH_NS] = c.slow_per_batch_ns
+        cfg[CFG_SLOW_PER_EVENT_NS] = c.slow_per_event_ns
+        cfg[CFG_FLAKY_FAIL_PPM] = int(round(c.flaky_failure_rate * 1_000_000))
+        cfg[CFG_FLAKY_RETRIES] = c.flaky_retries
+        cfg[CFG_FLAKY_BACKOFF_NS] = c.flaky_backoff_ns
+        cfg[CFG_LATENCY] = 1 if c.latency else 0
+        cfg[CFG_PRODUCERS] = c.producers
+        cfg[CFG_VERIFY_WORDS] = verify_words
+        cfg[CFG_WORKERS] = c.workers
+        cfg[CFG_COLD_WRITER] = self.cold_writer
+
+        slots = c.shards * c.capacity
+        ring_seq = np.arange(slots, dtype=np.int64) % c.capacity   # slot i free for position i
+        lat_slots = slots if c.latency else 1
+        batch_slots = c.shards * c.max_events
+        pos = aligned_zeros(c.shards * 4 * SLOT)
+        for s in range(c.shards):
+            pos[(s * 4 + POS_BATCH_START) * SLOT] = NO_BATCH
+        wrk = aligned_zeros(c.workers * SLOT)
+        for w in range(c.workers):
+            wrk[w * SLOT + kernels.W_RNG] = (c.seed * 0x9E3779B97F4A7C15 + w + 1) & 0x7FFFFFFFFFFFFFFF or 1
+        hist_rows = c.workers if c.latency else 1
+        self.state = kernels.BusState(
+            cfg=cfg,
+            ctrl=aligned_zeros(CTRL_LEN * SLOT),
+            pos=pos,
+            ring_seq=ring_seq,
+            ring_val=np.zeros(slots, np.int64),
+            ring_t_int=np.zeros(lat_slots, np.int64),
+            ring_t_sent=np.zeros(lat_slots, np.int64),
+            counters=self.counters.words,
+            stripes=aligned_zeros(writers * SLOT),
+            batch_val=np.zeros(batch_slots, np.int64),
+            batch_t_int=np.zeros(batch_slots if c.latency else 1, np.int64),
+            batch_t_sent=np.zeros(batch_slots if c.latency else 1, np.int64),
+            wshard=aligned_zeros(c.shards * SLOT),
+            # calloc'd: untouched pages of the bitmaps cost no memory
+            v_recv=np.zeros(max(1, c.producers * verify_words), np.int64),
+            v_drop=np.zeros(max(1, c.producers * verify_words), np.int64),
+            v_last=np.full(c.shards * c.producers, -1, np.int64),
+            v_count=np.zeros(c.workers * c.producers, np.int64),
+            v_anomaly=aligned_zeros(c.workers * SLOT),
+            gt_evicted=np.zeros(c.producers, np.int64),
+            gt_rejected=np.zeros(c.producers, np.int64),
+            hist_int=histogram.new_histograms(hist_rows),
+            hist_sent=histogram.new_histograms(hist_rows),
+            wrk=wrk,
+        )
+        self._shard_lists = [np.array([s for s in range(c.shards) if s % c.workers == w], np.int64)
+                             for w in range(c.workers)]
+        self._workers: list[threading.Thread] = []
+        self._worker_errors: list[BaseException] = []
+        self._stranded = np.zeros(c.producers, np.int64)
+        self._report: ShutdownReport | None = None
+        self._started = False
+        self._scratch = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "ReferenceBus":
+        if self._started:
+            return self
+        self._started = True
+        for w in range(self.config.workers):
+            t = threading.Thread(target=self._run_worker, args=(w,),
+                                 name=f"busbench-worker-{w}", daemon=True)
+            self._workers.append(t)
+            t.start()
+        return self
+
+    def _run_worker(self, w):
+        try:
+            kernels.worker_loop(self.state, w, self.worker_writers[w], self._shard_lists[w])
+        except BaseException as exc:   # surfaced by shutdown(); a worker must not die silently
+            self._worker_errors.append(exc)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self, grace_s: float = 0.0) -> ShutdownReport:
+        """Shut down if not done yet, and release any stalled thread."""
+        report = self.shutdown(grace_s) if self._report is None else self._report
+        self.release_stalls()
+        return report
+
+    def __del__(self):
+        # Dropping a bus without shutdown must not lose events silently: run the
+        # same protocol (grace 0, so anything mid-push is counted and flagged).
+        try:
+            if self._started and self._report is None:
+                self.close(0.0)
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ reading
+    def stats(self) -> EventBusStats:
+        v = self.counters.read_all()
+        return EventBusStats(v["events_ingested"], v["events_dropped"], v["batches_dispatched"],
+                             v["events_dispatched"], bool(v["shutdown_was_lossy"]))
+
+    def _pos(self, shard, field_):
+        return int(self.state.pos[(shard * 4 + field_) * SLOT])
+
+    def shard_fill(self) -> list[int]:
+        """Events queued in each shard's ring now (claimed and not yet taken out)."""
+        return [max(0, self._pos(s, POS_TAIL) - self._pos(s, POS_HEAD))
+                for s in range(self.config.shards)]
+
+    def shard_positions(self) -> list[tuple]:
+        return [(self._pos(s, POS_TAIL), self._pos(s, POS_HEAD), self._pos(s, POS_SETTLED))
+                for s in range(self.config.shards)]
+
+    def producer_stalling(self, producer: int) -> bool:
+        return bool(self.state.stripes[producer * SLOT + ST_STALLING])
+
+    def in_flight_producers(self) -> list[int]:
+        st = self.state.stripes
+        return [w for w in range(self.cold_writer + 1)
+                if st[w * SLOT + ST_STATE] in (ACTIVE, COMMIT)]
+
+    def latency_histograms(self):
+        """(merged corrected, merged uncorrected) histograms, or None when off."""
+        if not self.config.latency:
+            return None
+        return histogram.merge(self.state.hist_int), histogram.merge(self.state.hist_sent)
+
+    def ground_truth(self) -> GroundTruthBus:
+        st, c = self.state, self.config
+        verify = c.adapter == "verify"
+        received = st.v_count.reshape(c.workers, c.producers).sum(axis=0)
+        both = 0
+        if verify:
+            both = int(np.count_nonzero(st.v_recv & st.v_drop))
+        an = st.v_anomaly.reshape(c.workers, SLOT)
+        per_shard = np.zeros(c.shards, np.int64)
+        return GroundTruthBus(
+            received=received.copy(), evicted=st.gt_evicted.copy(),
+            rejected=st.gt_rejected.copy(), stranded=self._stranded.copy(),
+            duplicates=int(an[:, kernels.V_DUPLICATES].sum()),
+            order_violations=int(an[:, kernels.V_ORDER].sum()),
+            beyond_bitmap=int(an[:, kernels.V_BEYOND_BITMAP].sum()),
+            received_and_dropped=both, received_per_shard=per_shard, verify=verify)
+
+    # ------------------------------------------------------------------ plain-Python ingest
+    def ingest(self, values, shards, t_int=None, writer=None):
+        """Ingest events from Python (tests, tools). Returns (status name, landed mask)."""
+        values = np.ascontiguousarray(values, np.int64)
+        shards = np.ascontiguousarray(shards, np.int64)
+        n = len(values)
+        now = time.monotonic_ns()
+        if t_int is None:
+            t_int = np.full(n, now, np.int64)
+        order = np.empty(max(n, 1), np.int64)
+        counts = np.empty(self.config.shards + 1, np.int64)
+        landed = np.zeros(max(n, 1), np.int64)
+        status, _ = kernels.ingest_batch(self.state, self.python_writer if writer is None else writer,
+                                         shards, values, np.ascontiguousarray(t_int, np.int64),
+                                         now, n, order, counts, landed)
+        return STATUS_NAMES[status], landed[:n].astype(bool)
+
+    @staticmethod
+    def event(producer: int, seq: int) -> int:
+        return (producer << SEQ_BITS) | seq
+
+    # ------------------------------------------------------------------ faults
+    def arm_producer_stall(self, producer: int, after_ns: int, for_ns: int) -> None:
+        """Make the producer stall mid-push (slots claimed, not yet published) on
+        its first push at least ``after_ns`` from now, for ``for_ns``."""
+        base = producer * SLOT
+        self.state.stripes[base + ST_STALL_FOR] = for_ns
+        _py_exchange(self.state.stripes, base + ST_STALL_FROM, time.monotonic_ns() + max(after_ns, 1))
+
+    def schedule_adapter_stall(self, after_ns: int, for_ns: int) -> None:
+        """Freeze the downstream (every on_batch blocks) from now + after for for_ns."""
+        start = time.monotonic_ns() + after_ns
+        ctrl = self.state.ctrl
+        ctrl[CTRL_STALL_UNTIL * SLOT] = 0
+        ctrl[CTRL_STALL_FROM * SLOT] = start
+        _py_exchange(ctrl, CTRL_STALL_UNTIL * SLOT, start + for_ns)
+
+    def release_stalls(self) -> None:
+        """End every stall now (teardown: threads we start, we stop)."""
+        _py_exchange(self.state.ctrl, CTRL_RELEASE * SLOT, 1)
+        self.state.ctrl[CTRL_STALL_UNTIL * SLOT] = 0
+
+    # ------------------------------------------------------------------ flush
+    def _barrier_evidence(self, targets) -> tuple:
+        out = []
+        for s, target in enumerate(targets):
+            # Read head before batch start: the worker announces a batch before taking it.
+            head = int(_py_load(self.state.pos, (s * 4 + POS_HEAD) * SLOT))
+            start = int(_py_load(self.state.pos, (s * 4 + POS_BATCH_START) * SLOT))
+            settled = int(_py_load(self.state.pos, (s * 4 + POS_SETTLED) * SLOT))
+            out.append(ShardBarrier(s, int(target), head, start, settled))
+        return tuple(out)
+
+    def flush(self, timeout_s: float = 5.0) -> FlushResult:
+        """Block until every event ingested before the call is dispatched or
+        dropped, on every shard; says whether it got there within the timeout."""
+        c = self.config
+        t0 = time.monotonic()
+        targets = [int(_py_load(self.state.pos, (s * 4 + POS_TAIL) * SLOT)) for s in range(c.shards)]
+        deadline = t0 + timeout_s
+        bits = c.mutation_bits
+        workers_alive = any(t.is_alive() for t in self._workers)
+        _py_fetch_add(self.state.ctrl, CTRL_FLUSHING * SLOT, 1)   # dispatch partial batches now
+        try:
+            if bits & M_FLUSH_SINGLE_WINDOW:
+                method = "flush_single_window"
+                time.sleep(c.max_delay_ns / 1e9)
+                reached, timed_out = True, False
+            elif bits & M_DISPATCH_FROZEN:
+                # net-mesh's old probe: wait while batches_dispatched moves.
+                method = "dispatch_counters_frozen"
+                last = self.stats().batches_dispatched
+                while True:
+                    time.sleep(c.max_delay_ns / 1e9)
+                    now_b = self.stats().batches_dispatched
+                    if now_b == last or time.monotonic() > deadline:
+                        break
+                    last = now_b
+                reached, timed_out = True, False
+            elif bits & M_FLUSH_GLOBAL_SUM:
+                method = "flush_global_sum"
+                goal = sum(targets)
+                reached = False
+                while True:
+                    settled = sum(self._pos(s, POS_SETTLED) for s in range(c.shards))
+                    if settled >= goal:
+                        reached = True
+                        break
+                    if time.monotonic() > deadline or not workers_alive:
+                        break
+                    time.sleep(POLL_S)
+                timed_out = not reached
+            else:
+                method = "per_shard"
+                reached = False
+                while True:
+                    if all(b.reached for b in self._barrier_evidence(targets)):
+                        reached = True
+                        break
+                    if time.monotonic() > deadline or not workers_alive:
+                        break
+                    time.sleep(POLL_S)
+                timed_out = not reached
+        finally:
+            _py_fetch_add(self.state.ctrl, CTRL_FLUSHING * SLOT, -1)
+        evidence = self._barrier_evidence(targets)
+        return FlushResult(reached=reached, timed_out=timed_out, waited_s=time.monotonic() - t0,
+                           shards=evidence, method=method)
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self, grace_s: float = 5.0) -> ShutdownReport:
+        """Close the gate, wait for in-flight pushes up to the grace deadline,
+        count what is stranded, drain the rings, stop the workers."""
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            return self._shutdown(grace_s)
+
+    def _shutdown(self, grace_s):
+        c = self.config
+        t0 = time.monotonic()
+        st = self.state
+        ctrl = st.ctrl
+        _py_exchange(ctrl, CTRL_GATE * SLOT, 1)      # full barrier: see the in-flight stripes
+        abandoned = []
+        stranded = 0
+        bits = c.mutation_bits
+        if not bits & M_NO_INFLIGHT_GATE:
+            deadline = t0 + grace_s
+            while self.in_flight_producers() and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            # Past the deadline: abandon every push still ACTIVE. One in COMMIT
+            # is mid-write and never blocks there; wait for it to leave.
+            while True:
+                busy = self.in_flight_producers()
+                if not busy:
+                    break
+                for w in busy:
+                    if _py_cas(st.stripes, w * SLOT + ST_STATE, ACTIVE, ABANDONED) == ACTIVE:
+                        pending = int(st.stripes[w * SLOT + ST_PENDING])
+                        abandoned.append(w)
+                        stranded += pending
+                        st.stripes[w * SLOT + ST_STRANDED] += pending
+                        if w < c.producers:
+                            self._stranded[w] += pending
+                time.sleep(POLL_S)
+        lossy = bool(abandoned)
+        if stranded:
+            times = 2 if bits & M_STRANDED_DOUBLE else 1
+            _py_fetch_add(self.counters.words, EVENTS_DROPPED * self.counters.counter_stride
+                          + self.cold_writer * self.counters.writer_stride, stranded * times)
+        flag = lossy and not bits & M_LOSSY_NEVER_SET
+        if flag:
+            self.counters.words[SHUTDOWN_WAS_LOSSY * self.counters.counter_stride
+                                + self.cold_writer * self.counters.writer_stride] = 1
+        # Final drain: the workers empty the rings and exit.
+        _py_exchange(ctrl, CTRL_PHASE * SLOT, PHASE_DRAIN)
+        if not self._started:
+            self.start()
+        for t in self._workers:
+            t.join()
+        _py_exchange(ctrl, CTRL_PHASE * SLOT, PHASE_STOP)
+        residue = sum(self.shard_fill())
+        self._report = ShutdownReport(
+            lossy=lossy, flag_set=bool(self.stats().shutdown_was_lossy), stranded_events=stranded,
+            abandoned_producers=tuple(abandoned), duration_s=time.monotonic() - t0,
+            grace_s=grace_s, residue=residue)
+        if self._worker_errors:
+            raise RuntimeError(f"a batch worker failed: {self._worker_errors[0]!r}")
+        return self._report
+
+    @property
+    def shut_down(self) -> bool:
+        return self._report is not None
+
+    @property
+    def shutdown_report(self) -> ShutdownReport | None:
+        return self._report

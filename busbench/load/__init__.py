@@ -1,0 +1,1 @@
+"""Load generation: jitted producer kernels and the threads that run them."""

@@ -1,0 +1,159 @@
+"""LoadGenerator: the producer threads, their parameters and ground truth.
+
+The kernels are pure functions over arrays (kernels.py); this class owns the
+arrays and the threads. Threads it starts, it stops: ``stop()`` raises the
+stop flag and joins them, also on error and Ctrl-C.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bus.core import ReferenceBus
+from . import kernels as K
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """The load, in plain values (the scenario's `load:` section, parsed)."""
+    producers: int = 2
+    rate_per_producer: float | None = None     # events/s; None = closed loop
+    batch: int = 64
+    keys: str = "uniform"                      # uniform | round_robin | hot | zipf
+    hot_shard: int = 0
+    hot_share: float = 0.9
+    zipf_exponent: float = 1.1
+    late_after_ns: int = 1_000_000
+    retry_failed: bool = False
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ProducerTruth:
+    offered: int        # events offered past the shutdown gate (every attempt)
+    landed: int         # events that reached a ring
+    refused: int        # events refused (drop_newest, fail_producer, block timeout)
+    turned_away: int    # events turned away at the gate (shutting down), not counted
+    stranded: int       # events of a push that shutdown abandoned
+    late: int           # open loop: events sent more than late_after behind schedule
+    calls: int
+    retries: int
+    next_seq: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class LoadGenerator:
+    def __init__(self, bus: ReferenceBus, spec: LoadSpec):
+        if spec.producers > bus.producers:
+            raise ValueError("the bus has fewer producer slots than the load has producers")
+        self.bus = bus
+        self.spec = spec
+        shards = bus.config.shards
+        self.params = []
+        self.pstate = []
+        self.scratch = []
+        for p in range(spec.producers):
+            prm = np.zeros(K.P_LEN, np.int64)
+            prm[K.P_OPEN_LOOP] = 1 if spec.rate_per_producer else 0
+            prm[K.P_BATCH] = spec.batch
+            prm[K.P_KEYS] = K.KEY_KINDS[spec.keys]
+            prm[K.P_HOT_SHARD] = spec.hot_shard
+            prm[K.P_HOT_PPM] = int(round(spec.hot_share * 1_000_000))
+            prm[K.P_RETRY_FAILED] = 1 if spec.retry_failed else 0
+            prm[K.P_LATE_AFTER_NS] = spec.late_after_ns
+            prm[K.P_SHARDS] = shards
+            if spec.rate_per_producer:
+                prm[K.P_INTERVAL_PS] = max(1, int(round(1e12 / spec.rate_per_producer)))
+            self.params.append(prm)
+            ps = np.zeros(K.S_LEN, np.int64)
+            ps[K.S_RNG] = (spec.seed * 1_000_003 + p * 7919 + 1)
+            self.pstate.append(ps)
+            n = spec.batch
+            self.scratch.append((np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                                 np.zeros(n, np.int64), np.zeros(shards + 1, np.int64),
+                                 np.zeros(n, np.int64)))
+        ranks = np.arange(1, shards + 1, dtype=np.float64)
+        weights = ranks ** -spec.zipf_exponent
+        self.zipf_cdf = np.cumsum(weights) / weights.sum()
+        self.stop_flag = np.zeros(16, np.int64)
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+
+    # ------------------------------------------------------------------ running
+    def start(self, duration_ns: int | None = None, events: int | None = None) -> None:
+        """Start every producer thread; they stop at the deadline, after their
+        share of ``events``, or at ``stop()``."""
+        if self._threads:
+            raise RuntimeError("producers are already running")
+        now = time.monotonic_ns()
+        self.stop_flag[K.STOP_FLAG] = 0
+        for p in range(self.spec.producers):
+            prm = self.params[p]
+            prm[K.P_T0_NS] = now
+            prm[K.P_DEADLINE_NS] = now + duration_ns if duration_ns else 0
+            if events is not None:
+                share = events // self.spec.producers + (1 if p < events % self.spec.producers else 0)
+                prm[K.P_MAX_EVENTS] = share
+            else:
+                prm[K.P_MAX_EVENTS] = -1
+            t = threading.Thread(target=self._run, args=(p,), name=f"busbench-producer-{p}",
+                                 daemon=True)
+            self._threads.append(t)
+        for t in self._threads:
+            t.start()
+
+    def _run(self, p):
+        try:
+            K.produce(self.bus.state, p, p, self.params[p], self.pstate[p], self.zipf_cdf,
+                      self.stop_flag, *self.scratch[p])
+        except BaseException as exc:
+            self._errors.append(exc)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the producers to finish by themselves; True when they have.
+        Joins in short slices so Ctrl-C reaches the main thread promptly."""
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        for t in self._threads:
+            while t.is_alive():
+                if end is not None and time.monotonic() >= end:
+                    return False
+                t.join(0.05)
+        self._reap()
+        return True
+
+    def stop(self) -> None:
+        """Raise the stop flag and join every producer thread."""
+        self.stop_flag[K.STOP_FLAG] = 1
+        for t in self._threads:
+            while t.is_alive():
+                t.join(0.05)
+        self._reap()
+
+    def _reap(self):
+        if all(not t.is_alive() for t in self._threads):
+            self._threads = []
+        if self._errors:
+            err = self._errors[0]
+            self._errors = []
+            raise RuntimeError(f"a producer failed: {err!r}") from err
+
+    # ------------------------------------------------------------------ truth
+    def truth(self, p: int) -> ProducerTruth:
+        s = self.pstate[p]
+        return ProducerTruth(offered=int(s[K.S_OFFERED]), landed=int(s[K.S_LANDED]),
+                             refused=int(s[K.S_REFUSED]), turned_away=int(s[K.S_TURNED_AWAY]),
+                             stranded=int(s[K.S_STRANDED]), late=int(s[K.S_LATE]),
+                             calls=int(s[K.S_CALLS]), retries=int(s[K.S_RETRIES]),
+                             next_seq=int(s[K.S_NEXT_SEQ]))
+
+    def truths(self) -> list[ProducerTruth]:
+        return [self.truth(p) for p in range(self.spec.producers)]

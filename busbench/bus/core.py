@@ -288,13 +288,20 @@ class ReferenceBus:
             return None
         return histogram.merge(self.state.hist_int), histogram.merge(self.state.hist_sent)
 
-    def ground_truth(self) -> GroundTruthBus:
+    def ground_truth(self, next_seq=None) -> GroundTruthBus:
+        """The verify adapter's tallies. ``next_seq[p]`` (one past the highest
+        sequence number producer p sent) bounds the bitmap scan; without it the
+        whole bitmap is read."""
         st, c = self.state, self.config
         verify = c.adapter == "verify"
         received = st.v_count.reshape(c.workers, c.producers).sum(axis=0)
         both = 0
         if verify:
-            both = int(np.count_nonzero(st.v_recv & st.v_drop))
+            words = int(st.cfg[CFG_VERIFY_WORDS])
+            for p in range(c.producers):
+                used = words if next_seq is None else min(words, (int(next_seq[p]) + 63) // 64)
+                lo = p * words
+                both += int(np.count_nonzero(st.v_recv[lo:lo + used] & st.v_drop[lo:lo + used]))
         an = st.v_anomaly.reshape(c.workers, SLOT)
         per_shard = np.zeros(c.shards, np.int64)
         return GroundTruthBus(

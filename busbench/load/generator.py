@@ -89,7 +89,7 @@ class LoadGenerator:
         """Start every producer thread; they stop at the deadline, after their
         share of ``events``, or at ``stop()``."""
         if self._threads:
-            raise RuntimeError("producers are already running")
+            self.stop()     # a producer left stalled by a fault: wait for it first
         now = time.monotonic_ns()
         self.stop_flag[K.STOP_FLAG] = 0
         for p in range(self.spec.producers):
@@ -130,17 +130,23 @@ class LoadGenerator:
         self._reap()
         return True
 
-    def stop(self) -> None:
-        """Raise the stop flag and join every producer thread."""
+    def stop(self, wait_for_stalled: bool = True) -> None:
+        """Raise the stop flag and join the producer threads.
+
+        With ``wait_for_stalled=False`` a producer stalled mid-push by a fault is
+        left in flight (that is the point of the fault: shutdown must meet it);
+        a later ``stop()`` joins it once its stall ends.
+        """
         self.stop_flag[K.STOP_FLAG] = 1
-        for t in self._threads:
+        for p, t in enumerate(self._threads):
             while t.is_alive():
-                t.join(0.05)
+                if not wait_for_stalled and self.bus.producer_stalling(p):
+                    break
+                t.join(0.02)
         self._reap()
 
     def _reap(self):
-        if all(not t.is_alive() for t in self._threads):
-            self._threads = []
+        self._threads = [t for t in self._threads if t.is_alive()]
         if self._errors:
             err = self._errors[0]
             self._errors = []

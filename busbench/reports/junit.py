@@ -1,0 +1,35 @@
+"""JUnit XML: one test case per check, so CI systems show each invariant."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+
+def render(results) -> str:
+    """One <testsuite> per scenario run, one <testcase> per verdict."""
+    suites = ET.Element("testsuites", name="busbench")
+    for r in results:
+        failures = sum(1 for v in r.checks if not v.ok)
+        errors = 1 if r.status in ("error", "interrupted") else 0
+        suite = ET.SubElement(suites, "testsuite", name=r.scenario_name,
+                              tests=str(max(1, len(r.checks))), failures=str(failures),
+                              errors=str(errors), time=f"{r.duration_s:.3f}",
+                              timestamp=r.started_at)
+        for v in r.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"busbench.{r.scenario_name}",
+                                 name=v.name if v.at == "end" else f"{v.name} ({v.at})", time="0")
+            if not v.ok:
+                if v.outcome == "not_evaluable":
+                    msg = f"not evaluable: {v.evidence}"
+                elif v.expect == "fail":
+                    msg = f"expected to fail, but passed: {v.evidence}"
+                else:
+                    msg = v.evidence
+                ET.SubElement(case, "failure", message=msg[:500], type=v.kind).text = msg
+            else:
+                ET.SubElement(case, "system-out").text = v.evidence
+        if errors:
+            case = ET.SubElement(suite, "testcase", classname=f"busbench.{r.scenario_name}",
+                                 name="run", time=f"{r.duration_s:.3f}")
+            ET.SubElement(case, "error", message=r.error or r.status, type=r.status)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

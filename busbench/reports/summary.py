@@ -1,0 +1,52 @@
+"""The final summary table printed at the end of `busbench run`."""
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from ..units import format_duration, format_rate
+
+STYLE = {"passed": "green", "failed": "red", "error": "red", "interrupted": "yellow"}
+
+
+def render(result):
+    r = result
+    head = Text.assemble((f"{r.scenario_name}", "bold"), "  ",
+                         (r.status.upper(), f"bold {STYLE.get(r.status, '')}"),
+                         f"  ·  {r.target}  ·  counters {r.layout}  ·  load {r.load_s:.2f}s")
+    counters = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    counters.add_column("counter")
+    counters.add_column("value", justify="right")
+    for k in ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched"):
+        counters.add_row(k, f"{r.counters.get(k, 0):,}")
+    lossy = bool(r.counters.get("shutdown_was_lossy"))
+    counters.add_row("shutdown_was_lossy", Text("true" if lossy else "false",
+                                                "bold red" if lossy else ""))
+    m = r.metrics
+    if m.get("throughput") is not None:
+        counters.add_row("throughput", format_rate(m["throughput"]))
+    counters.add_row("dropped ratio", f"{m.get('dropped_ratio', 0):.2%}")
+    if "latency.p99" in m:
+        counters.add_row("latency p50 / p99 / max",
+                         f"{format_duration(m['latency.p50'])} / {format_duration(m['latency.p99'])}"
+                         f" / {format_duration(m['latency.max'])}")
+        if m.get("latency_uncorrected.p99") != m.get("latency.p99"):
+            counters.add_row("uncorrected p50 / p99",
+                             f"{format_duration(m['latency_uncorrected.p50'])} / "
+                             f"{format_duration(m['latency_uncorrected.p99'])}")
+    checks = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    checks.add_column("")
+    checks.add_column("check")
+    checks.add_column("verdict")
+    checks.add_column("evidence", overflow="fold")
+    for v in r.checks:
+        mark = Text("✓", "green") if v.ok else Text("✗", "bold red")
+        verdict = "not evaluable" if v.outcome == "not_evaluable" else v.outcome
+        if v.expect == "fail":
+            verdict += " (expected to fail)"
+        checks.add_row(mark, v.name if v.at == "end" else f"{v.name} ({v.at})", verdict, v.evidence)
+    parts = [head, counters, checks]
+    if r.error:
+        parts.insert(1, Text(f"error: {r.error}", "red"))
+    return Group(*parts)

@@ -1,0 +1,95 @@
+"""RunResult: the one value every output is rendered from (JSON, JUnit,
+Markdown, summary table). Reports never re-read the scenario or the bus."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+
+SCHEMA_VERSION = 1
+
+# Run statuses, and the exit codes they map to (PRODUCT.md).
+PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
+EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 3, INTERRUPTED: 130}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict:
+    import numba
+    import numpy
+
+    from . import __version__
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "os": platform.platform(), "python": sys.version.split()[0],
+            "numba": numba.__version__, "numpy": numpy.__version__, "busbench": __version__}
+
+
+@dataclass
+class StepRecord:
+    index: int
+    kind: str
+    label: str
+    started_s: float                 # since the run started
+    duration_s: float = 0.0
+    counters: dict = field(default_factory=dict)   # EventBusStats after the step
+    details: dict = field(default_factory=dict)    # flush result, shutdown report, fault...
+
+
+@dataclass
+class RunResult:
+    scenario_name: str
+    scenario: dict                   # the scenario as run (overrides and seed applied)
+    source: str                      # the file it came from
+    target: str
+    layout: str
+    environment: dict
+    started_at: str                  # ISO 8601, UTC
+    status: str = PASSED
+    duration_s: float = 0.0          # wall time of the whole run
+    load_s: float = 0.0              # time producers were running (throughput's denominator)
+    steps: list = field(default_factory=list)
+    series: list = field(default_factory=list)     # counter samples at a fixed interval
+    series_interval_s: float = 0.0
+    throughput_samples: list = field(default_factory=list)  # events/s per interval under load
+    counters: dict = field(default_factory=dict)   # final EventBusStats
+    producers: list = field(default_factory=list)  # per producer ground truth
+    bus_truth: dict | None = None
+    flushes: list = field(default_factory=list)
+    shutdown: dict | None = None
+    latency: dict | None = None      # {"corrected": summary, "uncorrected": summary}
+    metrics: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)     # Verdicts
+    error: str | None = None
+    gate: dict | None = None         # the --baseline regression gate, when asked for
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "scenario_name": self.scenario_name, "source": self.source, "target": self.target,
+            "layout": self.layout, "status": self.status, "exit_code": self.exit_code,
+            "error": self.error, "started_at": self.started_at, "duration_s": self.duration_s,
+            "load_s": self.load_s, "environment": self.environment, "scenario": self.scenario,
+            "counters": self.counters, "metrics": self.metrics,
+            "latency": self.latency,
+            "checks": [v.to_dict() for v in self.checks],
+            "steps": [s.__dict__ for s in self.steps],
+            "flushes": self.flushes, "shutdown": self.shutdown,
+            "producers": self.producers, "bus_truth": self.bus_truth, "gate": self.gate,
+            "throughput_samples": self.throughput_samples,
+            "series_interval_s": self.series_interval_s, "series": self.series,
+        }

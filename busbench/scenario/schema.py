@@ -1,0 +1,783 @@
+"""The scenario schema: what a scenario file may say, as frozen, typed models.
+
+Everything is validated before anything runs, so a typo costs a second, not a
+ten-minute run. Values are stored in one unit each (durations as int
+nanoseconds, rates as float events per second, counts as int), and shorthand
+is expanded on the way in (``run: 2s``, ``keys: uniform``, ``counters: packed``)
+so the runner sees one shape only. ``Scenario.to_dict()`` writes the canonical
+short form back out, which loads to an equal ``Scenario``: a result file can
+carry the scenario exactly as run.
+
+Validators raise ``InvalidValue`` with a path below the object they check, so
+that errors name the exact key (``steps.2.fault.stall_producer.producer``) and
+``loader`` can find its line.
+"""
+from __future__ import annotations
+
+import re
+import types
+from functools import partial
+from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Literal, Union, get_args, get_origin
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
+                      Field, PlainSerializer, StrictBool, Tag, model_serializer, model_validator)
+
+from ..thresholds import Threshold, ThresholdError, parse_threshold
+from ..units import (NS_PER_UNIT, UnitError, canonical_duration, canonical_rate, parse_count,
+                     parse_duration, parse_fraction, parse_rate)
+from .errors import InvalidValue, closest, show, unknown_key
+
+# --- value types --------------------------------------------------------------
+
+
+def _whole_number(value: Any) -> int:
+    """An int as it is (range checks say "at least 1"), or a count with a suffix (``"64k"``)."""
+    if isinstance(value, bool):
+        raise InvalidValue(f"expected a whole number, got {show(value)}")
+    if isinstance(value, int):
+        return value
+    return parse_count(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidValue(f"expected a number, got {show(value)}")
+    return float(value)
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration),
+                     PlainSerializer(canonical_duration, when_used="json")]
+DurationOrZero = Annotated[int, BeforeValidator(partial(parse_duration, allow_zero=True)),
+                           PlainSerializer(canonical_duration, when_used="json")]
+Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(canonical_rate, when_used="json")]
+Count = Annotated[int, BeforeValidator(_whole_number)]
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+Number = Annotated[float, BeforeValidator(_number)]
+
+Backpressure = Literal["drop_newest", "fail_producer", "drop_oldest", "block"]
+Mutation = Literal["dispatch_counters_frozen", "flush_single_window", "flush_global_sum",
+                   "no_inflight_gate", "lossy_flag_never_set", "stranded_double_count",
+                   "final_sweep_single_pass", "uncounted_eviction", "refusal_not_ingested"]
+CheckKind = Literal["conservation", "ground_truth", "flush_barrier", "lossy_shutdown", "threshold"]
+Expectation = Literal["pass", "fail"]
+
+BACKPRESSURE_MODES: tuple[str, ...] = get_args(Backpressure)
+MUTATIONS: tuple[str, ...] = get_args(Mutation)
+CHECK_KINDS: tuple[str, ...] = get_args(CheckKind)
+TARGETS = ("builtin",)
+UNAVAILABLE_TARGETS = ("net-mesh",)
+COUNTER_LAYOUTS = ("padded", "packed", "striped")
+
+MAX_CAPACITY = 1 << 24
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        raise InvalidValue(f"expected letters, digits, '_', '.' or '-' only (the name is used in "
+                           f"result file names), got {value!r}")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise InvalidValue("expected a sentence saying what the scenario shows, got an empty text")
+    return value
+
+
+def _target(value: Any) -> str:
+    if value in UNAVAILABLE_TARGETS:
+        raise InvalidValue(f"target {value} is not available in this build; "
+                           f"available: {', '.join(TARGETS)}")
+    if value not in TARGETS:
+        raise InvalidValue(f"unknown target {show(value)}; expected one of: {', '.join(TARGETS)}",
+                           suggestion=closest(value, TARGETS + UNAVAILABLE_TARGETS))
+    return value
+
+
+def _at_least_one(what: str) -> Callable[[tuple], tuple]:
+    """An emptiness check that runs after the items are valid (pydantic's ``min_length`` would
+    also complain about a list whose only item is invalid)."""
+    def check(items: tuple) -> tuple:
+        if not items:
+            raise InvalidValue(f"expected at least one {what}")
+        return items
+    return check
+
+
+def _power_of_two(value: int) -> int:
+    if not 2 <= value <= MAX_CAPACITY or value & (value - 1):
+        raise InvalidValue(f"expected a power of two from 2 to {MAX_CAPACITY} (2**24), "
+                           f"e.g. 4096, got {value}")
+    return value
+
+
+# --- shared machinery -----------------------------------------------------------
+
+
+def only_keys(mapping: dict, allowed: Iterable[str], *, owner: str = "", at: tuple = ()) -> None:
+    """Refuse a key not in ``allowed`` in a mapping read by hand (a check's settings)."""
+    for key in mapping:
+        if key not in allowed:
+            message, suggestion = unknown_key(key, list(allowed), owner)
+            raise InvalidValue(message, path=at + (key,), suggestion=suggestion)
+
+
+class Section(BaseModel):
+    """A mapping in the scenario file: unknown keys refused (``keys_expected_at`` lists
+    the valid ones for the message), frozen once built."""
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        return data if isinstance(data, BaseModel) else cls._expand(data)
+
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        """Hook: what the user wrote -> this model's fields. By default, a mapping of its keys."""
+        return {} if data is None else data
+
+    @classmethod
+    def user_keys(cls) -> list[str]:
+        """The keys a user may write, in declaration order (aliases such as ``for`` included)."""
+        return [info.alias or name for name, info in cls.model_fields.items()]
+
+
+class Choice(Section):
+    """One of a family (a step, an adapter, a key distribution), named by ``tag``."""
+    tag: ClassVar[str]
+
+    @property
+    def kind(self) -> str:
+        return self.tag
+
+
+class OneKey(Choice):
+    """A choice written ``{tag: settings}``, or a bare ``tag`` when the defaults will do.
+
+    ``_settings`` reads what follows the tag (subclasses add scalar shorthand such
+    as ``run: 2s``); ``_compact`` writes the shortest form back for ``to_dict``.
+    """
+
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        return cls._settings(data.get(cls.tag) if isinstance(data, dict) else None)
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        if settings is None:
+            return {}
+        if isinstance(settings, dict):
+            return settings
+        raise InvalidValue(f"expected the settings of {cls.tag} as a mapping "
+                           f"({', '.join(cls.user_keys())}), got {show(settings)}")
+
+    def _compact(self, settings: dict) -> Any:
+        return settings
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Callable) -> Any:
+        if not type(self).model_fields:
+            return self.tag
+        return {self.tag: self._compact(handler(self))}
+
+
+def _tag_of_one_key(value: Any, what: str, example: str) -> tuple[Any, tuple]:
+    """``"flush"`` or ``{"flush": {...}}`` -> ``("flush", path of the tag)``."""
+    if isinstance(value, str):
+        return value, ()
+    if isinstance(value, dict) and len(value) == 1:
+        tag = next(iter(value))
+        return tag, (tag,)
+    if isinstance(value, dict):
+        raise InvalidValue(f"expected one key naming the {what} (like {example}), got "
+                           f"{len(value)} keys: {', '.join(map(str, value)) or 'none'}")
+    raise InvalidValue(f"expected a {what} like {example}, got {show(value)}")
+
+
+def _tag_of_kind(value: Any, what: str, example: str) -> tuple[Any, tuple]:
+    """``"verify"`` or ``{"kind": "slow", ...}`` -> ``("slow", ("kind",))``."""
+    if isinstance(value, str):
+        return value, ()
+    if isinstance(value, dict) and "kind" in value:
+        return value["kind"], ("kind",)
+    if isinstance(value, dict):
+        raise InvalidValue(f"required key is missing: which {what}? (like {example})",
+                           path=("kind",), missing=True)
+    raise InvalidValue(f"expected an {what} like {example}, got {show(value)}")
+
+
+def _one_of(what: str, members: tuple[type[Choice], ...], read_tag: Callable, example: str) -> Any:
+    """A union of ``members`` chosen by tag, with plain-words errors for a missing or unknown tag."""
+    by_tag = {member.tag: member for member in members}
+
+    def check_tag(value: Any) -> Any:
+        tag, path = read_tag(value, what, example)
+        if not isinstance(tag, str) or tag not in by_tag:
+            raise InvalidValue(f"unknown {what} {show(tag)}; expected one of: {', '.join(by_tag)}",
+                               path=path, suggestion=closest(tag, by_tag))
+        return value
+
+    def discriminate(value: Any) -> Any:
+        if isinstance(value, Choice):      # serializing
+            return value.tag
+        try:
+            return read_tag(value, what, example)[0]
+        except InvalidValue:
+            return None
+
+    tagged = tuple(Annotated[member, Tag(tag)] for tag, member in by_tag.items())
+    return Annotated[Union[tagged], Discriminator(discriminate), BeforeValidator(check_tag)]
+
+
+# --- bus ----------------------------------------------------------------------------
+
+
+class BatchPolicy(Section):
+    """When a worker dispatches: the batch is full, or its first event has waited max_delay."""
+    max_events: Annotated[Count, Field(ge=1, le=1_000_000)] = 512
+    max_delay: Duration = parse_duration("1ms")
+
+
+class CounterSpec(Section):
+    """Where the EventBusStats counters live: ``padded``, ``packed``, ``striped`` or ``{stride: N}``.
+
+    ``layout`` and ``stride_bytes`` are the two fields of ``busbench.bus.layout.CounterLayout``.
+    """
+    layout: Literal["padded", "packed", "striped", "stride"] = "padded"
+    stride: Count | None = None
+
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data not in COUNTER_LAYOUTS:
+                raise InvalidValue(f"unknown counter layout {data!r}; expected one of: "
+                                   f"{', '.join(COUNTER_LAYOUTS)}, or {{stride: 64}}",
+                                   suggestion=closest(data, COUNTER_LAYOUTS))
+            return {"layout": data}
+        if isinstance(data, dict):
+            return {"layout": "stride", **data} if "stride" in data and "layout" not in data else data
+        raise InvalidValue(f"expected padded, packed, striped or {{stride: 64}}, got {show(data)}")
+
+    @model_validator(mode="after")
+    def _stride_in_words(self) -> "CounterSpec":
+        if (self.layout == "stride") != (self.stride is not None):
+            raise InvalidValue("expected a stride in bytes with layout stride, and only then, "
+                               "like {stride: 64}", path=("stride",))
+        if self.stride is not None and not (8 <= self.stride <= 4096 and self.stride % 8 == 0):
+            raise InvalidValue(f"expected a stride in bytes that is a multiple of 8 from 8 to "
+                               f"4096 (counters are 8-byte words), got {self.stride}",
+                               path=("stride",))
+        return self
+
+    @property
+    def stride_bytes(self) -> int:
+        """Distance between two counters; 128 for padded and striped (a prefetcher's line pair)."""
+        return {"padded": 128, "packed": 8, "striped": 128}.get(self.layout, self.stride)
+
+    @property
+    def label(self) -> str:
+        return f"stride {self.stride}" if self.layout == "stride" else self.layout
+
+    @model_serializer
+    def _as_written(self) -> Any:
+        return {"stride": self.stride} if self.layout == "stride" else self.layout
+
+
+class AdapterSpec(Choice):
+    """An adapter: ``{kind: slow, per_batch: 1ms}``, or just ``verify``."""
+
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return {}
+        return {key: value for key, value in data.items() if key != "kind"}
+
+    @classmethod
+    def user_keys(cls) -> list[str]:
+        return ["kind", *super().user_keys()]
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Callable) -> dict:
+        return {"kind": self.tag, **handler(self)}
+
+
+class NoopAdapter(AdapterSpec):
+    """Accepts every batch and does nothing: the bus's own cost."""
+    tag: ClassVar[str] = "noop"
+
+
+class VerifyAdapter(AdapterSpec):
+    """Records every (producer, seq): duplicates, gaps, per-shard order (ground truth)."""
+    tag: ClassVar[str] = "verify"
+
+
+class SlowAdapter(AdapterSpec):
+    """A fixed cost per batch and per event, as a slow downstream has."""
+    tag: ClassVar[str] = "slow"
+    per_batch: DurationOrZero = 0
+    per_event: DurationOrZero = 0
+
+
+class FlakyAdapter(AdapterSpec):
+    """A batch fails with probability failure_rate; retried with backoff, then rejected (dropped)."""
+    tag: ClassVar[str] = "flaky"
+    failure_rate: Annotated[Fraction, Field(ge=0, le=1)] = 0.1
+    retries: Annotated[Count, Field(ge=0, le=100)] = 3
+    backoff: DurationOrZero = parse_duration("100us")
+
+
+class StallAdapter(AdapterSpec):
+    """Blocks for ``for`` from ``at`` after the first run step starts, as a frozen downstream does."""
+    tag: ClassVar[str] = "stall"
+    at: DurationOrZero = 0
+    duration: Duration = Field(alias="for")
+
+
+Adapter = _one_of("adapter kind", (NoopAdapter, VerifyAdapter, SlowAdapter, FlakyAdapter, StallAdapter),
+                  _tag_of_kind, "{kind: verify}")
+
+
+class Bus(Section):
+    """The bus under test: shards, rings, backpressure, batching, counters, adapter, mutations."""
+    shards: Annotated[Count, Field(ge=1, le=1024)] = 4
+    capacity: Annotated[Count, AfterValidator(_power_of_two)] = 4096
+    backpressure: Backpressure = "drop_newest"
+    block_timeout: Duration = parse_duration("10ms")
+    batch: BatchPolicy = BatchPolicy()
+    counters: CounterSpec = CounterSpec()
+    workers: Annotated[Count, Field(ge=1, le=64)] = 1
+    latency: StrictBool = True
+    adapter: Adapter = VerifyAdapter()
+    mutations: tuple[Mutation, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Bus":
+        if self.workers > self.shards:
+            raise InvalidValue(f"expected at most one worker per shard: workers is {self.workers} "
+                               f"but shards is {self.shards}", path=("workers",))
+        for index, mutation in enumerate(self.mutations):
+            if mutation in self.mutations[:index]:
+                raise InvalidValue(f"mutation {mutation} is listed twice", path=("mutations", index))
+        return self
+
+    @property
+    def counter_stride_bytes(self) -> int:
+        return self.counters.stride_bytes
+
+    @property
+    def layout_label(self) -> str:
+        """``padded``, ``packed``, ``striped`` or ``stride 64``, for headers and reports."""
+        return self.counters.label
+
+
+# --- load ---------------------------------------------------------------------------
+
+
+class ArrivalRate(Section):
+    """``max`` (closed loop: send as fast as the bus takes), ``2M/s`` in total, or ``{per_producer: 1M/s}``."""
+    total: Rate | None = None
+    per_producer: Rate | None = None
+
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        if data == "max":
+            return {}
+        if data is None or isinstance(data, dict):
+            data = super()._expand(data)
+            if len(data) > 1:
+                raise InvalidValue("expected one of total or per_producer, not both")
+            return data
+        return {"total": data}
+
+    @model_serializer
+    def _as_written(self) -> Any:
+        if self.per_producer is not None:
+            return {"per_producer": canonical_rate(self.per_producer)}
+        return "max" if self.total is None else canonical_rate(self.total)
+
+
+class UniformKeys(OneKey):
+    """Keys spread evenly over the shards at random."""
+    tag: ClassVar[str] = "uniform"
+
+
+class RoundRobinKeys(OneKey):
+    """Each producer cycles through the shards in turn."""
+    tag: ClassVar[str] = "round_robin"
+
+
+class HotKeys(OneKey):
+    """``share`` of the events go to one hot shard; the rest spread evenly."""
+    tag: ClassVar[str] = "hot"
+    shard: Annotated[Count, Field(ge=0)] = 0
+    share: Annotated[Fraction, Field(gt=0, le=1)]
+
+
+class ZipfKeys(OneKey):
+    """Shard popularity follows a Zipf law with this exponent (skewed, like real keys)."""
+    tag: ClassVar[str] = "zipf"
+    exponent: Annotated[Number, Field(gt=0)]
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        return super()._settings(settings) if isinstance(settings, dict) else {"exponent": settings}
+
+    def _compact(self, settings: dict) -> Any:
+        return settings["exponent"]
+
+
+KeyDistribution = _one_of("key distribution", (UniformKeys, RoundRobinKeys, HotKeys, ZipfKeys),
+                          _tag_of_one_key, "uniform or {zipf: 1.1}")
+
+
+class Load(Section):
+    """The producers: how many, how fast, how many events per ingest call, which shards."""
+    producers: Annotated[Count, Field(ge=1, le=64)] = 2
+    rate: ArrivalRate = ArrivalRate()
+    batch: Annotated[Count, Field(ge=1, le=65536)] = 64
+    keys: KeyDistribution = UniformKeys()
+    late_after: Duration = parse_duration("1ms")
+    on_fail: Literal["drop", "retry"] = "drop"
+
+    @property
+    def is_open_loop(self) -> bool:
+        """Open loop: sends are scheduled at a constant arrival rate, whatever the bus does."""
+        return self.rate.total is not None or self.rate.per_producer is not None
+
+    @property
+    def total_rate(self) -> float | None:
+        """Events per second over all producers; None in closed loop."""
+        if self.rate.per_producer is not None:
+            return self.rate.per_producer * self.producers
+        return self.rate.total
+
+    @property
+    def per_producer_rate(self) -> float | None:
+        total = self.total_rate
+        return None if total is None else total / self.producers
+
+
+# --- checks -------------------------------------------------------------------------
+
+
+def _expectation(settings: dict, at: tuple) -> str:
+    expect = settings.get("expect", "pass")
+    if expect not in ("pass", "fail"):
+        raise InvalidValue(f"expected pass or fail, got {show(expect)}", path=at + ("expect",),
+                           suggestion=closest(expect, ("pass", "fail")))
+    return expect
+
+
+def _threshold(expression: Any, at: tuple) -> Threshold:
+    try:
+        return parse_threshold(expression)
+    except ThresholdError as error:
+        raise InvalidValue(str(error), path=at, suggestion=error.suggestion) from None
+
+
+class CheckSpec(BaseModel):
+    """A check: ``conservation``, ``lossy_shutdown: false``, ``threshold: "throughput >= 5M/s"``.
+
+    ``expect: fail`` declares that the check must fail: a mutation scenario
+    passes only when its check catches the mutation.
+    """
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: CheckKind
+    expect: Expectation = "pass"
+    value: StrictBool | None = None            # lossy_shutdown: what shutdown_was_lossy must be
+    threshold: Threshold | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        if isinstance(data, BaseModel) or (isinstance(data, dict) and "kind" in data):
+            return data                         # already in field form (built in Python)
+        kind, at = _tag_of_one_key(data, "check", "conservation or {threshold: 'throughput >= 5M/s'}")
+        if kind not in CHECK_KINDS:
+            raise InvalidValue(f"unknown check {show(kind)}; expected one of: {', '.join(CHECK_KINDS)}",
+                               path=at, suggestion=closest(kind, CHECK_KINDS))
+        settings = data[kind] if isinstance(data, dict) else None
+        if kind == "threshold":
+            return cls._threshold_fields(settings, at)
+        if kind == "lossy_shutdown":
+            return cls._lossy_fields(settings, at)
+        if settings is None:
+            return {"kind": kind}
+        if not isinstance(settings, dict):
+            raise InvalidValue(f"{kind} takes no value; write `- {kind}` or "
+                               f"`- {kind}: {{expect: fail}}`, got {show(settings)}", path=at)
+        only_keys(settings, ["expect"], owner=kind, at=at)
+        return {"kind": kind, "expect": _expectation(settings, at)}
+
+    @staticmethod
+    def _threshold_fields(settings: Any, at: tuple) -> dict:
+        if isinstance(settings, dict):
+            only_keys(settings, ["expr", "expect"], owner="threshold", at=at)
+            if "expr" not in settings:
+                raise InvalidValue("required key is missing: the threshold, like "
+                                   "expr: 'throughput >= 5M/s'", path=at + ("expr",), missing=True)
+            return {"kind": "threshold", "expect": _expectation(settings, at),
+                    "threshold": _threshold(settings["expr"], at + ("expr",))}
+        return {"kind": "threshold", "threshold": _threshold(settings, at)}
+
+    @staticmethod
+    def _lossy_fields(settings: Any, at: tuple) -> dict:
+        if isinstance(settings, dict):
+            only_keys(settings, ["value", "expect"], owner="lossy_shutdown", at=at)
+            value, value_at = settings.get("value"), at + ("value",)
+        else:
+            value, value_at = settings, at
+        if not isinstance(value, bool):
+            raise InvalidValue(f"expected true or false (what shutdown_was_lossy must be), "
+                               f"got {show(value)}", path=value_at)
+        expect = _expectation(settings, at) if isinstance(settings, dict) else "pass"
+        return {"kind": "lossy_shutdown", "value": value, "expect": expect}
+
+    @property
+    def label(self) -> str:
+        """``conservation``, ``lossy_shutdown == true``, ``threshold: throughput >= 5M/s``."""
+        if self.kind == "lossy_shutdown":
+            return f"lossy_shutdown == {str(self.value).lower()}"
+        if self.kind == "threshold":
+            return f"threshold: {self.threshold.text}"
+        return self.kind
+
+    @property
+    def expects_failure(self) -> bool:
+        return self.expect == "fail"
+
+    @model_serializer
+    def _as_written(self) -> Any:
+        if self.kind == "threshold":
+            short, long = self.threshold.text, {"expr": self.threshold.text}
+        elif self.kind == "lossy_shutdown":
+            short, long = self.value, {"value": self.value}
+        else:
+            short, long = None, {}
+        if self.expect == "fail":
+            return {self.kind: {**long, "expect": "fail"}}
+        return self.kind if short is None else {self.kind: short}
+
+
+# --- steps --------------------------------------------------------------------------
+
+
+def _is_duration_text(text: str) -> bool:
+    """``"2s"``, ``"-5ms"`` end in a time unit; ``"10M"``, ``"5k"``, ``"500_000"`` do not."""
+    unit = re.search(r"[a-zµ]+\s*$", text)
+    return unit is not None and unit.group().strip() in NS_PER_UNIT
+
+
+class RunStep(OneKey):
+    """Load the bus for a time (``run: 2s``) or for a number of events (``run: 10M``)."""
+    tag: ClassVar[str] = "run"
+    duration: Duration | None = None
+    events: Annotated[Count, Field(gt=0)] | None = None
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        if isinstance(settings, dict):
+            return super()._settings(settings)
+        if isinstance(settings, int) and not isinstance(settings, bool):
+            return {"events": settings}
+        if isinstance(settings, str) and _is_duration_text(settings):
+            return {"duration": settings}
+        if isinstance(settings, str):
+            try:
+                parse_count(settings)
+                return {"events": settings}
+            except UnitError:
+                pass
+        raise InvalidValue(f"expected a duration like 2s or an event count like 10M, got {show(settings)}")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "RunStep":
+        if (self.duration is None) == (self.events is None):
+            raise InvalidValue("expected exactly one of duration or events, "
+                               "like `- run: 2s` or `- run: {events: 10M}`")
+        return self
+
+    def _compact(self, settings: dict) -> Any:
+        return settings["duration"] if self.duration is not None else settings["events"]
+
+
+class FlushStep(OneKey):
+    """flush(): a delivery barrier; ``under_load`` keeps the producers sending meanwhile."""
+    tag: ClassVar[str] = "flush"
+    timeout: Duration = parse_duration("5s")
+    under_load: StrictBool = False
+
+
+class CheckStep(OneKey):
+    """Evaluate checks at this point of the run (the same specs as the end ``checks:``)."""
+    tag: ClassVar[str] = "check"
+    checks: Annotated[tuple[CheckSpec, ...], AfterValidator(_at_least_one("check, like [conservation]"))]
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        if settings is None:
+            raise InvalidValue("expected at least one check, like `- check: [conservation]`")
+        return {"checks": settings if isinstance(settings, list) else [settings]}
+
+    def _compact(self, settings: dict) -> Any:
+        return settings["checks"]
+
+
+class SleepStep(OneKey):
+    """Wait without load (producers idle), e.g. to let a stall play out."""
+    tag: ClassVar[str] = "sleep"
+    duration: Duration
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        if settings is None:
+            raise InvalidValue("expected a duration, like `- sleep: 100ms`")
+        return super()._settings(settings) if isinstance(settings, dict) else {"duration": settings}
+
+    def _compact(self, settings: dict) -> Any:
+        return settings["duration"]
+
+
+class StallProducerFault(OneKey):
+    """Producer ``producer`` stops mid-push for ``for``, starting ``after`` into the next run."""
+    tag: ClassVar[str] = "stall_producer"
+    producer: Annotated[Count, Field(ge=0)]
+    after: DurationOrZero = 0
+    duration: Duration = Field(alias="for")
+
+
+class StallAdapterFault(OneKey):
+    """The adapter blocks for ``for``, starting ``after`` into the next run."""
+    tag: ClassVar[str] = "stall_adapter"
+    after: DurationOrZero = 0
+    duration: Duration = Field(alias="for")
+
+
+Fault = _one_of("fault", (StallProducerFault, StallAdapterFault), _tag_of_one_key,
+                "{stall_adapter: {for: 200ms}}")
+
+
+class FaultStep(OneKey):
+    """Arm a fault; it fires during the run steps that follow."""
+    tag: ClassVar[str] = "fault"
+    fault: Fault
+
+    @classmethod
+    def _settings(cls, settings: Any) -> Any:
+        if settings is None:
+            raise InvalidValue("expected a fault: stall_producer or stall_adapter")
+        return {"fault": settings}
+
+    def _compact(self, settings: dict) -> Any:
+        return settings["fault"]
+
+
+class ShutdownStep(OneKey):
+    """shutdown(grace): close the gate, wait for in-flight pushes, drain; must be the last step."""
+    tag: ClassVar[str] = "shutdown"
+    grace: DurationOrZero = parse_duration("5s")
+
+
+Step = _one_of("step", (RunStep, FlushStep, CheckStep, SleepStep, FaultStep, ShutdownStep),
+               _tag_of_one_key, "- run: 2s")
+
+
+# --- the scenario ---------------------------------------------------------------------
+
+
+class Scenario(Section):
+    """A whole scenario file, validated: the one value every later stage reads."""
+    name: Annotated[str, AfterValidator(_name)]
+    description: Annotated[str, AfterValidator(_non_empty)]
+    seed: Annotated[Count, Field(ge=0)] = 1
+    target: Annotated[str, BeforeValidator(_target)] = "builtin"
+    bus: Bus = Bus()
+    load: Load = Load()
+    steps: Annotated[tuple[Step, ...], AfterValidator(_at_least_one("step, like - run: 2s"))]
+    checks: tuple[CheckSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        problem = next(self._inconsistencies(), None)
+        if problem is not None:
+            raise problem
+        return self
+
+    def _inconsistencies(self) -> Iterator[InvalidValue]:
+        """Rules that span sections; paths are the file's own, so errors find their line."""
+        keys, shards = self.load.keys, self.bus.shards
+        if isinstance(keys, HotKeys) and keys.shard >= shards:
+            yield InvalidValue(f"shard {keys.shard} does not exist: bus.shards is {shards}, so "
+                               f"shards are numbered 0 to {shards - 1}", path=("load", "keys", "hot", "shard"))
+        flushed = False
+        for index, step in enumerate(self.steps):
+            if isinstance(step, ShutdownStep) and index != len(self.steps) - 1:
+                yield InvalidValue("shutdown must be the last step, and there can be only one",
+                                   path=("steps", index))
+            if isinstance(step, FlushStep):
+                flushed = True
+            if isinstance(step, FaultStep) and isinstance(step.fault, StallProducerFault) \
+                    and step.fault.producer >= self.load.producers:
+                yield InvalidValue(f"producer {step.fault.producer} does not exist: load.producers is "
+                                   f"{self.load.producers}, so producers are numbered 0 to "
+                                   f"{self.load.producers - 1}",
+                                   path=("steps", index, "fault", "stall_producer", "producer"))
+            for position, check in enumerate(step.checks if isinstance(step, CheckStep) else ()):
+                if check.kind == "flush_barrier" and not flushed:
+                    yield InvalidValue("flush_barrier needs a flush step before this check",
+                                       path=("steps", index, "check", position))
+        for position, check in enumerate(self.checks):
+            if check.kind == "flush_barrier" and not flushed:
+                yield InvalidValue("flush_barrier needs a flush step in steps (e.g. `- flush`)",
+                                   path=("checks", position))
+
+    @property
+    def all_checks(self) -> tuple[CheckSpec, ...]:
+        """Every check the scenario declares: those in check steps, in order, then the end checks."""
+        in_steps = tuple(check for step in self.steps if isinstance(step, CheckStep)
+                         for check in step.checks)
+        return in_steps + self.checks
+
+    def to_dict(self) -> dict:
+        """The scenario as run, in canonical short form (durations as text such as ``"2s"``);
+        JSON-friendly, and loading it back gives an equal Scenario."""
+        return self.model_dump(mode="json")
+
+
+def keys_expected_at(loc: tuple) -> list[str] | None:
+    """The keys a user may write in the mapping at pydantic's ``loc``, for "unknown key" errors.
+
+    Follows fields, list indices and union tags down from ``Scenario``; None
+    where ``loc`` leads to something that is not a section.
+    """
+    current: Any = Scenario
+    for part in loc:
+        current = _inside(_unwrapped(current), part)
+    current = _unwrapped(current)
+    return current.user_keys() if isinstance(current, type) and issubclass(current, Section) else None
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` -> X, and ``X | None`` -> X."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [member for member in get_args(annotation) if member is not type(None)]
+        if len(members) == 1:
+            return _unwrapped(members[0])
+    return annotation
+
+
+def _inside(annotation: Any, part: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return next((info.annotation for name, info in annotation.model_fields.items()
+                     if part in (name, info.alias)), None)
+    if get_origin(annotation) is tuple and isinstance(part, int):
+        return get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return next((member for member in map(_unwrapped, get_args(annotation))
+                     if getattr(member, "tag", None) == part), None)
+    return None

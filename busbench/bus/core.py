@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,7 +128,6 @@ class GroundTruthBus:
     order_violations: int
     beyond_bitmap: int
     received_and_dropped: int   # (producer, seq) both received and reported dropped
-    received_per_shard: np.ndarray
     verify: bool
 
 
@@ -211,10 +211,16 @@ class ReferenceBus:
         self._workers: list[threading.Thread] = []
         self._worker_errors: list[BaseException] = []
         self._stranded = np.zeros(c.producers, np.int64)
-        self._report: ShutdownReport | None = None
+        self._reports: list[ShutdownReport] = []      # shared with the finaliser
         self._started = False
-        self._scratch = None
         self._lock = threading.Lock()
+        self._ingest_lock = threading.Lock()
+        # Dropping a bus without shutdown must not lose events silently: the
+        # finaliser runs the same protocol, with grace 0 (anything mid-push is
+        # counted as stranded and flagged). It holds the arrays, not the bus.
+        self._finalizer = weakref.finalize(
+            self, _finalize, self.state, c, self.counters, self._workers, self._stranded,
+            self.cold_writer, self._reports, self._lock)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "ReferenceBus":
@@ -222,17 +228,15 @@ class ReferenceBus:
             return self
         self._started = True
         for w in range(self.config.workers):
-            t = threading.Thread(target=self._run_worker, args=(w,),
+            # The thread gets the arrays, not the bus: a bus dropped without
+            # shutdown must stay collectable so its finaliser can run.
+            t = threading.Thread(target=_worker_main,
+                                 args=(self.state, w, self.worker_writers[w],
+                                       self._shard_lists[w], self._worker_errors),
                                  name=f"busbench-worker-{w}", daemon=True)
             self._workers.append(t)
             t.start()
         return self
-
-    def _run_worker(self, w):
-        try:
-            kernels.worker_loop(self.state, w, self.worker_writers[w], self._shard_lists[w])
-        except BaseException as exc:   # surfaced by shutdown(); a worker must not die silently
-            self._worker_errors.append(exc)
 
     def __enter__(self):
         return self.start()
@@ -242,19 +246,9 @@ class ReferenceBus:
         return False
 
     def close(self, grace_s: float = 0.0) -> ShutdownReport:
-        """Shut down if not done yet, and release any stalled thread."""
-        report = self.shutdown(grace_s) if self._report is None else self._report
+        """Teardown: release every stall, then shut down if not done yet."""
         self.release_stalls()
-        return report
-
-    def __del__(self):
-        # Dropping a bus without shutdown must not lose events silently: run the
-        # same protocol (grace 0, so anything mid-push is counted and flagged).
-        try:
-            if self._started and self._report is None:
-                self.close(0.0)
-        except Exception:
-            pass
+        return self.shutdown(grace_s)
 
     # ------------------------------------------------------------------ reading
     def stats(self) -> EventBusStats:
@@ -303,14 +297,13 @@ class ReferenceBus:
                 lo = p * words
                 both += int(np.count_nonzero(st.v_recv[lo:lo + used] & st.v_drop[lo:lo + used]))
         an = st.v_anomaly.reshape(c.workers, SLOT)
-        per_shard = np.zeros(c.shards, np.int64)
         return GroundTruthBus(
             received=received.copy(), evicted=st.gt_evicted.copy(),
             rejected=st.gt_rejected.copy(), stranded=self._stranded.copy(),
             duplicates=int(an[:, kernels.V_DUPLICATES].sum()),
             order_violations=int(an[:, kernels.V_ORDER].sum()),
             beyond_bitmap=int(an[:, kernels.V_BEYOND_BITMAP].sum()),
-            received_and_dropped=both, received_per_shard=per_shard, verify=verify)
+            received_and_dropped=both, verify=verify)
 
     # ------------------------------------------------------------------ plain-Python ingest
     def ingest(self, values, shards, t_int=None, writer=None):
@@ -324,9 +317,15 @@ class ReferenceBus:
         order = np.empty(max(n, 1), np.int64)
         counts = np.empty(self.config.shards + 1, np.int64)
         landed = np.zeros(max(n, 1), np.int64)
-        status, _ = kernels.ingest_batch(self.state, self.python_writer if writer is None else writer,
-                                         shards, values, np.ascontiguousarray(t_int, np.int64),
-                                         now, n, order, counts, landed)
+        t_int = np.ascontiguousarray(t_int, np.int64)
+        if writer is None:
+            # One in-flight stripe serves every Python caller: one push at a time.
+            with self._ingest_lock:
+                status, _ = kernels.ingest_batch(self.state, self.python_writer, shards, values,
+                                                 t_int, now, n, order, counts, landed)
+        else:
+            status, _ = kernels.ingest_batch(self.state, writer, shards, values, t_int, now, n,
+                                             order, counts, landed)
         return STATUS_NAMES[status], landed[:n].astype(bool)
 
     @staticmethod
@@ -425,28 +424,56 @@ class ReferenceBus:
     def shutdown(self, grace_s: float = 5.0) -> ShutdownReport:
         """Close the gate, wait for in-flight pushes up to the grace deadline,
         count what is stranded, drain the rings, stop the workers."""
-        with self._lock:
-            if self._report is not None:
-                return self._report
-            return self._shutdown(grace_s)
+        if not self._started:
+            self.start()          # the final drain needs the workers
+        report = _run_shutdown(self.state, self.config, self.counters, self._workers,
+                               self._stranded, self.cold_writer, self._reports, self._lock,
+                               grace_s)
+        if self._worker_errors:
+            raise RuntimeError(f"a batch worker failed: {self._worker_errors[0]!r}")
+        return report
 
-    def _shutdown(self, grace_s):
-        c = self.config
+    @property
+    def shut_down(self) -> bool:
+        return bool(self._reports)
+
+    @property
+    def shutdown_report(self) -> ShutdownReport | None:
+        return self._reports[0] if self._reports else None
+
+
+def _worker_main(state, worker, writer, shards, errors):
+    try:
+        kernels.worker_loop(state, worker, writer, shards)
+    except BaseException as exc:      # surfaced by shutdown(): a worker must not die silently
+        errors.append(exc)
+
+
+def _in_flight(stripes, writers):
+    return [w for w in range(writers) if stripes[w * SLOT + ST_STATE] in (ACTIVE, COMMIT)]
+
+
+def _run_shutdown(st, c, counters, workers, stranded_by_producer, cold_writer, reports, lock,
+                  grace_s) -> ShutdownReport:
+    """The shutdown protocol of BUS.md, over the bus's arrays and threads."""
+    with lock:
+        if reports:
+            return reports[0]
         t0 = time.monotonic()
-        st = self.state
         ctrl = st.ctrl
+        writers = cold_writer + 1
         _py_exchange(ctrl, CTRL_GATE * SLOT, 1)      # full barrier: see the in-flight stripes
         abandoned = []
         stranded = 0
         bits = c.mutation_bits
         if not bits & M_NO_INFLIGHT_GATE:
             deadline = t0 + grace_s
-            while self.in_flight_producers() and time.monotonic() < deadline:
+            while _in_flight(st.stripes, writers) and time.monotonic() < deadline:
                 time.sleep(POLL_S)
             # Past the deadline: abandon every push still ACTIVE. One in COMMIT
             # is mid-write and never blocks there; wait for it to leave.
             while True:
-                busy = self.in_flight_producers()
+                busy = _in_flight(st.stripes, writers)
                 if not busy:
                     break
                 for w in busy:
@@ -456,37 +483,37 @@ class ReferenceBus:
                         stranded += pending
                         st.stripes[w * SLOT + ST_STRANDED] += pending
                         if w < c.producers:
-                            self._stranded[w] += pending
+                            stranded_by_producer[w] += pending
                 time.sleep(POLL_S)
         lossy = bool(abandoned)
+        cold = cold_writer * counters.writer_stride
         if stranded:
             times = 2 if bits & M_STRANDED_DOUBLE else 1
-            _py_fetch_add(self.counters.words, EVENTS_DROPPED * self.counters.counter_stride
-                          + self.cold_writer * self.counters.writer_stride, stranded * times)
-        flag = lossy and not bits & M_LOSSY_NEVER_SET
-        if flag:
-            self.counters.words[SHUTDOWN_WAS_LOSSY * self.counters.counter_stride
-                                + self.cold_writer * self.counters.writer_stride] = 1
+            _py_fetch_add(counters.words, EVENTS_DROPPED * counters.counter_stride + cold,
+                          stranded * times)
+        if lossy and not bits & M_LOSSY_NEVER_SET:
+            counters.words[SHUTDOWN_WAS_LOSSY * counters.counter_stride + cold] = 1
         # Final drain: the workers empty the rings and exit.
         _py_exchange(ctrl, CTRL_PHASE * SLOT, PHASE_DRAIN)
-        if not self._started:
-            self.start()
-        for t in self._workers:
+        for t in workers:
             t.join()
         _py_exchange(ctrl, CTRL_PHASE * SLOT, PHASE_STOP)
-        residue = sum(self.shard_fill())
-        self._report = ShutdownReport(
-            lossy=lossy, flag_set=bool(self.stats().shutdown_was_lossy), stranded_events=stranded,
+        residue = sum(max(0, int(st.pos[(s * 4 + POS_TAIL) * SLOT]) - int(st.pos[(s * 4 + POS_HEAD) * SLOT]))
+                      for s in range(c.shards))
+        report = ShutdownReport(
+            lossy=lossy, flag_set=bool(counters.read(SHUTDOWN_WAS_LOSSY)), stranded_events=stranded,
             abandoned_producers=tuple(abandoned), duration_s=time.monotonic() - t0,
             grace_s=grace_s, residue=residue)
-        if self._worker_errors:
-            raise RuntimeError(f"a batch worker failed: {self._worker_errors[0]!r}")
-        return self._report
+        reports.append(report)
+        return report
 
-    @property
-    def shut_down(self) -> bool:
-        return self._report is not None
 
-    @property
-    def shutdown_report(self) -> ShutdownReport | None:
-        return self._report
+def _finalize(st, c, counters, workers, stranded_by_producer, cold_writer, reports, lock):
+    """weakref finaliser of a bus dropped without shutdown (see ReferenceBus.__init__)."""
+    if reports or not workers:
+        return
+    try:
+        _py_exchange(st.ctrl, CTRL_RELEASE * SLOT, 1)
+        _run_shutdown(st, c, counters, workers, stranded_by_producer, cold_writer, reports, lock, 0.0)
+    except Exception:
+        pass

@@ -306,11 +306,21 @@ def push_group(st, writer, shard, events, idx, n, values, t_int, t_sent, landed)
             continue
         # The ring is full.
         if mode == DROP_OLDEST:
-            if not evict_oldest(st, shard, writer):
-                if load_relaxed(st.stripes, writer * SLOT + ST_STATE) == ABANDONED:
-                    return -1
+            if evict_oldest(st, shard, writer):
+                deadline = 0
+                continue
+            # The oldest slot is claimed but not yet written: its producer is
+            # mid-push. Wait at most block_timeout for it, then refuse (as
+            # drop_newest) rather than hang behind a stalled producer.
+            if load_relaxed(st.stripes, writer * SLOT + ST_STATE) == ABANDONED:
+                return -1
+            now = monotonic_ns()
+            if deadline == 0:
+                deadline = now + st.cfg[CFG_BLOCK_TIMEOUT_NS]
+            if now < deadline:
                 spins = backoff(spins)
-            continue
+                continue
+            break
         if mode == BLOCK:
             now = monotonic_ns()
             if deadline == 0:

@@ -20,7 +20,8 @@ from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error line (FILE:LINE: key: ...) is never split, whatever the width.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _out() -> Console:
@@ -117,12 +118,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     Every file is validated before the first one runs. Each run writes
     OUT/<scenario>-<timestamp>.json (also when interrupted, marked so).
     """
-    from .dashboard import default_mode, make_progress
-    from .reports import check_writable, json_report, write_atomic
-    from .reports import junit as junit_report
-    from .reports import markdown as md_report
-    from .reports import summary
-    from .runner import Runner
+    from .dashboard import default_mode
+    from .reports import check_writable
 
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
@@ -142,31 +139,62 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     mode = default_mode(sys.stdout.isatty(), quiet, live)
     results, exit_code = [], EXIT_OK
     with _sigterm_as_interrupt():
-        for source, scenario in scenarios:
-            progress = make_progress(mode, console=console)
-            with progress:
-                result = Runner(scenario, source, progress=progress).run()
-            if base_samples is not None and result.status == "passed":
-                _apply_gate(result, base_samples, max_reg)
-            record = write_atomic(json_report.record_path(out_dir, result), json_report.render(result))
-            results.append(result)
-            console.print(summary.render(result))
-            if result.gate:
-                console.print(f"regression gate: [bold]{result.gate['status']}[/] — {result.gate['message']}")
-            console.print(f"record: {record}")
-            exit_code = max(exit_code, result.exit_code) if result.exit_code != EXIT_INTERRUPTED else EXIT_INTERRUPTED
-            if result.status == "interrupted":
-                break
+        try:
+            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results)
+        except KeyboardInterrupt:
+            # Interrupted outside a run (e.g. while compiling): every run that
+            # started has already written its record.
+            err.print("interrupted")
+            exit_code = EXIT_INTERRUPTED
+    _write_reports(results, junit, markdown)
+    sys.exit(exit_code)
+
+
+def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) -> int:
+    from .dashboard import make_progress
+    from .reports import json_report, write_atomic
+    from .reports import summary
+    from .runner import Runner
+    exit_code = EXIT_OK
+    for source, scenario in scenarios:
+        progress = make_progress(mode, console=console)
+        with progress:
+            result = Runner(scenario, source, progress=progress).run()
+        if base_samples is not None and result.status == "passed":
+            _apply_gate(result, base_samples, max_reg)
+        record = write_atomic(json_report.new_record_path(out_dir, result),
+                              json_report.render(result))
+        results.append(result)
+        console.print(summary.render(result))
+        if result.gate:
+            console.print(f"regression gate: [bold]{result.gate['status']}[/] — {result.gate['message']}")
+        console.print(f"record: {record}")
+        exit_code = max(exit_code, result.exit_code) if result.exit_code != EXIT_INTERRUPTED else EXIT_INTERRUPTED
+        if result.status == "interrupted":
+            break
+    return exit_code
+
+
+def _write_reports(results, junit, markdown):
+    from .reports import junit as junit_report
+    from .reports import markdown as md_report
+    from .reports import write_atomic
+    if not results:
+        return
     if junit:
         write_atomic(junit, junit_report.render(results))
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
         text = md_report.render(results)
         if markdown:
             write_atomic(markdown, text)
-        if os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
-                f.write(text)
-    sys.exit(exit_code)
+        summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_path:
+            try:
+                with open(summary_path, "a", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:       # the run's verdict stands; say why the summary is missing
+                err.print(f"warning: could not append to $GITHUB_STEP_SUMMARY ({summary_path}): "
+                          f"{e.strerror or e}")
 
 
 def _baseline_samples(path):
@@ -213,16 +241,24 @@ def list_cmd(directory):
     from .scenario import list_scenarios
     if not Path(directory).is_dir():
         raise UsageProblem(f"{directory} is not a directory")
-    table = Table(show_header=True, header_style="bold", box=None)
-    table.add_column("scenario")
-    table.add_column("file")
-    table.add_column("description", overflow="fold")
     entries = list_scenarios(directory)
-    for e in entries:
-        name = getattr(e, "name", None) or "-"
-        desc = getattr(e, "description", None) or f"[red]{getattr(e, 'error', '')}[/]"
-        table.add_row(name, str(e.path), " ".join(str(desc).split()))
-    _out().print(table)
+    console = _out()
+    if not console.is_terminal:
+        # A CI log: whole names and paths, one scenario per paragraph, no table
+        # (rich would assume 80 columns and cut names short).
+        for e in entries:
+            click.echo(f"{e.name or '(invalid)'}  {e.path}")
+            click.echo(f"    {' '.join(str(e.description).split())}")
+    else:
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("scenario", no_wrap=True)
+        table.add_column("file", no_wrap=True)
+        table.add_column("description", overflow="fold")
+        for e in entries:
+            desc = " ".join(str(e.description).split())
+            table.add_row(e.name or "[red](invalid)[/]", str(e.path),
+                          desc if e.name else f"[red]{desc}[/]")
+        console.print(table)
     if not entries:
         err.print(f"no scenario files under {directory}")
 
@@ -355,10 +391,7 @@ def false_sharing(strides, threads, repeats, json_path):
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
     console = _out()
-    console.print(render_lab_table(result))
-    console.print(result.interpretation)
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+    console.print(render_lab_table(result))     # its caption carries the interpretation and warnings
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
 

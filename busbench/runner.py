@@ -321,14 +321,13 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
-        warm_up()
         sc = self.scenario
         self.t0 = time.monotonic()
         self.load_s = 0.0
         self.flushes = []
         self.verdicts = []
         self._adapter_stall_armed = False
-        self.bus = ReferenceBus(self.config).start()
+        self.bus = ReferenceBus(self.config)
         self.gen = LoadGenerator(self.bus, self.spec)
         result = RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
                            target=sc.target, layout=self.config.counters.label,
@@ -336,9 +335,13 @@ class Runner:
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            series=self.series, series_interval_s=self.sample_interval_s)
         sampler = _Sampler(self, self.sample_interval_s)
-        sampler.start()
         steps = list(sc.steps)
         try:
+            self.step_label = "compiling kernels"
+            warm_up()
+            self.t0 = time.monotonic()
+            self.bus.start()
+            sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
                 started = time.monotonic()
@@ -381,7 +384,8 @@ class Runner:
             except KeyboardInterrupt:
                 continue
         sampler.done.set()
-        sampler.join()
+        if sampler.is_alive():
+            sampler.join()
         try:
             sampler.sample()          # the final frame
         except Exception:

@@ -26,3 +26,14 @@ def render(result) -> str:
 def record_path(out_dir, result) -> Path:
     stamp = re.sub(r"[^0-9T]", "", result.started_at.split("+")[0])
     return Path(out_dir) / f"{result.scenario_name}-{stamp}.json"
+
+
+def new_record_path(out_dir, result) -> Path:
+    """record_path, with -2, -3... when runs of one scenario start in the same
+    second: a record never replaces another."""
+    path = record_path(out_dir, result)
+    n = 2
+    while path.exists():
+        path = path.with_name(f"{record_path(out_dir, result).stem}-{n}.json")
+        n += 1
+    return path

@@ -18,7 +18,7 @@ from ..bus.jit import kernel, kernel_inline
 from ..bus.atomics import cpu_relax, load_relaxed
 from ..bus.clock import monotonic_ns, sleep_ns, yield_cpu
 from ..bus.config import DROPPED, FAILED, OK, SEQ_BITS, SHUTTING_DOWN, STRANDED
-from ..bus.kernels import ingest_batch, mark_dropped
+from ..bus.kernels import backoff, ingest_batch, mark_dropped
 
 # Key distributions (which shard each event goes to).
 UNIFORM, ROUND_ROBIN, HOT, ZIPF = 0, 1, 2, 3
@@ -108,6 +108,11 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
     high = np.int64(producer) << SEQ_BITS
     offered_here = 0
     pstate[S_STEP_EVENTS] = 0
+    # A closed loop goes as fast as the bus takes events: after a call with
+    # refusals it backs off (spin, then yield, then sleep) instead of spinning on
+    # a full ring. On 2 cores a spinning producer sharing a core with the worker
+    # starved it (samples of 4-6 M/s with 97% dropped).
+    refusal_spins = 0
     while True:
         if load_relaxed(stop, STOP_FLAG) != 0 or pstate[S_DONE] != 0:
             break
@@ -158,7 +163,10 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
             pstate[S_LANDED] += got
             refused = m - got
             if refused == 0:
+                refusal_spins = 0
                 break
+            if not open_loop:
+                refusal_spins = backoff(refusal_spins)
             pstate[S_REFUSED] += refused
             if status == FAILED and retry:
                 # Retry policy: offer the refused events again (same seq), in order.

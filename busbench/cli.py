@@ -25,7 +25,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _out() -> Console:
-    return Console(highlight=False)
+    # Not a terminal (a CI log, a pipe): rich would assume 80 columns and cut
+    # labels and evidence short; a log can afford long lines.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 class UsageProblem(click.ClickException):

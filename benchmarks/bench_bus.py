@@ -1,8 +1,9 @@
 """Throughput of the reference bus, as a fraction of the bare ring it is built on.
 
 events/s through ingest -> ring -> worker -> ``noop`` adapter (latency off),
-closed loop: producers ingest batches of 64 uniform keys into 4 shards of
-capacity 4096 (drop_newest), one batch worker, max_events 512. Rows: 1 and 2
+closed loop: producers ingest batches of 64 uniform keys into one shard (like
+the calibration ring; ``--shards N`` adds the cost of grouping events by shard)
+of capacity 4096 (drop_newest), one batch worker, max_events 512. Rows: 1 and 2
 producers x counters ``padded``, ``packed`` and ``striped``, plus the bare
 calibration kernel (``calibration.py``: the same ring, one shard, no counters,
 stripes, batching or adapter) with 1 producer, the reference every ratio is
@@ -51,7 +52,7 @@ from busbench.bus.layout import CounterLayout  # noqa: E402
 from busbench.load.generator import LoadGenerator, LoadSpec  # noqa: E402
 
 SCHEMA_VERSION = 1
-SHARDS = 4
+SHARDS = 1     # like the calibration ring; --shards N adds the cost of sharding
 CAPACITY = 4096
 MAX_EVENTS = 512
 WORKERS = 1
@@ -382,7 +383,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--json", metavar="FILE", help="write every sample and the environment")
     parser.add_argument("--quiet", action="store_true", help="no per-sample progress lines")
+    parser.add_argument("--shards", type=int, default=SHARDS,
+                        help="shards of the bus (the calibration ring is one shard; "
+                             "--shards 1 compares like with like)")
     args = parser.parse_args(argv)
+    if args.shards < 1:
+        parser.error("--shards must be >= 1")
+    globals()["SHARDS"] = args.shards
     if args.seconds <= 0 or args.repeat < 1:
         parser.error("--seconds must be > 0 and --repeat >= 1")
     if args.json:

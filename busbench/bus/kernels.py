@@ -128,8 +128,17 @@ def claim(st, shard, want):
     mask = st.cfg[CFG_MASK]
     base = shard * cap
     tail_i = pos_index(shard, POS_TAIL)
+    # Outside drop_oldest only the shard's one consumer frees slots, in position
+    # order: when the last slot of the run is free, so is every slot before it.
+    in_order = st.cfg[CFG_MODE] != DROP_OLDEST
     t = load_relaxed(st.pos, tail_i)
     while True:
+        if in_order and load_acquire(st.ring_seq, base + ((t + want - 1) & mask)) == t + want - 1:
+            old = compare_and_swap(st.pos, tail_i, t, t + want)
+            if old == t:
+                return t, want
+            t = old
+            continue
         j = 0
         while j < want:
             if load_acquire(st.ring_seq, base + ((t + j) & mask)) != t + j:
@@ -360,6 +369,10 @@ def ingest_batch(st, writer, shards, values, t_int, t_sent, n, order, shard_coun
     if load_acquire(st.ctrl, CTRL_GATE * SLOT) != 0:
         leave_commit(st, writer, IDLE)
         return SHUTTING_DOWN, 0
+    # Passed the gate: the events are ingested (BUS.md), counted now, in a
+    # COMMIT section so that an abandonment sees PENDING and the count agree.
+    # (Counting them later, at the first publish, saved a CAS but turned a push
+    # stalled before its first publish into "never ingested".)
     if not enter_commit(st, writer):
         return SHUTTING_DOWN, 0
     count(st, EVENTS_INGESTED, writer, n)

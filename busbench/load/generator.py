@@ -67,6 +67,7 @@ class LoadGenerator:
             prm[K.P_RETRY_FAILED] = 1 if spec.retry_failed else 0
             prm[K.P_LATE_AFTER_NS] = spec.late_after_ns
             prm[K.P_SHARDS] = shards
+            prm[K.P_KEY_SALT] = (spec.seed * 0x9E3779B1 + p * 0x85EBCA77) & 0x7FFFFFFFFFFFFFFF
             if spec.rate_per_producer:
                 prm[K.P_INTERVAL_PS] = max(1, int(round(1e12 / spec.rate_per_producer)))
             self.params.append(prm)

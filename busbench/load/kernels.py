@@ -26,7 +26,9 @@ KEY_KINDS = {"uniform": UNIFORM, "round_robin": ROUND_ROBIN, "hot": HOT, "zipf":
 
 # params: int64 array, read-only for the kernel
 (P_OPEN_LOOP, P_BATCH, P_KEYS, P_HOT_SHARD, P_HOT_PPM, P_RETRY_FAILED, P_LATE_AFTER_NS,
- P_MAX_EVENTS, P_DEADLINE_NS, P_T0_NS, P_INTERVAL_PS, P_SHARDS, P_LEN) = range(13)
+ P_MAX_EVENTS, P_DEADLINE_NS, P_T0_NS, P_INTERVAL_PS, P_SHARDS, P_KEY_SALT, P_LEN) = range(14)
+
+GOLDEN = np.int64(-7046029254386353131)   # 0x9E3779B97F4A7C15, Fibonacci hashing
 
 # pstate: int64 array, the producer's own ground truth (persists across steps)
 (S_NEXT_SEQ, S_OFFERED, S_LANDED, S_REFUSED, S_TURNED_AWAY, S_STRANDED, S_LATE, S_CALLS,
@@ -52,11 +54,15 @@ def choose_shard(params, pstate, zipf_cdf, seq):
         return 0
     if kind == ROUND_ROBIN:
         return seq % shards
+    if kind == UNIFORM:
+        # The event's key is (producer salt, seq); its shard is a Fibonacci hash
+        # of the key reduced by multiply-shift: what a bus does with a key, and
+        # ~0.3 ns instead of a random draw per event.
+        h = ((seq ^ params[P_KEY_SALT]) * GOLDEN >> 32) & 0xFFFFFFFF
+        return (h * shards) >> 32
     x = splitmix(pstate)
     # multiply-shift reduction of 32 random bits to [0, shards), as net-mesh does
     r32 = (x >> 16) & 0xFFFFFFFF
-    if kind == UNIFORM:
-        return (r32 * shards) >> 32
     if kind == HOT:
         hot = params[P_HOT_SHARD]
         if ((x >> 48) & 0xFFFF) * 1_000_000 < params[P_HOT_PPM] * 65536:
@@ -106,6 +112,9 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
     late_after = params[P_LATE_AFTER_NS]
     retry = params[P_RETRY_FAILED]
     high = np.int64(producer) << SEQ_BITS
+    n_shards = params[P_SHARDS]
+    uniform = params[P_KEYS] == UNIFORM and n_shards > 1
+    salt = params[P_KEY_SALT]
     offered_here = 0
     pstate[S_STEP_EVENTS] = 0
     # A closed loop goes as fast as the bus takes events: after a call with
@@ -139,9 +148,17 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
             for i in range(n):
                 t_int[i] = now
         seq0 = pstate[S_NEXT_SEQ]
-        for i in range(n):
-            values[i] = high | (seq0 + i)
-            shards_buf[i] = choose_shard(params, pstate, zipf_cdf, seq0 + i)
+        if uniform:
+            # The common case in a tight loop of its own (LLVM vectorizes it):
+            # through choose_shard it cost ~1 ns more per event.
+            for i in range(n):
+                values[i] = high | (seq0 + i)
+                h = (((seq0 + i) ^ salt) * GOLDEN >> 32) & 0xFFFFFFFF
+                shards_buf[i] = (h * n_shards) >> 32
+        else:
+            for i in range(n):
+                values[i] = high | (seq0 + i)
+                shards_buf[i] = choose_shard(params, pstate, zipf_cdf, seq0 + i)
         pstate[S_NEXT_SEQ] = seq0 + n
         pstate[S_STEP_EVENTS] = k + n
         m = n

@@ -374,8 +374,11 @@ def lab():
               help="Distances between the threads' counters, in bytes.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--op", type=click.Choice(["store", "add"]), default="store", show_default=True,
+              help="store: a plain (volatile) increment, as in JMH's sample and the striped "
+                   "layout; add: an atomic fetch_add, as the bus's shared counters.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
-def false_sharing(strides, threads, repeats, json_path):
+def false_sharing(strides, threads, repeats, op, json_path):
     """Threads increment their own counters, STRIDE bytes apart: how much
     does sharing a cache line cost? (JMH's FalseSharing sample, in Numba.)"""
     from .lab import LabUsageError, render_lab_table, run_false_sharing
@@ -386,7 +389,7 @@ def false_sharing(strides, threads, repeats, json_path):
         raise UsageProblem(f"--strides: expected byte counts like 8,64,128,256, got {strides!r}") from None
     try:
         with _sigterm_as_interrupt():
-            result = run_false_sharing(values, threads=threads, repeats=repeats)
+            result = run_false_sharing(values, threads=threads, repeats=repeats, op=op)
     except LabUsageError as e:
         raise UsageProblem(str(e)) from None
     except KeyboardInterrupt:

@@ -88,7 +88,7 @@ def test_a_failing_worker_is_joined_and_its_error_raised(monkeypatch):
 
     from busbench import lab
 
-    def broken_kernel(counters, thread, stride_words, iterations):
+    def broken_kernel(counters, thread, stride_words, iterations, op):
         raise RuntimeError(f"kernel failed in thread {thread}")
 
     before = threading.active_count()
@@ -96,3 +96,18 @@ def test_a_failing_worker_is_joined_and_its_error_raised(monkeypatch):
     with pytest.raises(RuntimeError, match="kernel failed"):
         lab._measure(aligned_zeros(64, 128), threads=2, stride_words=8, iterations=10)
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("op", ["store", "add"])
+def test_each_operation_counts_every_increment_and_reports_sane_rates(op):
+    from busbench import lab
+    result = lab.run_false_sharing(strides=(8, 128), threads=2, iterations=20_000, repeats=1, op=op)
+    assert result.op == op and result.to_dict()["op"] == op
+    for stride in result.strides:
+        assert stride.summary.median > 0 and math.isfinite(stride.summary.median)
+
+
+def test_an_unknown_operation_is_a_usage_error():
+    from busbench import lab
+    with pytest.raises(lab.LabUsageError, match="unknown operation"):
+        lab.run_false_sharing(strides=(8, 128), iterations=10, repeats=1, op="xor")

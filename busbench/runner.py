@@ -46,7 +46,8 @@ def bus_config(scenario) -> BusConfig:
         flaky_backoff_ns=getattr(adapter, "backoff", 0),
         stall_at_ns=getattr(adapter, "at", None) if kind == "stall" else None,
         stall_for_ns=getattr(adapter, "duration", 0) if kind == "stall" else 0,
-        mutations=tuple(b.mutations), latency=b.latency, producers=load.producers,
+        mutations=tuple(b.mutations), latency=b.latency,
+        intended_times=bool(load.rate.total or load.rate.per_producer), producers=load.producers,
         seed=scenario.seed)
 
 

@@ -26,7 +26,7 @@ from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_A
                      CFG_SLOW_PER_BATCH_NS, CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS,
                      CFG_WORKERS, CFG_WRITER_STRIDE, COMMIT, CTRL_FLUSHING, CTRL_GATE,
                      CTRL_LEN, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM, CTRL_STALL_UNTIL,
-                     IDLE, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
+                     IDLE, LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
                      M_LOSSY_NEVER_SET, M_NO_INFLIGHT_GATE, M_STRANDED_DOUBLE, NO_BATCH,
                      PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED,
                      POS_TAIL, SEQ_BITS, SLOT, ST_PENDING, ST_STALL_FOR, ST_STALL_FROM,
@@ -163,7 +163,7 @@ class ReferenceBus:
         cfg[CFG_FLAKY_FAIL_PPM] = int(round(c.flaky_failure_rate * 1_000_000))
         cfg[CFG_FLAKY_RETRIES] = c.flaky_retries
         cfg[CFG_FLAKY_BACKOFF_NS] = c.flaky_backoff_ns
-        cfg[CFG_LATENCY] = 1 if c.latency else 0
+        cfg[CFG_LATENCY] = c.latency_mode
         cfg[CFG_PRODUCERS] = c.producers
         cfg[CFG_VERIFY_WORDS] = verify_words
         cfg[CFG_WORKERS] = c.workers
@@ -187,12 +187,13 @@ class ReferenceBus:
             ring_seq=ring_seq,
             ring_val=np.zeros(slots, np.int64),
             ring_t_int=np.zeros(lat_slots, np.int64),
-            ring_t_sent=np.zeros(lat_slots, np.int64),
+            ring_t_sent=np.zeros(slots if c.latency_mode == LATENCY_TWO_STAMPS else 1, np.int64),
             counters=self.counters.words,
             stripes=aligned_zeros(writers * SLOT),
             batch_val=np.zeros(batch_slots, np.int64),
             batch_t_int=np.zeros(batch_slots if c.latency else 1, np.int64),
-            batch_t_sent=np.zeros(batch_slots if c.latency else 1, np.int64),
+            batch_t_sent=np.zeros(batch_slots if c.latency_mode == LATENCY_TWO_STAMPS else 1,
+                                  np.int64),
             wshard=aligned_zeros(c.shards * SLOT),
             # calloc'd: untouched pages of the bitmaps cost no memory
             v_recv=np.zeros(max(1, c.producers * verify_words), np.int64),
@@ -280,7 +281,10 @@ class ReferenceBus:
         """(merged corrected, merged uncorrected) histograms, or None when off."""
         if not self.config.latency:
             return None
-        return histogram.merge(self.state.hist_int), histogram.merge(self.state.hist_sent)
+        corrected = histogram.merge(self.state.hist_int)
+        if self.config.latency_mode == LATENCY_ONE_STAMP:
+            return corrected, corrected      # closed loop: intended time == actual time
+        return corrected, histogram.merge(self.state.hist_sent)
 
     def ground_truth(self, next_seq=None) -> GroundTruthBus:
         """The verify adapter's tallies. ``next_seq[p]`` (one past the highest

@@ -29,7 +29,7 @@ from .atomics import (compare_and_swap, cpu_relax, fetch_add, fetch_or, load_acq
 from .clock import monotonic_ns, sleep_ns, yield_cpu
 from .config import (ABANDONED, ACTIVE, BLOCK, CFG_ADAPTER, CFG_BLOCK_TIMEOUT_NS,
                      CFG_CAPACITY, CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS,
-                     CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_MASK,
+                     CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_MASK, LATENCY_TWO_STAMPS,
                      CFG_MAX_DELAY_NS, CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS,
                      CFG_PRODUCERS, CFG_SHARDS, CFG_SLOW_PER_BATCH_NS,
                      CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS, CFG_WRITER_STRIDE, COMMIT,
@@ -49,7 +49,7 @@ BusState = namedtuple("BusState", [
     "ring_seq",     # int64[shards * capacity]
     "ring_val",     # int64[shards * capacity]: producer << 40 | seq
     "ring_t_int",   # int64[shards * capacity]: intended send time (latency, corrected)
-    "ring_t_sent",  # int64[shards * capacity]: actual ingest time (latency, uncorrected)
+    "ring_t_sent",  # int64[shards * capacity]: actual ingest time (open loop only)
     "counters",     # int64[...]: EventBusStats, indexed through the layout's strides
     "stripes",      # int64[writers * 16]: in-flight state per writer
     "batch_val",    # int64[shards * max_events]: each shard's batch being assembled
@@ -237,7 +237,8 @@ def pop_into_batch(st, shard, room, draining, eager):
             st.batch_val[out + k] = st.ring_val[slot]
             if latency:
                 st.batch_t_int[out + k] = st.ring_t_int[slot]
-                st.batch_t_sent[out + k] = st.ring_t_sent[slot]
+                if latency == LATENCY_TWO_STAMPS:
+                    st.batch_t_sent[out + k] = st.ring_t_sent[slot]
             store_release(st.ring_seq, slot, h + k + cap)
         st.wshard[shard * SLOT] = blen + j
         return j
@@ -287,7 +288,8 @@ def publish(st, shard, first, k, events, idx, start, values, t_int, t_sent):
         st.ring_val[slot] = values[e]
         if latency:
             st.ring_t_int[slot] = t_int[e]
-            st.ring_t_sent[slot] = t_sent
+            if latency == LATENCY_TWO_STAMPS:
+                st.ring_t_sent[slot] = t_sent
         store_release(st.ring_seq, slot, first + j + 1)
 
 
@@ -524,13 +526,16 @@ def dispatch(st, worker, writer, shard):
     if accepted:
         if st.cfg[CFG_ADAPTER] == VERIFY:
             verify_batch(st, worker, shard, out, n)
-        if st.cfg[CFG_LATENCY]:
+        latency = st.cfg[CFG_LATENCY]
+        if latency:
             now = monotonic_ns()
             h_int = st.hist_int[worker]
-            h_sent = st.hist_sent[worker]
             for k in range(n):
                 histogram.record(h_int, now - st.batch_t_int[out + k])
-                histogram.record(h_sent, now - st.batch_t_sent[out + k])
+            if latency == LATENCY_TWO_STAMPS:
+                h_sent = st.hist_sent[worker]
+                for k in range(n):
+                    histogram.record(h_sent, now - st.batch_t_sent[out + k])
         if not (st.cfg[CFG_MUTATIONS] & M_DISPATCH_FROZEN):
             count(st, BATCHES_DISPATCHED, writer, 1)
             count(st, EVENTS_DISPATCHED, writer, n)

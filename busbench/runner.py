@@ -291,7 +291,7 @@ class Runner:
                 result = self.bus.flush(timeout_s)
             record = {"step": i, "reached": result.reached, "timed_out": result.timed_out,
                       "waited_s": result.waited_s, "timeout_s": timeout_s, "method": result.method,
-                      "under_load": step.under_load,
+                      "under_load": step.under_load, "in_flight_at_call": result.in_flight_at_call,
                       "shards": [{"shard": s.shard, "target": s.target, "head": s.head,
                                   "settled": s.settled, "reached": s.reached,
                                   "unsettled": s.unsettled} for s in result.shards]}

@@ -99,6 +99,7 @@ class FlushResult:
     waited_s: float
     shards: tuple               # ShardBarrier per shard, measured when flush returned
     method: str                 # "per_shard" or the mutation's name
+    in_flight_at_call: int = 0  # events ingested and not yet settled when flush was called
 
     @property
     def barrier_held(self) -> bool:
@@ -374,6 +375,7 @@ class ReferenceBus:
         c = self.config
         t0 = time.monotonic()
         targets = [int(_py_load(self.state.pos, (s * 4 + POS_TAIL) * SLOT)) for s in range(c.shards)]
+        in_flight = sum(max(0, t - self._pos(s, POS_SETTLED)) for s, t in enumerate(targets))
         deadline = t0 + timeout_s
         bits = c.mutation_bits
         workers_alive = any(t.is_alive() for t in self._workers)
@@ -422,7 +424,7 @@ class ReferenceBus:
             _py_fetch_add(self.state.ctrl, CTRL_FLUSHING * SLOT, -1)
         evidence = self._barrier_evidence(targets)
         return FlushResult(reached=reached, timed_out=timed_out, waited_s=time.monotonic() - t0,
-                           shards=evidence, method=method)
+                           shards=evidence, method=method, in_flight_at_call=in_flight)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, grace_s: float = 5.0) -> ShutdownReport:

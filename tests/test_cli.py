@@ -19,6 +19,8 @@ from click.testing import CliRunner
 
 import busbench.runner
 from busbench.cli import main
+from cli_helpers import STYLE_ENV as _STYLE_ENV
+from cli_helpers import cli, flat
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -26,9 +28,6 @@ BAD_DIR = REPO / "tests" / "data" / "bad_scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.yaml")) + sorted((SCENARIOS / "mutations").glob("*.yaml"))
 BAD = sorted(BAD_DIR.glob("*.yaml"))
 
-#: environment variables that would make rich colour or size output differently from a CI log
-_STYLE_ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None,
-              "NO_COLOR": None, "GITHUB_STEP_SUMMARY": None}
 
 SHORT_OK = """\
 name: short_ok
@@ -44,20 +43,6 @@ checks:
 """
 
 
-def cli(*args, columns=200, env=None):
-    """Invoke busbench in-process; never let click swallow an unexpected exception."""
-    full_env = dict(_STYLE_ENV, COLUMNS=str(columns))
-    full_env.update(env or {})
-    result = CliRunner().invoke(main, [str(a) for a in args], env=full_env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"busbench {' '.join(map(str, args))} raised "
-                             f"{result.exception!r}\n{result.output}") from result.exception
-    return result
-
-
-def flat(text: str) -> str:
-    """Whitespace collapsed, so that a message wrapped by rich reads as one line."""
-    return " ".join(text.split())
 
 
 def ci_process(*args, timeout=60):

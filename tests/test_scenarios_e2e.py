@@ -24,30 +24,16 @@ from click.testing import CliRunner
 
 import busbench.runner
 from busbench.cli import main
+from cli_helpers import STYLE_ENV as _STYLE_ENV
+from cli_helpers import cli, flat
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
 MUTATIONS = sorted((SCENARIOS / "mutations").glob("*.yaml"))
 COUNTERS = ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched")
 
-#: environment variables that would make rich colour or size output differently from a CI log
-_STYLE_ENV = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None,
-              "NO_COLOR": None, "GITHUB_STEP_SUMMARY": None}
 
 
-def cli(*args, columns=200, env=None):
-    """Invoke busbench in-process; never let click swallow an unexpected exception."""
-    full_env = dict(_STYLE_ENV, COLUMNS=str(columns))
-    full_env.update(env or {})
-    result = CliRunner().invoke(main, [str(a) for a in args], env=full_env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"busbench {' '.join(map(str, args))} raised "
-                             f"{result.exception!r}\n{result.output}") from result.exception
-    return result
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def records(out: Path) -> list[dict]:

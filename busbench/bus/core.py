@@ -399,26 +399,14 @@ class ReferenceBus:
             elif bits & M_FLUSH_GLOBAL_SUM:
                 method = "flush_global_sum"
                 goal = sum(targets)
-                reached = False
-                while True:
-                    settled = sum(self._pos(s, POS_SETTLED) for s in range(c.shards))
-                    if settled >= goal:
-                        reached = True
-                        break
-                    if time.monotonic() > deadline or not workers_alive:
-                        break
-                    time.sleep(POLL_S)
+                reached = _poll_until(lambda: sum(self._pos(s, POS_SETTLED)
+                                                  for s in range(c.shards)) >= goal,
+                                      deadline, workers_alive)
                 timed_out = not reached
             else:
                 method = "per_shard"
-                reached = False
-                while True:
-                    if all(b.reached for b in self._barrier_evidence(targets)):
-                        reached = True
-                        break
-                    if time.monotonic() > deadline or not workers_alive:
-                        break
-                    time.sleep(POLL_S)
+                reached = _poll_until(lambda: all(b.reached for b in self._barrier_evidence(targets)),
+                                      deadline, workers_alive)
                 timed_out = not reached
         finally:
             _py_fetch_add(self.state.ctrl, CTRL_FLUSHING * SLOT, -1)
@@ -446,6 +434,17 @@ class ReferenceBus:
     @property
     def shutdown_report(self) -> ShutdownReport | None:
         return self._reports[0] if self._reports else None
+
+
+def _poll_until(condition, deadline, workers_alive) -> bool:
+    """Poll ``condition`` until it holds (True) or the deadline passes or there
+    is no worker left to make progress (False)."""
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline or not workers_alive:
+            return False
+        time.sleep(POLL_S)
 
 
 def _worker_main(state, worker, writer, shards, errors):

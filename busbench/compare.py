@@ -419,6 +419,9 @@ def render_plot(result: ComparisonResult, path) -> None:
         if len(keys) == 1:
             axes.set_xlabel(keys[0])
     axes.set_ylabel(f"median {result.metric}")
+    # SI labels (8M, 640M) instead of matplotlib's "1e6" offset, which collides with the title.
+    from matplotlib.ticker import FuncFormatter
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: stats.format_si(value)))
     axes.set_title(f"{result.metric}: median of {result.repeat} rounds, "
                    f"{result.confidence:.0%} bootstrap interval")
     axes.set_ylim(bottom=0)

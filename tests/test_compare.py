@@ -172,3 +172,12 @@ def test_plot_without_matplotlib_raises_plot_unavailable(tmp_path):
     with pytest.raises(PlotUnavailable, match=r"pip install 'busbench\[plot\]'"):
         render_plot(result, tmp_path / "plot.png")
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_plot_renders_a_png_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run_comparison(variants(["bus.counters=padded,packed"]), 3,
+                            lambda v: 2.0e6 if "padded" in v.label else 1.0e6, "throughput")
+    path = tmp_path / "plot.png"
+    render_plot(result, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -104,12 +104,15 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
                "duplicates": bt["duplicates"], "order_violations": bt["order_violations"],
                "received_and_dropped": bt["received_and_dropped"],
                "unaccounted_by_producer": {str(i): m for i, m in lost}}
+    coverage = ""
     if bt.get("beyond_bitmap"):
         numbers["beyond_bitmap"] = bt["beyond_bitmap"]
+        coverage = (f" (duplicates checked by bitmap for all but {bt['beyond_bitmap']:,} events "
+                    f"past its capacity; order and counts for all)")
     if problems:
         return _verdict(spec, FAILED, "; ".join(problems), numbers, at)
     return _verdict(spec, PASSED, f"{offered:,} offered = {received:,} received + refused, evicted, "
-                    f"rejected and stranded; no duplicate, no reordering", numbers, at)
+                    f"rejected and stranded; no duplicate, no reordering{coverage}", numbers, at)
 
 
 def flush_barrier(spec, ev: Evidence, at="end") -> Verdict:

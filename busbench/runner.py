@@ -46,6 +46,9 @@ def bus_config(scenario) -> BusConfig:
         flaky_backoff_ns=getattr(adapter, "backoff", 0),
         stall_at_ns=getattr(adapter, "at", None) if kind == "stall" else None,
         stall_for_ns=getattr(adapter, "duration", 0) if kind == "stall" else 0,
+        # The verify bitmaps (two, calloc'd: untouched pages cost nothing) are
+        # capped at 1 GiB each in all, whatever the number of producers.
+        verify_events_per_producer=min(1 << 30, (1 << 33) // load.producers),
         mutations=tuple(b.mutations), latency=b.latency,
         intended_times=bool(load.rate.total or load.rate.per_producer), producers=load.producers,
         seed=scenario.seed)

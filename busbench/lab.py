@@ -22,7 +22,6 @@ median over repeats.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time

@@ -260,19 +260,14 @@ class Runner:
             self.step_progress = lambda: min(1.0, sum(t.offered + t.turned_away
                                                      for t in self.gen.truths()) / events)
         try:
-            while not self.gen.wait(0.05):
-                # a producer stalled mid-push by a fault stays in flight: do not wait for it
-                if all(self.bus.producer_stalling(p) or not t
-                       for p, t in enumerate(self._alive())):
-                    break
+            # a producer stalled mid-push by a fault stays in flight: do not wait for it
+            while not self.gen.wait(0.05) and not self.gen.only_stalled_left:
+                pass
         finally:
             self.loading = False
             self.gen.stop(wait_for_stalled=False)
             self.load_s += time.monotonic() - t0
             self.step_progress = None
-
-    def _alive(self):
-        return [t.is_alive() for t in self.gen._threads]
 
     def _step(self, i, step) -> dict:
         kind = step.tag
@@ -378,7 +373,7 @@ class Runner:
 
     def _teardown(self, sampler):
         """Stop everything we started, whatever happened (Ctrl-C may come again)."""
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
                 self.gen.stop_flag[0] = 1
                 self.bus.release_stalls()

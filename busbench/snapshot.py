@@ -6,7 +6,7 @@ the bus (STYLE.md: nothing downstream reaches back upstream).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 COUNTER_NAMES = ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import math
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import numpy as np
 

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from busbench import compare, stats
-from busbench.compare import (CompareUsageError, PlotUnavailable, Variant, parse_vary,
+from busbench.compare import (CompareUsageError, PlotUnavailable, parse_vary,
                               render_markdown, render_plot, render_table, run_comparison,
                               schedule, variants)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -26,11 +26,11 @@ from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_A
                      CFG_SLOW_PER_BATCH_NS, CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS,
                      CFG_WORKERS, CFG_WRITER_STRIDE, COMMIT, CTRL_FLUSHING, CTRL_GATE,
                      CTRL_LEN, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM, CTRL_STALL_UNTIL,
-                     IDLE, LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
+                     LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
                      M_LOSSY_NEVER_SET, M_NO_INFLIGHT_GATE, M_STRANDED_DOUBLE, NO_BATCH,
                      PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED,
                      POS_TAIL, SEQ_BITS, SLOT, ST_PENDING, ST_STALL_FOR, ST_STALL_FROM,
-                     ST_STALLING, ST_STATE, ST_STRANDED, STATUS_NAMES, VERIFY, BusConfig)
+                     ST_STALLING, ST_STATE, ST_STRANDED, STATUS_NAMES, BusConfig)
 from .layout import (EVENTS_DROPPED, SHUTDOWN_WAS_LOSSY, CounterArray, aligned_zeros)
 
 POLL_S = 0.0002
@@ -266,17 +266,8 @@ class ReferenceBus:
         return [max(0, self._pos(s, POS_TAIL) - self._pos(s, POS_HEAD))
                 for s in range(self.config.shards)]
 
-    def shard_positions(self) -> list[tuple]:
-        return [(self._pos(s, POS_TAIL), self._pos(s, POS_HEAD), self._pos(s, POS_SETTLED))
-                for s in range(self.config.shards)]
-
     def producer_stalling(self, producer: int) -> bool:
         return bool(self.state.stripes[producer * SLOT + ST_STALLING])
-
-    def in_flight_producers(self) -> list[int]:
-        st = self.state.stripes
-        return [w for w in range(self.cold_writer + 1)
-                if st[w * SLOT + ST_STATE] in (ACTIVE, COMMIT)]
 
     def latency_histograms(self):
         """(merged corrected, merged uncorrected) histograms, or None when off."""

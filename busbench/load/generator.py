@@ -104,6 +104,7 @@ class LoadGenerator:
                 prm[K.P_MAX_EVENTS] = -1
             t = threading.Thread(target=self._run, args=(p,), name=f"busbench-producer-{p}",
                                  daemon=True)
+            t.producer = p
             self._threads.append(t)
         for t in self._threads:
             t.start()
@@ -118,6 +119,12 @@ class LoadGenerator:
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
+
+    @property
+    def only_stalled_left(self) -> bool:
+        """Every producer still running is stalled mid-push by a fault."""
+        return all(self.bus.producer_stalling(t.producer)
+                   for t in self._threads if t.is_alive())
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the producers to finish by themselves; True when they have.
@@ -139,9 +146,9 @@ class LoadGenerator:
         a later ``stop()`` joins it once its stall ends.
         """
         self.stop_flag[K.STOP_FLAG] = 1
-        for p, t in enumerate(self._threads):
+        for t in self._threads:
             while t.is_alive():
-                if not wait_for_stalled and self.bus.producer_stalling(p):
+                if not wait_for_stalled and self.bus.producer_stalling(t.producer):
                     break
                 t.join(0.02)
         self._reap()

@@ -17,7 +17,7 @@ from ..bus.jit import kernel, kernel_inline
 
 from ..bus.atomics import cpu_relax, load_relaxed
 from ..bus.clock import monotonic_ns, sleep_ns, yield_cpu
-from ..bus.config import DROPPED, FAILED, OK, SEQ_BITS, SHUTTING_DOWN, STRANDED
+from ..bus.config import FAILED, SEQ_BITS, SHUTTING_DOWN, STRANDED
 from ..bus.kernels import backoff, ingest_batch, mark_dropped
 
 # Key distributions (which shard each event goes to).

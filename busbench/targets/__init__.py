@@ -1,0 +1,1 @@
+"""Targets: the buses busbench can drive, behind one interface (base.py)."""

@@ -177,7 +177,7 @@ class Runner:
         if hists is not None and hists[0][histogram.COUNT] > 0:
             latency = histogram.summary(hists[0])
         return Snapshot(
-            scenario=self.scenario.name, target=self.scenario.target,
+            scenario=self.scenario.name, target=self.scenario.target_name,
             layout=self.config.counters.label, step_index=self.step_index,
             step_count=len(self.scenario.steps), step_label=self.step_label,
             step_progress=self.step_progress() if callable(self.step_progress) else None,
@@ -329,7 +329,7 @@ class Runner:
         self.bus = ReferenceBus(self.config)
         self.gen = LoadGenerator(self.bus, self.spec)
         result = RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
-                           target=sc.target, layout=self.config.counters.label,
+                           target=sc.target_name, layout=self.config.counters.label,
                            environment=environment(),
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            series=self.series, series_interval_s=self.sample_interval_s)

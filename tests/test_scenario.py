@@ -42,7 +42,7 @@ def error_of(text: str, **options) -> ScenarioError:
 
 def test_a_good_scenario_loads_into_typed_values_in_one_unit_each():
     scenario = load_scenario(GOOD)
-    assert (scenario.name, scenario.seed, scenario.target) == ("flush-barrier", 7, "builtin")
+    assert (scenario.name, scenario.seed, scenario.target_name) == ("flush-barrier", 7, "builtin")
     bus, load = scenario.bus, scenario.load
     assert (bus.shards, bus.capacity, bus.workers, bus.backpressure) == (4, 4096, 2, "drop_newest")
     assert bus.block_timeout == 10_000_000                       # durations: int ns
@@ -61,7 +61,7 @@ def test_a_good_scenario_loads_into_typed_values_in_one_unit_each():
 def test_omitted_settings_take_their_documented_defaults():
     scenario = load_scenario_text(MINIMAL)
     bus, load = scenario.bus, scenario.load
-    assert scenario.seed == 1 and scenario.target == "builtin" and scenario.checks == ()
+    assert scenario.seed == 1 and scenario.target_name == "builtin" and scenario.checks == ()
     assert (bus.shards, bus.capacity, bus.backpressure, bus.workers, bus.latency) == (
         4, 4096, "drop_newest", 1, True)
     assert (bus.block_timeout, bus.batch.max_events, bus.batch.max_delay) == (10_000_000, 512, 1_000_000)

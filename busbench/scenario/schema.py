@@ -64,8 +64,7 @@ Expectation = Literal["pass", "fail"]
 BACKPRESSURE_MODES: tuple[str, ...] = get_args(Backpressure)
 MUTATIONS: tuple[str, ...] = get_args(Mutation)
 CHECK_KINDS: tuple[str, ...] = get_args(CheckKind)
-TARGETS = ("builtin",)
-UNAVAILABLE_TARGETS = ("net-mesh",)
+NET_MESH_VERSION = "0.45.1"          # the release the net-mesh extra pins
 COUNTER_LAYOUTS = ("padded", "packed", "striped")
 
 MAX_CAPACITY = 1 << 24
@@ -81,16 +80,6 @@ def _name(value: str) -> str:
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise InvalidValue("expected a sentence saying what the scenario shows, got an empty text")
-    return value
-
-
-def _target(value: Any) -> str:
-    if value in UNAVAILABLE_TARGETS:
-        raise InvalidValue(f"target {value} is not available in this build; "
-                           f"available: {', '.join(TARGETS)}")
-    if value not in TARGETS:
-        raise InvalidValue(f"unknown target {show(value)}; expected one of: {', '.join(TARGETS)}",
-                           suggestion=closest(value, TARGETS + UNAVAILABLE_TARGETS))
     return value
 
 
@@ -656,7 +645,15 @@ class StallAdapterFault(OneKey):
     duration: Duration = Field(alias="for")
 
 
-Fault = _one_of("fault", (StallProducerFault, StallAdapterFault), _tag_of_one_key,
+class KillAdapterFault(OneKey):
+    """net-mesh target: kill the redis-server ``after`` into the next run; restart it
+    ``restart_after`` later (never, when absent)."""
+    tag: ClassVar[str] = "kill_adapter"
+    after: DurationOrZero = 0
+    restart_after: Duration | None = None
+
+
+Fault = _one_of("fault", (StallProducerFault, StallAdapterFault, KillAdapterFault), _tag_of_one_key,
                 "{stall_adapter: {for: 200ms}}")
 
 
@@ -685,6 +682,50 @@ Step = _one_of("step", (RunStep, FlushStep, CheckStep, SleepStep, FaultStep, Shu
                _tag_of_one_key, "- run: 2s")
 
 
+# --- targets ------------------------------------------------------------------------
+
+
+class BuiltinTargetSpec(OneKey):
+    """The reference bus of BUS.md (busbench/bus/): every counter layout, mutation and fault."""
+    tag: ClassVar[str] = "builtin"
+
+
+def _version(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+\.\d+", value):
+        raise InvalidValue(f"expected a release like {NET_MESH_VERSION}, got {show(value)}")
+    return value
+
+
+def _redis_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"rediss?://\S+", value):
+        raise InvalidValue(f"expected a Redis URL like redis://127.0.0.1:6379/0, got {show(value)}")
+    return value
+
+
+class NetMeshTargetSpec(OneKey):
+    """The real net-mesh EventBus (PyPI net-mesh), driven through its C ABI by the Numba
+    producer kernels (``driver: c-abi``) or through its Python binding (``driver: binding``)."""
+    tag: ClassVar[str] = "net-mesh"
+    version: Annotated[str, AfterValidator(_version)] = NET_MESH_VERSION
+    driver: Literal["c-abi", "binding"] = "c-abi"
+    adapter: Literal["redis", "noop"] = "redis"
+    redis_url: Annotated[str, AfterValidator(_redis_url)] | None = None
+
+
+Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec), _tag_of_one_key,
+                 "builtin or {net-mesh: {driver: c-abi}}")
+
+#: bus keys net-mesh cannot honour, and why; each is refused at validation, never ignored
+NET_MESH_REFUSES = {
+    "block_timeout": "net-mesh has no block mode",
+    "batch": "net-mesh 0.45.1 ignores batch settings given in its configuration",
+    "counters": "net-mesh's counter layout is compiled into the library",
+    "workers": "net-mesh runs one batch worker per shard",
+    "latency": "net-mesh exports no per-event dispatch time",
+    "adapter": "net-mesh's adapter is chosen under target.net-mesh.adapter (redis or noop)",
+    "mutations": "mutations are faults of the reference bus",
+}
+
 # --- the scenario ---------------------------------------------------------------------
 
 
@@ -693,7 +734,7 @@ class Scenario(Section):
     name: Annotated[str, AfterValidator(_name)]
     description: Annotated[str, AfterValidator(_non_empty)]
     seed: Annotated[Count, Field(ge=0)] = 1
-    target: Annotated[str, BeforeValidator(_target)] = "builtin"
+    target: Target = BuiltinTargetSpec()
     bus: Bus = Bus()
     load: Load = Load()
     steps: Annotated[tuple[Step, ...], AfterValidator(_at_least_one("step, like - run: 2s"))]
@@ -709,6 +750,7 @@ class Scenario(Section):
     def _inconsistencies(self) -> Iterator[InvalidValue]:
         """Rules that span sections; paths are the file's own, so errors find their line."""
         keys, shards = self.load.keys, self.bus.shards
+        yield from self._refused_by_target()
         if isinstance(keys, HotKeys) and keys.shard >= shards:
             yield InvalidValue(f"shard {keys.shard} does not exist: bus.shards is {shards}, so "
                                f"shards are numbered 0 to {shards - 1}", path=("load", "keys", "hot", "shard"))
@@ -734,6 +776,37 @@ class Scenario(Section):
                 yield InvalidValue("flush_barrier needs a flush step in steps (e.g. `- flush`)",
                                    path=("checks", position))
 
+    def _refused_by_target(self) -> Iterator[InvalidValue]:
+        """Keys the target cannot honour are errors naming the key and the target, never ignored."""
+        if not isinstance(self.target, NetMeshTargetSpec):
+            for index, step in enumerate(self.steps):
+                if isinstance(step, FaultStep) and isinstance(step.fault, KillAdapterFault):
+                    yield InvalidValue("kill_adapter kills the net-mesh target's redis-server; the "
+                                       "builtin bus has none (use stall_adapter)",
+                                       path=("steps", index, "fault", "kill_adapter"))
+            return
+        for key, why in NET_MESH_REFUSES.items():
+            if key in self.bus.model_fields_set:
+                yield InvalidValue(f"not supported by target net-mesh: {why}; remove bus.{key}",
+                                   path=("bus", key))
+        if self.bus.backpressure == "block":
+            yield InvalidValue("not supported by target net-mesh: it has no block mode; expected "
+                               "drop_newest, drop_oldest or fail_producer",
+                               path=("bus", "backpressure"))
+        if self.target.adapter != "redis":
+            for index, step in enumerate(self.steps):
+                if isinstance(step, FaultStep) and isinstance(step.fault, (StallAdapterFault,
+                                                                            KillAdapterFault)):
+                    yield InvalidValue(f"{step.fault.tag} acts on the redis-server of "
+                                       f"adapter: redis, but target.net-mesh.adapter is "
+                                       f"{self.target.adapter}",
+                                       path=("steps", index, "fault", step.fault.tag))
+
+    @property
+    def target_name(self) -> str:
+        """``builtin`` or ``net-mesh``: for headers, records and the dashboard."""
+        return self.target.tag
+
     @property
     def all_checks(self) -> tuple[CheckSpec, ...]:
         """Every check the scenario declares: those in check steps, in order, then the end checks."""
@@ -744,7 +817,13 @@ class Scenario(Section):
     def to_dict(self) -> dict:
         """The scenario as run, in canonical short form (durations as text such as ``"2s"``);
         JSON-friendly, and loading it back gives an equal Scenario."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if isinstance(self.target, NetMeshTargetSpec):
+            # keys the target refuses are written only when given, so the record reloads
+            for key in NET_MESH_REFUSES:
+                if key not in self.bus.model_fields_set:
+                    data["bus"].pop(key, None)
+        return data
 
 
 def keys_expected_at(loc: tuple) -> list[str] | None:

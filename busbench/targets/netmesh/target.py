@@ -470,6 +470,8 @@ class NetMeshTarget:
                 box["error"] = e
 
         t = threading.Thread(target=run, name=f"busbench-netmesh-{name}", daemon=True)
+        t.box = box
+        t.started = time.monotonic()
         self._helpers.append(t)
         start = time.monotonic()
         t.start()
@@ -483,6 +485,20 @@ class NetMeshTarget:
         if "error" in box:
             raise box["error"]
         return box.get("value"), True, waited
+
+    def join_native_calls(self, timeout_s: float) -> list[dict]:
+        """Wait (bounded) for native calls that outlived their wait (a flush or
+        shutdown against a frozen Redis); what each returned and when."""
+        end = time.monotonic() + timeout_s
+        out = []
+        for t in list(self._helpers):
+            while t.is_alive() and time.monotonic() < end:
+                t.join(0.05)
+            out.append({"call": t.name.rsplit("-", 1)[-1], "returned": not t.is_alive(),
+                        "value": t.box.get("value"), "after_s": round(time.monotonic() - t.started, 3)})
+            if not t.is_alive():
+                self._helpers.remove(t)
+        return out
 
     def _read_counters(self) -> dict | None:
         if self._shut:

@@ -191,7 +191,7 @@ def main(argv):
     names = argv or list(EXPERIMENTS)
     for name in names:
         try:
-            proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True,
+            proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, check=False,
                                   text=True, timeout=180)
             out = proc.stdout.strip().splitlines()
             line = out[-1] if out else f"(no output; rc {proc.returncode}: {proc.stderr.strip()[-400:]})"

@@ -13,11 +13,11 @@ and a call made more than ``late_after`` behind schedule counts its events as
 late. Nothing is skipped to catch up.
 """
 import numpy as np
-from ..bus.jit import kernel, kernel_inline
 
 from ..bus.atomics import cpu_relax, load_relaxed
 from ..bus.clock import monotonic_ns, sleep_ns, yield_cpu
 from ..bus.config import FAILED, SEQ_BITS, SHUTTING_DOWN, STRANDED
+from ..bus.jit import kernel, kernel_inline
 from ..bus.kernels import backoff, ingest_batch, mark_dropped
 
 # Key distributions (which shard each event goes to).

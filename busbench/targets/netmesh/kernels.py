@@ -30,11 +30,30 @@ from ...bus.atomics import load_relaxed, store_release
 from ...bus.clock import monotonic_ns, sleep_ns
 from ...bus.jit import kernel, kernel_inline
 from ...bus.kernels import backoff
-from ...load.kernels import (P_BATCH, P_DEADLINE_NS, P_INTERVAL_PS, P_LATE_AFTER_NS,
-                             P_MAX_EVENTS, P_OPEN_LOOP, P_RETRY_FAILED, P_T0_NS, S_CALLS,
-                             S_DONE, S_LANDED, S_LATE, S_NEXT_SEQ, S_OFFERED, S_REFUSED,
-                             S_RETRIES, S_STEP_EVENTS, S_TURNED_AWAY, STOP_FLAG, add_wrap, seq_mix,
-                             wait_until_due)
+from ...load.kernels import (
+    P_BATCH,
+    P_DEADLINE_NS,
+    P_INTERVAL_PS,
+    P_LATE_AFTER_NS,
+    P_MAX_EVENTS,
+    P_OPEN_LOOP,
+    P_RETRY_FAILED,
+    P_T0_NS,
+    S_CALLS,
+    S_DONE,
+    S_LANDED,
+    S_LATE,
+    S_NEXT_SEQ,
+    S_OFFERED,
+    S_REFUSED,
+    S_RETRIES,
+    S_STEP_EVENTS,
+    S_TURNED_AWAY,
+    STOP_FLAG,
+    add_wrap,
+    seq_mix,
+    wait_until_due,
+)
 
 # The C functions (abi.NUMBA_SYMBOLS); pointers and sizes travel as int64.
 net_ingest_raw = types.ExternalFunction(
@@ -299,12 +318,10 @@ def account_entries(rows, n, shard, producers, next_seq, last_seq, seen, seen_wo
         key = shard * producers + p
         if last_seq[key] != NO_SEQ and seq <= last_seq[key]:
             out[p, E_ORDER] += 1
-        if seq > last_seq[key]:
-            last_seq[key] = seq
+        last_seq[key] = max(last_seq[key], seq)
         if out[p, E_MIN_SEQ] == NO_SEQ or seq < out[p, E_MIN_SEQ]:
             out[p, E_MIN_SEQ] = seq
-        if seq > out[p, E_MAX_SEQ]:
-            out[p, E_MAX_SEQ] = seq
+        out[p, E_MAX_SEQ] = max(out[p, E_MAX_SEQ], seq)
         first = True
         was = test_bit(seen, seen_words, p, seq)
         if was == 1:

@@ -46,7 +46,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 CLIENT_TIMEOUT_S = 2.0
 
-_live: "weakref.WeakSet[RedisServer]" = weakref.WeakSet()
+_live: weakref.WeakSet[RedisServer] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
@@ -76,12 +76,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+try:    # resolved in the parent: between fork and exec the child must not dlopen (locks)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
 def _die_with_parent():      # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except Exception:       # noqa: BLE001 - best effort; close()/atexit still stop it
-        pass
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: the kernel kills it with its parent
 
 
 def client_for(url: str, timeout_s: float = CLIENT_TIMEOUT_S):
@@ -155,14 +158,14 @@ class RedisServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         if self._closed:
             raise NetMeshError("this redis-server was closed; start a new one")
         if self.running:
@@ -193,10 +196,11 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
-        self._log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self._log = open(os.path.join(self.dir, "redis.log"), "ab")  # noqa: SIM115 - the server's lifetime
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent, close_fds=True)
+                                     preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+                                     close_fds=True)
         self._wait_ready()
 
     def _wait_ready(self) -> None:

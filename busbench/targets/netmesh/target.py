@@ -79,7 +79,7 @@ class NetMeshConfig:
             "call", "redis", "library", "version")
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "NetMeshConfig":
+    def from_dict(cls, data: dict | None) -> NetMeshConfig:
         """Validate a scenario's ``target: {net-mesh: {...}}`` mapping. Unknown keys
         are errors (net-mesh itself ignores them silently)."""
         data = dict(data or {})
@@ -281,8 +281,8 @@ class NetMeshTarget:
         if cfg.driver == "binding":
             import net
 
-            kwargs = dict(num_shards=cfg.num_shards, ring_buffer_capacity=cfg.ring_buffer_capacity,
-                          backpressure_mode=BINDING_MODES[cfg.mode])
+            kwargs = {"num_shards": cfg.num_shards, "ring_buffer_capacity": cfg.ring_buffer_capacity,
+                      "backpressure_mode": BINDING_MODES[cfg.mode]}
             if cfg.adapter == "redis":
                 kwargs.update(redis_url=self.url, redis_prefix=self.prefix)
                 if cfg.redis.max_stream_len is not None:
@@ -291,7 +291,7 @@ class NetMeshTarget:
                     kwargs["redis_pipeline_size"] = cfg.redis.pipeline_size
             try:
                 self.bus = net.Net(**kwargs)
-            except Exception as e:  # noqa: BLE001 - the binding raises bare RuntimeErrors
+            except Exception as e:
                 raise NetMeshError(f"net-mesh's binding refused the configuration: {e}") from e
             return
         text = cfg.init_json(self.url, self.prefix if cfg.adapter == "redis" else None)
@@ -707,7 +707,7 @@ class NetMeshTarget:
                     client = client_for(self.url, 2.0)
                     client.delete(*[stream_key(self.prefix, s) for s in range(self.config.num_shards)])
                     client.close()
-                except Exception:  # noqa: BLE001 - best effort on someone else's Redis
+                except Exception:  # noqa: BLE001, S110 - best effort on someone else's Redis
                     pass
 
     def __enter__(self):
@@ -716,7 +716,7 @@ class NetMeshTarget:
     def __exit__(self, *exc):
         self.close()
 
-    def with_config(self, **changes) -> "NetMeshTarget":
+    def with_config(self, **changes) -> NetMeshTarget:
         return NetMeshTarget(replace(self.config, **changes), self.producers)
 
 

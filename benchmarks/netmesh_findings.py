@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 EXPERIMENTS = ("refusals", "fail_producer", "drop_oldest", "flush_quiescent", "flush_under_load",
-               "shutdown_without_flush", "shutdown_redis_frozen")
+               "shutdown_without_flush", "shutdown_redis_frozen", "flush_redis_frozen",
+               "kill_adapter_restart")
 
 
 def _rig(cfg, producers=2):
@@ -177,6 +178,46 @@ def run(name: str) -> dict:
             return {"producers": truth, "counters_before_shutdown": c,
                     "shutdown_returned": claim.details["returned"], "shutdown_rc": claim.details["rc"],
                     "shutdown_waited_s": round(claim.duration_s, 2), "after_sigcont": late,
+                    "delivery": _summary(t, ev, rigs),
+                    "lost": sum(r["landed"] for r in truth) - sum(d.distinct for d in ev.producers)}
+        finally:
+            t.close()
+    if name == "flush_redis_frozen":
+        t = _rig({"num_shards": 4, "ring_buffer_capacity": 1 << 16})
+        try:
+            stop, rigs, threads = _load(t, 2, 100_000)
+            [x.start() for x in threads]
+            [x.join() for x in threads]
+            truth = _truth(rigs)
+            t.arm_fault({"kind": "stall_adapter", "for_s": 0})
+            claim = t.flush(20)
+            t.release_faults()
+            late = t.join_native_calls(60)
+            t.shutdown(5)
+            ev = t.delivery()
+            return {"producers": truth, "flush_returned_while_frozen": not claim.timed_out,
+                    "flush_rc": claim.details["rc"], "flush_waited_s": round(claim.waited_s, 2),
+                    "after_sigcont": late, "flush": ev.flushes[0].as_dict(),
+                    "after_shutdown": _summary(t, ev, rigs)}
+        finally:
+            t.close()
+    if name == "kill_adapter_restart":
+        t = _rig({"num_shards": 4, "ring_buffer_capacity": 1 << 16, "redis": {"durable": True}})
+        try:
+            stop, rigs, threads = _load(t, 2, 300_000)
+            [x.start() for x in threads]
+            time.sleep(0.05)
+            armed = t.arm_fault({"kind": "kill_adapter", "restart_after_s": 1.0})
+            [x.join() for x in threads]
+            time.sleep(1.5)
+            truth = _truth(rigs)
+            c = t.counters()
+            claim = t.shutdown(5)
+            late = t.join_native_calls(30)
+            ev = t.delivery()
+            return {"armed": armed, "producers": truth, "counters_before_shutdown": c,
+                    "shutdown_returned": claim.details["returned"], "shutdown_rc": claim.details["rc"],
+                    "shutdown_waited_s": round(claim.duration_s, 2), "after": late,
                     "delivery": _summary(t, ev, rigs),
                     "lost": sum(r["landed"] for r in truth) - sum(d.distinct for d in ev.producers)}
         finally:

@@ -118,3 +118,20 @@ def test_killed_parent_takes_its_server_along(no_redis_left):
         time.sleep(0.05)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_restart_from_a_short_lived_thread_survives_that_thread(no_redis_left):
+    """PDEATHSIG fires when the forking *thread* ends: restarts go through the
+    server's own spawner thread, so a fault timer's restart is not killed with it."""
+    import threading
+
+    with RedisServer() as server:
+        server.kill()
+        t = threading.Thread(target=server.restart)
+        t.start()
+        t.join(15)
+        time.sleep(0.5)
+        assert server.running
+        c = server.client()
+        assert c.ping()
+        c.close()

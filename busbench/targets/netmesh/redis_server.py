@@ -10,9 +10,10 @@ scratch directory, and stops it on every exit path:
   SIGCONT first (a server frozen by a fault would not see SIGTERM), then
   SIGTERM, then SIGKILL after a bounded wait, and removes the directory;
 * the child is started with ``PR_SET_PDEATHSIG`` = SIGKILL, so the kernel kills
-  it even when busbench dies by SIGKILL or an unhandled signal (the parent
-  *thread* that started it must live as long as the server: start it from the
-  main thread);
+  it even when busbench dies by SIGKILL or an unhandled signal. The signal
+  fires when the *thread* that forked it ends, so every start and restart is
+  done by one spawner thread that the server owns until ``close()`` (a restart
+  from a timer thread was killed as soon as that timer's thread ended);
 * its own session (``start_new_session``), so a Ctrl-C at the terminal reaches
   busbench, which then stops the server in order, rather than the server first.
 
@@ -28,6 +29,7 @@ import atexit
 import ctypes
 import importlib.util
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -144,6 +146,8 @@ class RedisServer:
         self.stalled = False
         self._log = None
         self._closed = False
+        self._spawn_requests: queue.Queue = queue.Queue()
+        self._spawner: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -197,11 +201,40 @@ class RedisServer:
         else:
             args += ["--appendonly", "no"]
         self._log = open(os.path.join(self.dir, "redis.log"), "ab")  # noqa: SIM115 - the server's lifetime
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
-                                     close_fds=True)
+        log = self._log
+        self.proc = self._in_spawner(lambda: subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only
+            close_fds=True))
         self._wait_ready()
+
+    def _in_spawner(self, fn):
+        """Run fn in the spawner thread (the parent thread of every server process)."""
+        if self._spawner is None or not self._spawner.is_alive():
+            self._spawner = threading.Thread(target=self._spawn_loop, name="busbench-redis-spawner",
+                                             daemon=True)
+            self._spawner.start()
+        done = threading.Event()
+        box = {}
+        self._spawn_requests.put((fn, box, done))
+        if not done.wait(self.start_timeout_s):
+            raise NetMeshError("redis-server could not be started within "
+                               f"{self.start_timeout_s:.0f} s")
+        if "error" in box:
+            raise NetMeshError(f"redis-server {self.binary} could not be started: {box['error']}")
+        return box["value"]
+
+    def _spawn_loop(self):
+        while True:
+            item = self._spawn_requests.get()
+            if item is None:
+                return
+            fn, box, done = item
+            try:
+                box["value"] = fn()
+            except Exception as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            done.set()
 
     def _wait_ready(self) -> None:
         import redis
@@ -291,6 +324,11 @@ class RedisServer:
             if self.dir is not None:
                 shutil.rmtree(self.dir, ignore_errors=True)
                 self.dir = None
+            if self._spawner is not None:
+                self._spawn_requests.put(None)
+                if self._spawner is not threading.current_thread():
+                    self._spawner.join(STOP_TIMEOUT_S)
+                self._spawner = None
             with _live_lock:
                 _live.discard(self)
 

@@ -204,6 +204,7 @@ class NetMeshTarget:
         self._next_seq = np.zeros(producers, np.int64)
         self.shutdown_rc: int | None = None
         self.flush_rcs: list[int] = []
+        self.shutdown_margin_s = 10.0
 
     # ------------------------------------------------------------------ contract
     @property
@@ -597,8 +598,9 @@ class NetMeshTarget:
             self._shut = True
             return None
         # net_shutdown waits up to 5 s for in-flight calls, then the adapter's
-        # drain, which has no bound of its own: busbench waits grace + 10 s.
-        rc, returned, waited = self._call_bounded(call, grace_s + 10.0, "shutdown")
+        # drain, which has no bound of its own (a frozen Redis holds it as long
+        # as it stays frozen): busbench waits grace + shutdown_margin_s.
+        rc, returned, waited = self._call_bounded(call, grace_s + self.shutdown_margin_s, "shutdown")
         self._shut = True
         self._counters_after_shutdown = True
         self.shutdown_rc = rc if returned else None

@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from busbench.load import kernels as K  # noqa: E402
-from busbench.targets.netmesh import NetMeshTarget  # noqa: E402
+from busbench.load import kernels as K
+from busbench.targets.netmesh import NetMeshTarget
 
 SHARDS = 2
 CAPACITY = 1 << 16

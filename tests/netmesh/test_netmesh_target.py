@@ -102,3 +102,33 @@ def test_unsupported_fault_is_refused():
         t.arm_fault({"kind": "stall_adapter", "for_s": 1})
     with pytest.raises(NetMeshError, match="not supported"):
         t.arm_fault({"kind": "stall_adapterr"})
+
+
+def test_open_loop_payloads_carry_the_intended_send_time(no_redis_left):
+    from busbench.targets.netmesh.streams import stream_key
+
+    t = NetMeshTarget({"num_shards": 1, "ring_buffer_capacity": 1 << 16}, producers=1)
+    try:
+        t.prepare()
+        t.start()
+        prm = _params(200, batch=10)
+        prm[K.P_OPEN_LOOP] = 1
+        prm[K.P_INTERVAL_PS] = 100_000_000          # 10 000 events/s
+        prm[K.P_T0_NS] = time.monotonic_ns()
+        prm[K.P_LATE_AFTER_NS] = 10**12
+        ps = np.zeros(K.S_LEN, np.int64)
+        t.produce(0, prm, ps, None, np.zeros(16, np.int64))
+        assert ps[K.S_LANDED] == 200
+        t.shutdown(5)
+        c = t.server.client()
+        entries = c.xrange(stream_key(t.prefix, 0), count=1000)
+        c.close()
+        got = {}
+        for _, fields in entries:
+            hexes = fields[b"d"][6:38]
+            got[int(hexes[4:16], 16)] = int(hexes[16:32], 16)
+        assert len(got) == 200
+        t0 = int(prm[K.P_T0_NS])
+        assert all(got[k] == t0 + k * 100_000 for k in range(200))   # intended, not actual
+    finally:
+        t.close()

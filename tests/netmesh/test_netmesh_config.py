@@ -40,3 +40,6 @@ def test_capabilities_are_honest():
     assert caps.witness == "redis streams"
     assert NetMeshTarget({"adapter": "noop"}).capabilities.witness is None
     assert "stall_adapter" not in NetMeshTarget({"redis": {"url": "redis://h:1"}}).capabilities.faults
+    notes = NetMeshTarget({}).not_observable
+    assert {"events_dispatched", "shutdown_was_lossy"} <= set(notes)
+    assert "delivery" in NetMeshTarget({"adapter": "noop"}).not_observable

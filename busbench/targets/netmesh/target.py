@@ -48,6 +48,15 @@ CALLS = {"single": NK.SINGLE, "batch": NK.BATCH}
 MIN_CAPACITY = 1024         # net_init refuses smaller rings (measured on 0.45.1)
 COUNTERS = ("events_ingested", "events_dropped", "batches_dispatched")
 FAULTS = frozenset({"stall_adapter", "kill_adapter", "stall_producer"})
+# Evidence this target cannot provide, and why (for "not observable on this target").
+NOT_OBSERVABLE = {
+    "events_dispatched": "net-mesh 0.45.1 exports no events_dispatched (net_stats_ex has ingested, "
+                         "dropped, batches_dispatched); what reached Redis stands in for it",
+    "shutdown_was_lossy": "net-mesh 0.45.1 exports no lossy flag and no shutdown report",
+    "counters_after_shutdown": "every call returns -8 after net_shutdown, stats included",
+    "shard_fill": "net_stats reports shard_events_* as totals, not per-shard queue depth",
+    "latency": "not measured on this target",
+}
 SENDER_BITS_DEFAULT = 1 << 30       # refused/ambiguous bitmaps: 128 MiB virtual, touched lazily
 
 
@@ -216,6 +225,14 @@ class NetMeshTarget:
         return Capabilities(counters=frozenset(COUNTERS), witness=witness,
                             shard_known_to_producer=False, lossy_flag=False, shutdown_report=False,
                             shard_fill=False, latency=False, faults=frozenset(faults))
+
+    @property
+    def not_observable(self) -> dict:
+        """name -> why this target cannot provide it (Capabilities has no room for the why)."""
+        notes = dict(NOT_OBSERVABLE)
+        if self.config.adapter != "redis":
+            notes["delivery"] = "adapter noop: nothing downstream witnesses deliveries"
+        return notes
 
     def describe_native(self) -> list[str]:
         lines = []

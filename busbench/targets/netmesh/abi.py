@@ -1,0 +1,227 @@
+"""net-mesh's C ABI, as exported by the extension module of its Python wheel.
+
+PyPI ``net-mesh`` (``import net``) ships ``net/_net*.so``; besides the Python
+module it exports the C functions of net-mesh's ``include/net.h``. busbench
+calls them two ways:
+
+* from Python through ``ctypes`` (init, flush, stats, shutdown: cold paths);
+* from Numba producer kernels (``net_ingest_raw``, ``net_ingest_raw_batch``):
+  ``register_for_numba`` gives LLVM the symbols' addresses with
+  ``llvmlite.binding.add_symbol`` and the kernels declare them as
+  ``numba.types.ExternalFunction``. That keeps the kernels cacheable; a ctypes
+  function pointer inside a kernel is a "dynamic global" and disables
+  ``cache=True``. The symbols must be registered before a cached kernel is
+  loaded, so every path to the kernels goes through ``load()`` first.
+
+Facts about 0.45.1 measured here (tests/netmesh/test_abi.py keeps them honest):
+
+* ``net_init`` returns NULL, with no detail, for an unknown
+  ``backpressure_mode``, ``num_shards: 0``, a ``ring_buffer_capacity`` that is
+  not a power of two or below 1024, a malformed Redis URL, and, after ~9.5 s of
+  retries, an unreachable Redis. Unknown keys are ignored silently.
+* ``net_ingest_raw`` returns 0, -5 (ring full: backpressure) or -8 (shutting
+  down); -2 for a payload that is not UTF-8. ``net_ingest_raw_batch`` returns
+  how many it accepted (not which), or -8.
+* After ``net_shutdown`` every call returns -8 (``net_shutdown`` again: 0); the
+  handle's memory is leaked on purpose, so a shut-down handle is safe to pass.
+  Counters are therefore not readable after shutdown. A garbage handle is not
+  safe: it can segfault the process.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_VERSION = "0.45.1"
+INSTALL_HINT = "pip install -e '.[net-mesh]'"
+
+# Return codes of net.h (net_error_t) that busbench meets.
+NET_OK = 0
+NET_ERR_NULL_POINTER = -1
+NET_ERR_INVALID_UTF8 = -2
+NET_ERR_INGESTION_FAILED = -5      # backpressure: the shard's ring is full
+NET_ERR_BUFFER_TOO_SMALL = -7
+NET_ERR_SHUTTING_DOWN = -8
+NET_ERR_UNKNOWN = -99
+RC_NAMES = {0: "ok", -1: "null pointer", -2: "invalid utf-8", -3: "invalid json", -4: "init failed",
+            -5: "backpressure (ring full)", -6: "poll failed", -7: "buffer too small",
+            -8: "shutting down", -9: "int overflow", -99: "unknown"}
+
+_vp, _cp, _sz, _int = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int
+
+
+class NetStats(ctypes.Structure):
+    """``net_stats_t`` of net.h: three u64 (no events_dispatched in 0.45.1)."""
+    _fields_ = [("events_ingested", ctypes.c_uint64),
+                ("events_dropped", ctypes.c_uint64),
+                ("batches_dispatched", ctypes.c_uint64)]
+
+
+# name -> (restype, argtypes): every symbol busbench needs, checked at load.
+SYMBOLS = {
+    "net_version": (_cp, []),
+    "net_init": (_vp, [_cp]),
+    "net_ingest_raw": (_int, [_vp, _cp, _sz]),
+    "net_ingest_raw_batch": (_int, [_vp, ctypes.POINTER(_cp), ctypes.POINTER(_sz), _sz]),
+    "net_flush": (_int, [_vp]),
+    "net_stats": (_int, [_vp, _cp, _sz]),
+    "net_stats_ex": (_int, [_vp, ctypes.POINTER(NetStats)]),
+    "net_num_shards": (ctypes.c_uint16, [_vp]),
+    "net_shutdown": (_int, [_vp]),
+}
+# What the jitted producer kernels call (kernels.py declares the same names).
+NUMBA_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
+
+
+class NetMeshError(RuntimeError):
+    """net-mesh cannot be used as asked: not installed, wrong version, a missing
+    symbol, an unreachable Redis, ``net_init`` refusing the configuration.
+    The message says what to do; the CLI prints it without a traceback."""
+
+
+class NetMeshConfigError(NetMeshError):
+    """A mistake in the user's net-mesh target configuration (a usage error)."""
+
+    def __init__(self, key: str, message: str, suggestion: str | None = None):
+        text = f"target net-mesh: {key}: {message}"
+        if suggestion:
+            text += f"; did you mean {suggestion!r}?"
+        super().__init__(text)
+        self.key = key
+        self.suggestion = suggestion
+
+
+def find_extension(path: str | Path | None = None) -> Path:
+    """The extension module that exports the C ABI: ``path`` if given, else
+    ``net/_net*.so`` of the installed ``net`` package (found without importing it)."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise NetMeshError(f"net-mesh library {p} does not exist")
+        return p
+    try:
+        spec = importlib.util.find_spec("net")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise NetMeshError(f"net-mesh is not installed (no Python package 'net'); "
+                           f"install busbench's extra: {INSTALL_HINT}")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("_net*.so"))
+        if found:
+            return found[0]
+    raise NetMeshError(f"the installed package 'net' ({list(spec.submodule_search_locations)}) "
+                       f"has no _net*.so extension module: is it net-mesh? {INSTALL_HINT}")
+
+
+@dataclass
+class NetMeshLib:
+    """The loaded library: version, and ctypes wrappers of the cold-path calls."""
+    path: Path
+    cdll: ctypes.CDLL
+    version: str
+    addresses: dict
+
+    # ------------------------------------------------------------ lifecycle
+    def init(self, config_json: str) -> int:
+        """A bus handle, or 0 when net-mesh refused (it says no more than that)."""
+        return self.cdll.net_init(config_json.encode()) or 0
+
+    def shutdown(self, handle: int) -> int:
+        return self.cdll.net_shutdown(handle)
+
+    def flush(self, handle: int) -> int:
+        return self.cdll.net_flush(handle)
+
+    def num_shards(self, handle: int) -> int:
+        return self.cdll.net_num_shards(handle)
+
+    # ------------------------------------------------------------ ingest (Python side)
+    def ingest_raw(self, handle: int, payload: bytes) -> int:
+        return self.cdll.net_ingest_raw(handle, payload, len(payload))
+
+    def ingest_raw_batch(self, handle: int, payloads: list[bytes]) -> int:
+        n = len(payloads)
+        ptrs = (_cp * n)(*payloads)
+        lens = (_sz * n)(*[len(p) for p in payloads])
+        return self.cdll.net_ingest_raw_batch(handle, ptrs, lens, n)
+
+    # ------------------------------------------------------------ counters
+    def stats_ex(self, handle: int) -> tuple[int, NetStats]:
+        out = NetStats()
+        rc = self.cdll.net_stats_ex(handle, ctypes.byref(out))
+        return rc, out
+
+    def stats_json(self, handle: int) -> tuple[int, bytes]:
+        size = 4096
+        for _ in range(4):       # bounded: the JSON is ~150 bytes today
+            buf = ctypes.create_string_buffer(size)
+            rc = self.cdll.net_stats(handle, buf, size)
+            if rc != NET_ERR_BUFFER_TOO_SMALL:
+                return rc, buf.value if rc >= 0 else b""
+            size *= 4
+        return NET_ERR_BUFFER_TOO_SMALL, b""
+
+
+_lock = threading.Lock()
+_loaded: dict[str, NetMeshLib] = {}
+_registered: dict[str, int] = {}
+
+
+def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_VERSION) -> NetMeshLib:
+    """Load the library, check its version and symbols, register the kernels'
+    symbols for Numba. Cached per path; raises ``NetMeshError`` with a clear message."""
+    so = find_extension(path).resolve()
+    key = str(so)
+    with _lock:
+        lib = _loaded.get(key)
+        if lib is None:
+            try:
+                cdll = ctypes.CDLL(key)
+            except OSError as e:
+                raise NetMeshError(f"cannot load net-mesh library {so}: {e}") from e
+            missing = [name for name in SYMBOLS if not hasattr(cdll, name)]
+            if missing:
+                raise NetMeshError(f"net-mesh library {so} lacks the C ABI symbol(s) "
+                                   f"{', '.join(missing)}: busbench needs net-mesh=={REQUIRED_VERSION} "
+                                   f"({INSTALL_HINT})")
+            for name, (restype, argtypes) in SYMBOLS.items():
+                fn = getattr(cdll, name)
+                fn.restype, fn.argtypes = restype, argtypes
+            raw = cdll.net_version()
+            version = raw.decode(errors="replace") if raw else "?"
+            addresses = {name: ctypes.cast(getattr(cdll, name), ctypes.c_void_p).value
+                         for name in SYMBOLS}
+            lib = NetMeshLib(so, cdll, version, addresses)
+            _loaded[key] = lib
+    if expect_version is not None and lib.version != expect_version:
+        raise NetMeshError(f"net-mesh {lib.version} found at {so}, busbench drives net-mesh "
+                           f"{expect_version} (its C ABI and findings are pinned to it): "
+                           f"{INSTALL_HINT}")
+    register_for_numba(lib)
+    return lib
+
+
+def register_for_numba(lib: NetMeshLib) -> None:
+    """Tell LLVM where the kernels' external functions are. One library per
+    process: a second library at another address would make cached kernels
+    call whichever registered last, so that is refused."""
+    import llvmlite.binding as llvm
+
+    with _lock:
+        for name in NUMBA_SYMBOLS:
+            addr = lib.addresses[name]
+            known = _registered.get(name)
+            if known is not None and known != addr:
+                raise NetMeshError(f"a second net-mesh library ({lib.path}) in one process: "
+                                   f"busbench's kernels are bound to the first one")
+            if known is None:
+                llvm.add_symbol(name, addr)
+                _registered[name] = addr
+
+
+def describe_rc(rc: int) -> str:
+    return f"{rc} ({RC_NAMES.get(rc, 'unknown code')})"

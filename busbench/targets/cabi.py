@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -27,13 +26,11 @@ from ..load import kernels as LK
 from ..load import payload as PL
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
+from .bounded import CALL_MARGIN_S, call_within
 from .cabi_spec import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
 from .errors import TargetError
 from .sink import SinkState, c_sink
 
-#: extra time a cold call may take beyond the timeout it was given, before busbench
-#: says it never returned (the call is then abandoned on a daemon thread)
-CALL_MARGIN_S = 10.0
 _CTYPES_INT = {32: ctypes.c_int32, 64: ctypes.c_int64, 0: None}
 _FIELD_CTYPES = {"u64": ctypes.c_uint64, "i64": ctypes.c_int64, "u32": ctypes.c_uint32,
                  "i32": ctypes.c_int32}
@@ -273,25 +270,8 @@ class CAbiTarget:
         return self._fns[name](*args)
 
     def _bounded(self, name: str, limit_s: float, **values):
-        """A cold call on a helper thread, waited for at most ``limit_s``: a bus whose flush
-        or shutdown never returns is reported, not waited for forever."""
-        box: dict = {}
-
-        def run():
-            try:
-                box["rc"] = self._call(name, **values)
-            except Exception as error:  # noqa: BLE001 -- handed to the caller's thread
-                box["error"] = error
-
-        thread = threading.Thread(target=run, name=f"busbench-c-abi-{name}", daemon=True)
-        thread.start()
-        thread.join(limit_s)
-        if thread.is_alive():
-            raise TargetError(f"target c-abi: {getattr(self.spec, name).symbol} did not return "
-                              f"within {limit_s:g} s", exit_code=3)
-        if "error" in box:
-            raise box["error"]
-        return box.get("rc")
+        symbol = getattr(self.spec, name).symbol
+        return call_within(lambda: self._call(name, **values), limit_s, f"target c-abi: {symbol}")
 
     def flush(self, timeout_s: float) -> FlushClaim:
         call = self.spec.flush

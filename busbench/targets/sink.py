@@ -217,23 +217,26 @@ class Delivery:
                 "foreign": self.foreign, "bad_shard_events": self.bad_shard_events,
                 "total": self.total, **self.details}
 
-    def discrepancies(self, landed: list, landed_checksum: list, *, settled: bool) -> list[str]:
+    def discrepancies(self, landed: list, landed_checksum: list, *, settled: bool,
+                      dropped_after_taken: int | None = None) -> list[str]:
         """Where the sink disagrees with what producers saw accepted, one line each.
 
         ``landed``/``landed_checksum``: per producer, events the bus accepted and
         the sum of their ``seq_mix`` (mod 2**64). ``settled``: the bus has flushed
         or shut down since the last accepted event, so every accepted event should
-        have come out unless the bus counted it dropped (the caller compares the
-        shortfall with the bus's drop counter: a sink cannot see a counted drop).
+        have come out. ``dropped_after_taken``: events the bus says it dropped after
+        accepting them (evictions, a downstream's rejections), when it says so: the
+        accepted events that never came out must then number exactly that many.
         """
         out = []
+        missing = [max(0, want - got) for got, want in zip(self.received, landed)]
         for p, (got, want) in enumerate(zip(self.received, landed)):
             if got > want:
                 out.append(f"producer {p}: the sink received {got:,} events but the bus accepted "
                            f"only {want:,} ({got - want:,} duplicated or delivered although refused)")
-            elif got < want and settled:
+            elif got < want and settled and dropped_after_taken is None:
                 out.append(f"producer {p}: the bus accepted {want:,} events but the sink received "
-                           f"{got:,} ({want - got:,} missing)")
+                           f"{got:,} ({want - got:,} missing, and the bus counts no such drop)")
             elif got == want and self.checksum[p] != int(landed_checksum[p]) % (1 << 64):
                 out.append(f"producer {p}: the sink received as many events as the bus accepted "
                            f"({got:,}) but not the same ones (checksum {self.checksum[p]:016x} != "
@@ -244,6 +247,9 @@ class Delivery:
             if self.reordered[p]:
                 out.append(f"producer {p}: {self.reordered[p]:,} event(s) delivered out of order "
                            f"within a shard (or duplicates of earlier events)")
+        if settled and dropped_after_taken is not None and sum(missing) != dropped_after_taken:
+            out.append(f"{sum(missing):,} accepted event(s) never reached the sink, but the bus "
+                       f"counts {dropped_after_taken:,} dropped after accepting them")
         if self.foreign:
             out.append(f"{self.foreign:,} delivered payload(s) were not sent by busbench's producers")
         if self.bad_shard_events:

@@ -467,3 +467,21 @@ class PythonTargetSpec(OneKey):
     @property
     def attribute(self) -> str:
         return self.factory.partition(":")[2]
+
+
+#: scenario keys a c-abi or python target cannot honour, and why: refused at validation,
+#: never ignored (as NET_MESH_REFUSES in scenario/schema.py). ``bus.shards`` is honoured:
+#: it sizes the sink when the target does not say. Faults are refused too (none applies).
+FOREIGN_REFUSES = {
+    ("bus", "capacity"): "the bus's own configuration sets its capacity (target init config)",
+    ("bus", "backpressure"): "the bus decides what to do when full; declare its codes "
+                             "(ingest.refused)",
+    ("bus", "block_timeout"): "the bus decides what to do when full",
+    ("bus", "batch"): "the bus batches as it likes",
+    ("bus", "counters"): "the bus's counter layout is compiled into it",
+    ("bus", "workers"): "the bus runs its own threads",
+    ("bus", "latency"): "busbench cannot stamp dispatch times inside a foreign bus",
+    ("bus", "adapter"): "the bus's downstream is its own; a sink is declared under target",
+    ("bus", "mutations"): "mutations are faults of the reference bus",
+    ("load", "keys"): "the C ABI and the Python protocol take no key: the bus chooses shards",
+}

@@ -344,3 +344,17 @@ def test_a_target_mistake_names_file_line_and_key(change, where):
     with pytest.raises(ScenarioError) as caught:
         load_target_text(text.replace(*change), "t.yaml")
     assert where in caught.value.format()
+
+
+def test_the_sink_measures_delivery_latency_from_the_time_each_payload_carries(rig, libs):
+    from busbench.bus import histogram as H
+    target = rig.target(scripted_spec(libs["scripted"]), producers=1)
+    states = run_producers(target, 1, events=500, batch=10)
+    import time
+    time.sleep(0.2)                      # the scripted bus delivers only at flush
+    target.flush(5.0)
+    corrected, uncorrected = target.latency_histograms()
+    assert corrected[H.COUNT] == landed(states)[0] == 500
+    assert corrected[H.MIN] >= 200_000_000        # every event waited for the flush
+    assert uncorrected is corrected               # closed loop: one time per payload
+    assert target.capabilities.latency

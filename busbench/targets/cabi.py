@@ -80,6 +80,7 @@ class CAbiTarget:
         self._config = None
         self._handle: int | None = None
         self._prepared = self._started = self._shut_down = False
+        self._open_loop = False
         self._shutdown_claim: ShutdownClaim | None = None
         self._last_stats: dict | None = None
         self._stats_after_shutdown_failed = False
@@ -235,6 +236,7 @@ class CAbiTarget:
         if self._calls is None:
             raise RuntimeError("start() the target before producing")
         batch = int(params[LK.P_BATCH])
+        self._open_loop |= bool(params[LK.P_OPEN_LOOP])
         buffers = self._scratch.get(p)
         if buffers is None or buffers[0].shape[0] < batch:
             buffers = (PL.template_array(batch), np.zeros(batch, np.int64),
@@ -347,7 +349,16 @@ class CAbiTarget:
         return None
 
     def latency_histograms(self):
-        return None
+        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
+
+        A payload carries one time: the intended send time in open loop (so latency
+        from it is corrected for coordinated omission), the send time in closed loop
+        (where the two are one). Uncorrected latency is therefore None in open loop.
+        """
+        if self.sink_state is None or not self.sink_state.latency:
+            return None
+        corrected = self.sink_state.latency_histogram()
+        return corrected, (None if self._open_loop else corrected)
 
     def delivery(self):
         return self.sink_state.read() if self.sink_state is not None else None
@@ -361,7 +372,8 @@ class CAbiTarget:
                             witness="sink" if self.sink_state is not None else None,
                             shard_known_to_producer=False,
                             lossy_flag=reports or LOSSY_FLAG_FIELD in struct,
-                            shutdown_report=False, shard_fill=False, latency=False)
+                            shutdown_report=False, shard_fill=False,
+                            latency=self.sink_state is not None and self.sink_state.latency)
 
     def arm_fault(self, fault) -> dict:
         raise TargetError(f"target c-abi: fault {getattr(fault, 'tag', fault)} is not supported "

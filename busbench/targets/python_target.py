@@ -51,6 +51,7 @@ class PythonTarget:
         self.sink_state: SinkState | None = None
         self._has_sink = False
         self._prepared = self._started = self._shut_down = False
+        self._open_loop = False
         self._shutdown_claim: ShutdownClaim | None = None
         self._stats_keys: frozenset = frozenset()
 
@@ -156,6 +157,7 @@ class PythonTarget:
             raise RuntimeError("start() the target before producing")
         batch = int(params[LK.P_BATCH])
         open_loop = bool(params[LK.P_OPEN_LOOP])
+        self._open_loop |= open_loop
         max_events = int(params[LK.P_MAX_EVENTS])
         deadline = int(params[LK.P_DEADLINE_NS])
         interval_ps = int(params[LK.P_INTERVAL_PS])
@@ -335,7 +337,16 @@ class PythonTarget:
         return None
 
     def latency_histograms(self):
-        return None
+        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
+
+        A payload carries one time: the intended send time in open loop (so latency
+        from it is corrected for coordinated omission), the send time in closed loop
+        (where the two are one). Uncorrected latency is therefore None in open loop.
+        """
+        if self.sink_state is None or not self.sink_state.latency:
+            return None
+        corrected = self.sink_state.latency_histogram()
+        return corrected, (None if self._open_loop else corrected)
 
     def delivery(self):
         return self.sink_state.read() if self.sink_state is not None else None
@@ -346,7 +357,8 @@ class PythonTarget:
                             witness="sink" if self._has_sink else None,
                             shard_known_to_producer=False,
                             lossy_flag=LOSSY_FLAG_FIELD in self._stats_keys,
-                            shutdown_report=True, shard_fill=False, latency=False)
+                            shutdown_report=True, shard_fill=False,
+                            latency=self.sink_state is not None and self.sink_state.latency)
 
     def arm_fault(self, fault) -> dict:
         raise TargetError(f"{self.where}: fault {getattr(fault, 'tag', fault)} is not supported")

@@ -23,7 +23,10 @@ What it records, in one int64 array (``SinkState``), per shard and per
   on that shard: an order violation, or a duplicate of an earlier event);
 * per shard: batches and events delivered, foreign payloads (not a busbench
   payload, or a producer busbench did not run);
-* events delivered with a shard number outside ``[0, shards)``.
+* events delivered with a shard number outside ``[0, shards)``;
+* per shard, a latency histogram (``bus.histogram``) of delivery time minus the
+  time the payload carries (its intended send time; in closed loop the send
+  time itself): the clock is ``CLOCK_MONOTONIC``, read once per delivered batch.
 
 Per-shard order is only defined when a shard's batches are delivered one at a
 time, as a shard worker does; the cells assume it.
@@ -35,19 +38,24 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import carray, cfunc, types
 
+from ..bus import histogram as H
 from ..bus.atomics import fetch_add
+from ..bus.clock import monotonic_ns
 from ..bus.ffi import as_voidptr
 from ..bus.jit import kernel, kernel_inline
 from ..load import payload as P
 
 # header words (one 128-byte block)
-H_LEN, H_PRODUCERS, H_SHARDS, H_SHARD_WORDS, H_BAD_SHARD_EVENTS, H_BAD_SHARD_CALLS = range(6)
+(H_LEN, H_PRODUCERS, H_SHARDS, H_SHARD_WORDS, H_BAD_SHARD_EVENTS, H_BAD_SHARD_CALLS,
+ H_HIST_ADDR, H_HIST_ROWS, H_LATENCY) = range(9)
 HEADER = 16
 # per shard block: head, then one cell per producer
 SH_BATCHES, SH_EVENTS, SH_FOREIGN = range(3)
 SHARD_HEAD = 4
 C_RECEIVED, C_CHECKSUM, C_LAST_SEQ, C_DUPLICATES, C_REORDERED = range(5)
 CELL = 5
+#: above this many shards the sink keeps no latency histograms (270 kB each)
+MAX_LATENCY_SHARDS = 256
 
 #: ``void sink(void *ctx, int shard, const uint8_t *const *payloads, const size_t *lens, size_t n)``
 SINK_SIGNATURE = types.void(types.voidptr, types.int32, types.voidptr, types.voidptr, types.uintp)
@@ -56,11 +64,13 @@ SINK_C_DECLARATION = ("void sink(void *ctx, int shard, const uint8_t *const *pay
 
 
 @kernel_inline
-def _record_event(st, base, producers, data):
-    producer, seq, _ = P.decode(data)
+def _record_event(st, base, producers, data, hist, now):
+    producer, seq, t_sent = P.decode(data)
     if producer < 0 or producer >= producers:
         st[base + SH_FOREIGN] += 1
         return
+    if st[H_LATENCY] != 0:
+        H.record(hist, now - t_sent)
     c = base + SHARD_HEAD + producer * CELL
     st[c + C_RECEIVED] += 1
     st[c + C_CHECKSUM] = P.wrapping_add(st[c + C_CHECKSUM], P.seq_mix(seq))
@@ -95,17 +105,21 @@ def c_sink(ctx, shard, payloads, lens, n):
     if base < 0 or count == 0:
         return
     producers = st[H_PRODUCERS]
+    hists = carray(as_voidptr(st[H_HIST_ADDR]), (st[H_HIST_ROWS], H.HIST_LEN), np.int64)
+    hist = hists[shard if st[H_LATENCY] != 0 else 0]
+    now = monotonic_ns()
     addresses = carray(payloads, (count,), np.int64)
     sizes = carray(lens, (count,), np.int64)
     for i in range(count):
         if addresses[i] == 0:
             st[base + SH_FOREIGN] += 1
             continue
-        _record_event(st, base, producers, carray(as_voidptr(addresses[i]), (sizes[i],), np.uint8))
+        _record_event(st, base, producers, carray(as_voidptr(addresses[i]), (sizes[i],), np.uint8),
+                      hist, now)
 
 
 @kernel
-def record_rows(st, shard, rows, foreign):
+def record_rows(st, hists, shard, rows, foreign):
     """The Python sink's path: ``rows`` holds busbench-sized payloads, one per row;
     ``foreign`` more events of the batch were of another size."""
     n = rows.shape[0]
@@ -114,8 +128,10 @@ def record_rows(st, shard, rows, foreign):
         return
     st[base + SH_FOREIGN] += foreign
     producers = st[H_PRODUCERS]
+    hist = hists[shard if st[H_LATENCY] != 0 else 0]
+    now = monotonic_ns()
     for i in range(n):
-        _record_event(st, base, producers, rows[i])
+        _record_event(st, base, producers, rows[i], hist, now)
 
 
 class SinkState:
@@ -125,9 +141,12 @@ class SinkState:
     least until the bus has shut down.
     """
 
-    def __init__(self, producers: int, shards: int):
+    def __init__(self, producers: int, shards: int, latency: bool = True):
         if producers < 1 or shards < 1:
             raise ValueError("a sink needs at least one producer and one shard")
+        self.latency = latency and shards <= MAX_LATENCY_SHARDS
+        # without latency, one unused row: the sink's code is the same either way
+        self.hists = H.new_histograms(shards if self.latency else 1)
         shard_words = -(-(SHARD_HEAD + producers * CELL) // 16) * 16    # whole 128-byte blocks
         self.producers, self.shards = producers, shards
         self.array = np.zeros(HEADER + shards * shard_words, np.int64)
@@ -135,6 +154,9 @@ class SinkState:
         self.array[H_PRODUCERS] = producers
         self.array[H_SHARDS] = shards
         self.array[H_SHARD_WORDS] = shard_words
+        self.array[H_HIST_ADDR] = self.hists.ctypes.data
+        self.array[H_HIST_ROWS] = self.hists.shape[0]
+        self.array[H_LATENCY] = int(self.latency)
         for s in range(shards):
             for p in range(producers):
                 self.array[self._cell(s, p) + C_LAST_SEQ] = -1
@@ -145,6 +167,10 @@ class SinkState:
     @property
     def address(self) -> int:
         return self.array.ctypes.data
+
+    def latency_histogram(self):
+        """Delivery latency over every shard (merged), or None when not kept."""
+        return H.merge(self.hists) if self.latency else None
 
     def read(self) -> Delivery:
         a = self.array.copy()
@@ -185,7 +211,7 @@ class PythonSink:
         foreign = len(payloads) - len(ours)
         rows = (np.frombuffer(b"".join(ours), np.uint8).reshape(-1, P.SIZE) if ours
                 else np.zeros((0, P.SIZE), np.uint8))
-        record_rows(self.state.array, int(shard), rows, foreign)
+        record_rows(self.state.array, self.state.hists, int(shard), rows, foreign)
 
 
 @dataclass(frozen=True)

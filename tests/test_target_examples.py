@@ -82,3 +82,20 @@ def test_a_net_mesh_version_mismatch_is_named():
     spec = load_target_text("c-abi:\n" + "\n".join("  " + line for line in text.splitlines()))
     with pytest.raises(TargetError, match=r"version: .* says \d+\.\d+\.\d+, the target expects 9.9.9"):
         CAbiTarget(spec, producers=1).prepare()
+
+
+def test_the_foreign_bus_benchmark_runs_end_to_end(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "foreign.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_foreign.py"), "--seconds",
+                           "0.05", "--repeat", "1", "--quiet", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    assert {"pybus python 1P (GIL)", "pybus python 2P (GIL)"} <= set(rows)
+    for name, row in rows.items():
+        assert row["median"] > 0 and len(row["events_per_s"]) == 1, name

@@ -151,8 +151,8 @@ int cbus_push(void *h, const uint8_t *data, size_t len) {
     slot_t *slot = &s->slots[s->tail & (b->capacity - 1)];
     slot->len = len;
     memcpy(slot->data, data, len);
-    s->tail++;
-    pthread_cond_signal(&s->work);
+    if (s->tail++ == s->head)           /* the worker waits only on an empty ring */
+        pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     return CBUS_OK;
 }

@@ -31,8 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from busbench.load import kernels as LK
+from busbench.scenario.foreign import load_target_text
 from busbench.targets.cabi import CAbiTarget
-from busbench.targets.cabi_spec import load_target_text
 from busbench.targets.python_target import PythonTarget
 
 ROOT = Path(__file__).resolve().parents[1]

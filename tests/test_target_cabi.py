@@ -19,8 +19,8 @@ import pytest
 from busbench.load import kernels as LK
 from busbench.load import payload as PL
 from busbench.scenario.errors import ScenarioError
+from busbench.scenario.foreign import load_target_text
 from busbench.targets.cabi import CAbiTarget
-from busbench.targets.cabi_spec import load_target_text
 from busbench.targets.errors import TargetError
 
 ROOT = Path(__file__).resolve().parents[1]

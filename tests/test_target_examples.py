@@ -16,7 +16,7 @@ import yaml
 
 from busbench.load import kernels as LK
 from busbench.scenario import load_scenario_text
-from busbench.targets.cabi_spec import FOREIGN_REFUSES, load_target_text
+from busbench.scenario.foreign import FOREIGN_REFUSES, load_target_text
 from busbench.targets.errors import TargetError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytest
 
 from busbench.load import kernels as LK
 from busbench.scenario.errors import ScenarioError
-from busbench.targets.cabi_spec import load_target_text
+from busbench.scenario.foreign import load_target_text
 from busbench.targets.errors import TargetError
 from busbench.targets.protocol import PythonBus, protocol_problems
 from busbench.targets.python_target import PythonTarget

@@ -1,4 +1,4 @@
-"""The ``c-abi`` target: any bus with a C ABI, described in the scenario (cabi_spec).
+"""The ``c-abi`` target: any bus with a C ABI, described in the scenario (scenario.foreign).
 
 Producers are the Numba kernel of ``cabi_kernels`` (GIL-free), calling the
 bus's ingest function through its address. Cold calls (init, flush, stats,
@@ -24,10 +24,10 @@ import numpy as np
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
 from ..load import payload as PL
+from ..scenario.foreign import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
-from .cabi_spec import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
 from .errors import TargetError
 from .sink import SinkState, c_sink
 

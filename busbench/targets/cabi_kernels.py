@@ -49,7 +49,7 @@ from ..load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
-from .cabi_spec import HANDLE, LEN, LENS, PTR, PTRS, N
+from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------
 (K_HANDLE, K_MODE, K_ADDR, K_ARITY, K_BITS, K_ARG0, K_ARG1, K_ARG2, K_ARG3,

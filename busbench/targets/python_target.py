@@ -22,10 +22,10 @@ import numpy as np
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
 from ..load import payload as PL
+from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
-from .cabi_spec import LOSSY_FLAG_FIELD, PythonTargetSpec
 from .errors import TargetError
 from .protocol import protocol_problems
 from .sink import PythonSink, SinkState

@@ -1,5 +1,8 @@
 """Scenario vocabulary of the ``c-abi`` and ``python`` targets: a user's own bus.
 
+It lives in the scenario package so that ``schema.py`` can import it in its targets
+section (after the Section/OneKey machinery it builds on) whatever is imported first.
+
 A C ABI is described by calls; each names its ``symbol``, lists its arguments
 by kind (``args``), says its C return type (``returns``) and which return
 values mean what. Every argument travels in one integer register (a handle,
@@ -37,8 +40,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from ..scenario.errors import InvalidValue, closest, show
-from ..scenario.schema import Count, OneKey, Section
+from .errors import InvalidValue, closest, show
+from .schema import Count, OneKey, Section
 
 # --- argument kinds -------------------------------------------------------------------
 # Every kind is one integer register on x86-64 System V and AArch64 (busbench/bus/ffi.py).
@@ -357,8 +360,8 @@ class CAbiTargetSpec(OneKey, CAbiSettings):
 def read_target_file(path: str) -> dict:
     """A target file's mapping, validated with errors naming that file's lines; its relative
     library path made relative to the file's folder."""
-    from ..scenario.errors import ScenarioError
-    from ..scenario.loader import _read_yaml
+    from .errors import ScenarioError
+    from .loader import _read_yaml
 
     file = Path(path)
     try:
@@ -389,8 +392,8 @@ def validate_in_file(model: type[Section], data: Any, origins: dict, filename: s
     file, line and key, ...])``."""
     from pydantic import ValidationError
 
-    from ..scenario.errors import ScenarioError, describe
-    from ..scenario.loader import _origin_of, _path_in_data
+    from .errors import ScenarioError, describe
+    from .loader import _origin_of, _path_in_data
 
     try:
         return model.model_validate(data), []
@@ -411,8 +414,8 @@ def validate_in_file(model: type[Section], data: Any, origins: dict, filename: s
 def load_target_text(text: str, filename: str = "<string>"):
     """A target as a scenario's ``target:`` would hold it (``{c-abi: {...}}`` or ``{python: ...}``),
     from YAML text: the typed spec, or a ScenarioError naming file, line and key."""
-    from ..scenario.errors import ScenarioError
-    from ..scenario.loader import _read_yaml
+    from .errors import ScenarioError
+    from .loader import _read_yaml
 
     data, origins = _read_yaml(text, filename)
     by_tag = {spec.tag: spec for spec in (CAbiTargetSpec, PythonTargetSpec)}
@@ -428,7 +431,7 @@ def load_target_text(text: str, filename: str = "<string>"):
 
 
 def _keys_at(model: type[Section], loc: tuple) -> list[str] | None:
-    from ..scenario.schema import _inside, _unwrapped
+    from .schema import _inside, _unwrapped
     current: Any = model
     for part in loc:
         current = _inside(_unwrapped(current), part)

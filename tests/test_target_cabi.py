@@ -358,3 +358,14 @@ def test_the_sink_measures_delivery_latency_from_the_time_each_payload_carries(r
     assert corrected[H.MIN] >= 200_000_000        # every event waited for the flush
     assert uncorrected is corrected               # closed loop: one time per payload
     assert target.capabilities.latency
+
+
+def test_a_flush_that_returns_before_delivering_leaves_a_barrier_shortfall(rig, libs):
+    honest = rig.target(scripted_spec(libs["scripted"]), producers=1)
+    early = rig.target(scripted_spec(libs["scripted"], "lie=7"), producers=1)
+    for target, expected in ((honest, [0]), (early, [300])):
+        states = run_producers(target, 1, events=300, batch=10)
+        at_call = landed(states)
+        claim = target.flush(5.0)
+        assert claim.reached                               # both buses claim success
+        assert target.delivery().barrier_shortfall(at_call) == expected

@@ -243,6 +243,16 @@ class Delivery:
                 "foreign": self.foreign, "bad_shard_events": self.bad_shard_events,
                 "total": self.total, **self.details}
 
+    def barrier_shortfall(self, landed_at_call: list) -> list[int]:
+        """Per producer, how many of the events the bus had accepted when ``flush`` was
+        called had not reached the sink when it returned (this Delivery read then).
+
+        A count, not a set: a duplicate could stand in for a missing event, which the
+        checksums of ``discrepancies`` show at the end. Events the bus dropped after
+        accepting them are in the shortfall: the caller sets it against the bus's count.
+        """
+        return [max(0, int(want) - got) for got, want in zip(self.received, landed_at_call)]
+
     def discrepancies(self, landed: list, landed_checksum: list, *, settled: bool,
                       dropped_after_taken: int | None = None) -> list[str]:
         """Where the sink disagrees with what producers saw accepted, one line each.

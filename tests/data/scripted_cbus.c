@@ -5,7 +5,8 @@
  * sink in batches, event i to shard i % shards, applying the lie chosen by `lie`:
  *   0 honest, 1 lose every 10th, 2 deliver every 10th twice, 3 deliver newest first,
  *   4 keep the caller's pointer instead of copying (read after it was reused),
- *   5 deliver one foreign payload, 6 deliver on shard number `shards`.
+ *   5 deliver one foreign payload, 6 deliver on shard number `shards`, 7 flush returns 0
+ *   at once and delivers nothing (shutdown delivers).
  * refuse_every=N: every Nth push returns -5. undeclared_after=K: push K+1 returns -99.
  * After shutdown every push returns -8.
  * Build: cc -shared -fPIC -pthread -o libscripted.so scripted_cbus.c
@@ -118,6 +119,7 @@ static int flush_locked(bus_t *b) {
 int sb_flush(void *h, long timeout_ms) {
     bus_t *b = h;
     (void)timeout_ms;
+    if (b->lie == 7) return 0;
     pthread_mutex_lock(&b->lock);
     int rc = flush_locked(b);
     pthread_mutex_unlock(&b->lock);

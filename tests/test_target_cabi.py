@@ -369,3 +369,16 @@ def test_a_flush_that_returns_before_delivering_leaves_a_barrier_shortfall(rig, 
         claim = target.flush(5.0)
         assert claim.reached                               # both buses claim success
         assert target.delivery().barrier_shortfall(at_call) == expected
+
+
+def test_a_bus_whose_shutdown_frees_the_handle_is_never_called_with_it_again(rig, libs):
+    target = rig.target(scripted_spec(libs["scripted"],
+                                      shutdown="{symbol: sb_shutdown, ok: 0, frees_handle: true}"),
+                        producers=1)
+    run_producers(target, 1, events=100, batch=10)
+    before = target.counters()
+    target.shutdown(1.0)
+    target._handle = 1      # were the handle used again, this would crash the process
+    states = run_producers(target, 1, events=100, batch=10)
+    assert int(states[0][LK.S_TURNED_AWAY]) == 10 and int(states[0][LK.S_CALLS]) == 0
+    assert target.counters() == before

@@ -38,7 +38,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
 
 from .errors import InvalidValue, closest, show
 from .schema import Count, OneKey, Section
@@ -279,11 +279,15 @@ class StatsCall(Call):
 class ShutdownCall(Call):
     """``int shutdown(handle, int64 grace_ms)``: ``ok`` codes mean a clean shutdown, ``lossy``
     codes a lossy one; any other code is an error. With neither declared (or ``returns:
-    void``) the bus says nothing of how its shutdown went."""
+    void``) the bus says nothing of how its shutdown went. ``frees_handle: true``: the
+    handle is freed, so busbench calls nothing with it afterwards (the counters are then
+    those read just before shutdown, and producers still running are turned away
+    without a call)."""
     accepts: ClassVar = ("handle", "grace_ms")
     default_args: ClassVar = ("handle", "grace_ms")
     ok: Codes = ()
     lossy: Codes = ()
+    frees_handle: StrictBool = False     # true: no call may use the handle afterwards
 
 
 class SinkCall(Call):

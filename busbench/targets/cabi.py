@@ -243,6 +243,10 @@ class CAbiTarget:
                        np.zeros(batch, np.int64), np.zeros(batch, np.int64))
             self._scratch[p] = buffers
         stop = stop if stop is not None else np.zeros(16, np.int64)
+        if self._shut_down and self.spec.shutdown.frees_handle:
+            pstate[LK.S_TURNED_AWAY] += batch     # the handle is gone: no call may use it
+            pstate[LK.S_DONE] = 1
+            return 0
         offered = CK.produce_cabi(self._calls, p, params, pstate, self.xstate[p], stop, *buffers)
         x = self.xstate[p]
         if x[CK.X_UNDECLARED]:
@@ -290,6 +294,8 @@ class CAbiTarget:
     def stats(self) -> dict:
         """Every field of the bus's stats struct (padding left out); {} without a stats call."""
         if self.spec.stats is None or not self._started:
+            return dict(self._last_stats or {})
+        if self._shut_down and self.spec.shutdown.frees_handle:
             return dict(self._last_stats or {})
         if self._stats_after_shutdown_failed:
             return dict(self._last_stats)

@@ -50,8 +50,8 @@ def cbus_spec(library: Path, shards: int = 4, capacity: int = 4096):
     return load_target_text("c-abi:\n" + "\n".join("  " + line for line in text.splitlines()))
 
 
-def scripted_spec(library: Path, config: str = "", **extra):
-    lines = [f"library: {library}", "shards: 2",
+def scripted_spec(path: Path, config: str = "", **extra):
+    lines = [f"library: {path}", "shards: 2",
              f"init: {{symbol: sb_new, config: 'shards=2 {config}'}}",
              "ingest: {symbol: sb_push, args: [handle, ptr, len], ok: 0, refused: [-5], closed: [-8]}",
              "ingest_batch: {symbol: sb_push_many, returns: int64, closed: [-8]}",
@@ -382,3 +382,16 @@ def test_a_bus_whose_shutdown_frees_the_handle_is_never_called_with_it_again(rig
     states = run_producers(target, 1, events=100, batch=10)
     assert int(states[0][LK.S_TURNED_AWAY]) == 10 and int(states[0][LK.S_CALLS]) == 0
     assert target.counters() == before
+
+
+@pytest.mark.parametrize("module, message", [
+    ("bb_no_such_pkg._native", "cannot import the package of bb_no_such_pkg._native"),
+    ("json.decoder", "json.decoder is .*decoder.py, not an extension module"),
+])
+def test_a_python_module_library_that_is_not_an_extension_is_a_clear_error(libs, module, message):
+    spec = scripted_spec(libs["scripted"], library=f"{{python_module: {module}}}")
+    target = CAbiTarget(spec, producers=1)
+    assert any(module in line for line in target.describe_native())
+    with pytest.raises(TargetError, match=message) as caught:
+        target.prepare()
+    assert caught.value.exit_code == 2

@@ -55,3 +55,16 @@ def _caller(return_bits: int):
 ccall_i32 = _caller(32)
 #: ``ccall_i64(address, (a0, a1, ...))``: call a C function returning a 64-bit integer.
 ccall_i64 = _caller(64)
+
+
+@intrinsic
+def as_voidptr(typingctx, address):
+    """An integer address as a ``void*`` (for ``numba.carray`` over memory a C caller handed us)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        addr = context.cast(builder, args[0], sig.args[0], types.int64)
+        return builder.inttoptr(addr, context.get_value_type(types.voidptr))
+
+    return types.voidptr(address), codegen

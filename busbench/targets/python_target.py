@@ -1,0 +1,394 @@
+"""The ``python`` target: a bus with a Python API (protocol.PythonBus).
+
+Producers are Python threads: the figures measure the bus's API *including the
+GIL*, not the bus alone (say so wherever they are shown). They keep the same
+tallies as the Numba producers (``pstate`` in ``load.kernels`` layout, and the
+``cabi_kernels`` ``xstate`` with the landed checksum), so checks read both
+kinds of target alike. A bus with ``set_sink`` is handed a ``sink.PythonSink``
+that records into the same memory as the C sink.
+
+Nothing is imported before ``prepare``: ``describe_native`` says what will be.
+"""
+from __future__ import annotations
+
+import importlib
+import numbers
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..bus.layout import COUNTER_NAMES
+from ..load import kernels as LK
+from ..load import payload as PL
+from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
+from . import cabi_kernels as CK
+from .base import Capabilities, FlushClaim, ShutdownClaim
+from .bounded import CALL_MARGIN_S, call_within
+from .errors import TargetError
+from .protocol import protocol_problems
+from .sink import PythonSink, SinkState
+
+#: closed loop: after a call with refusals a producer sleeps this long (then retries or
+#: moves on), so it does not spin on a full bus holding the GIL its workers need
+REFUSAL_PAUSE_S = 50e-6
+
+
+class PythonTarget:
+    """A user's Python bus behind busbench's target interface (targets/base.py)."""
+    name = "python"
+
+    def __init__(self, spec: PythonTargetSpec, *, producers: int, shards: int | None = None,
+                 base_dir: Path | None = None):
+        """``shards``: how many shards the bus delivers from (``bus.shards``): sizes the sink."""
+        self.spec = spec
+        self.producers = producers
+        self.shards = shards
+        self.base_dir = base_dir
+        self.xstate = [CK.empty_xstate() for _ in range(producers)]
+        self.bus = None
+        self.sink_state: SinkState | None = None
+        self._has_sink = False
+        self._prepared = self._started = self._shut_down = False
+        self._open_loop = False
+        self._shutdown_claim: ShutdownClaim | None = None
+        self._stats_keys: frozenset = frozenset()
+
+    @property
+    def where(self) -> str:
+        return f"target python: {self.spec.factory}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def describe_native(self) -> list[str]:
+        config = ", ".join(f"{k}={v!r}" for k, v in self.spec.config.items())
+        lines = [(f"target python: importing {self.spec.module} and calling "
+                 f"{self.spec.attribute}({config})")]
+        if self.spec.path:
+            lines.append(f"  with {self._path()} first on sys.path")
+        lines.append("  producers are Python threads: figures include the GIL")
+        return lines
+
+    def _path(self) -> Path:
+        path = Path(self.spec.path).expanduser()
+        return path if path.is_absolute() else (self.base_dir or Path.cwd()) / path
+
+    def prepare(self, say=lambda message: None) -> None:
+        if self._prepared:
+            return
+        if self.spec.path:
+            folder = self._path()
+            if not folder.is_dir():
+                raise TargetError(f"{self.where}: path {folder} is not a folder")
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+        say(f"importing {self.spec.module}")
+        factory = self._factory()
+        say(f"calling {self.spec.attribute}()")
+        try:
+            bus = factory(**self.spec.config)
+        except Exception as error:  # noqa: BLE001 -- any failure of user code is reported
+            raise TargetError(f"{self.where}: calling {self.spec.attribute}(**config) raised "
+                              f"{type(error).__name__}: {error}") from None
+        problems = protocol_problems(bus)
+        if problems:
+            raise TargetError(f"{self.where}: {self.spec.attribute}() returned a "
+                              f"{type(bus).__name__}, which does not implement busbench's "
+                              f"PythonBus protocol (busbench/targets/protocol.py): "
+                              f"{'; '.join(problems)}")
+        self.bus = bus
+        self._has_sink = callable(getattr(bus, "set_sink", None))
+        if self._has_sink:
+            if not self.shards:
+                raise TargetError(f"{self.where}: the bus takes a sink, which needs the bus's "
+                                  f"shard count (bus.shards)")
+            self.sink_state = SinkState(self.producers, self.shards)
+        self._stats_keys = frozenset(self._read_stats())
+        self._prepared = True
+
+    def _factory(self):
+        module_name, attribute = self.spec.module, self.spec.attribute
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            missing = error.name or module_name
+            hint = "" if self.spec.path else " (add path: to the target to name its folder)"
+            raise TargetError(f"{self.where}: cannot import {module_name}: no module named "
+                              f"{missing}{hint}") from None
+        except Exception as error:  # noqa: BLE001 -- any failure of user code is reported
+            raise TargetError(f"{self.where}: importing {module_name} raised "
+                              f"{type(error).__name__}: {error}") from None
+        target = module
+        for part in attribute.split("."):
+            if not hasattr(target, part):
+                names = [n for n in dir(target) if not n.startswith("_")]
+                from ..scenario.errors import closest
+                near = closest(part, names)
+                raise TargetError(f"{self.where}: {module_name} has no attribute {attribute}"
+                                  + (f"; did you mean {near!r}?" if near else ""))
+            target = getattr(target, part)
+        if not callable(target):
+            raise TargetError(f"{self.where}: {module_name}.{attribute} is a "
+                              f"{type(target).__name__}, not a callable that makes a bus")
+        return target
+
+    def start(self) -> None:
+        self.prepare()
+        if self._started:
+            return
+        if self._has_sink:
+            try:
+                self.bus.set_sink(PythonSink(self.sink_state))
+            except Exception as error:  # noqa: BLE001
+                raise TargetError(f"{self.where}: set_sink raised {type(error).__name__}: "
+                                  f"{error}", exit_code=3) from None
+        self._started = True
+
+    # ------------------------------------------------------------------ producers
+    def produce(self, p: int, params: np.ndarray, pstate: np.ndarray, zipf_cdf=None, stop=None,
+                scratch=None) -> int:
+        """Run producer ``p`` in the calling (Python) thread until its stop condition.
+
+        Same pacing and tallies as ``cabi_kernels.produce_cabi``; the bus chooses
+        shards (its API takes no key). Raises TargetError (exit 3) when the bus
+        raises or answers outside the protocol.
+        """
+        if not self._started:
+            raise RuntimeError("start() the target before producing")
+        batch = int(params[LK.P_BATCH])
+        open_loop = bool(params[LK.P_OPEN_LOOP])
+        self._open_loop |= open_loop
+        max_events = int(params[LK.P_MAX_EVENTS])
+        deadline = int(params[LK.P_DEADLINE_NS])
+        interval_ps = int(params[LK.P_INTERVAL_PS])
+        t0 = int(params[LK.P_T0_NS])
+        late_after = int(params[LK.P_LATE_AFTER_NS])
+        retry = bool(params[LK.P_RETRY_FAILED])
+        x = self.xstate[p]
+        landed_sum = int(x[CK.X_LANDED_SUM]) & PL.MASK64
+        ingest = self.bus.ingest_batch
+        offered_here = 0
+        pstate[LK.S_STEP_EVENTS] = 0
+
+        def stopping() -> bool:
+            return (stop is not None and stop[LK.STOP_FLAG] != 0) or (
+                deadline > 0 and time.monotonic_ns() >= deadline)
+
+        try:
+            while not (stop is not None and stop[LK.STOP_FLAG] != 0) and pstate[LK.S_DONE] == 0:
+                n = batch
+                k = int(pstate[LK.S_STEP_EVENTS])
+                if max_events >= 0:
+                    if max_events - k <= 0:
+                        break
+                    n = min(n, max_events - k)
+                if open_loop:
+                    due_last = t0 + ((k + n - 1) * interval_ps) // 1000
+                    if deadline > 0 and due_last > deadline:
+                        break
+                    now = _wait_until(due_last)
+                    stamps = [t0 + ((k + i) * interval_ps) // 1000 for i in range(n)]
+                    if now - due_last > late_after:
+                        pstate[LK.S_LATE] += n
+                else:
+                    now = time.monotonic_ns()
+                    if deadline > 0 and now >= deadline:
+                        break
+                    stamps = [now] * n
+                seq0 = int(pstate[LK.S_NEXT_SEQ])
+                payloads = [PL.encode_bytes(p, seq0 + i, stamps[i]) for i in range(n)]
+                pstate[LK.S_NEXT_SEQ] = seq0 + n
+                pstate[LK.S_STEP_EVENTS] = k + n
+                pending = list(range(n))
+                while pending:
+                    try:
+                        answer = ingest([payloads[i] for i in pending])
+                    except Exception as error:  # noqa: BLE001
+                        raise TargetError(f"{self.where}: ingest_batch raised "
+                                          f"{type(error).__name__}: {error}", exit_code=3) from None
+                    pstate[LK.S_CALLS] += 1
+                    taken = self._taken(answer, len(pending))
+                    if taken is None:                   # shut down: turned away
+                        pstate[LK.S_TURNED_AWAY] += len(pending)
+                        pstate[LK.S_DONE] = 1
+                        break
+                    pstate[LK.S_OFFERED] += len(pending)
+                    offered_here += len(pending)
+                    refused = []
+                    for i, ok in zip(pending, taken):
+                        if ok:
+                            landed_sum = (landed_sum + PL.seq_mix_py(seq0 + i)) & PL.MASK64
+                        else:
+                            refused.append(i)
+                    pstate[LK.S_LANDED] += len(pending) - len(refused)
+                    x[CK.X_LANDED_SUM] = _signed(landed_sum)
+                    if not refused:
+                        break
+                    pstate[LK.S_REFUSED] += len(refused)
+                    if not open_loop:
+                        time.sleep(REFUSAL_PAUSE_S)
+                    if not retry or stopping():
+                        break
+                    pstate[LK.S_RETRIES] += 1
+                    pending = refused
+        finally:
+            x[CK.X_LANDED_SUM] = _signed(landed_sum)
+        return offered_here
+
+    def _taken(self, answer, n: int) -> list[bool] | None:
+        """The protocol's answer as one bool per event; None when the bus is shut down."""
+        if isinstance(answer, (bool, np.bool_)):
+            pass
+        elif isinstance(answer, numbers.Integral):
+            count = int(answer)
+            if count < 0:
+                return None
+            if count <= n:
+                return [True] * count + [False] * (n - count)
+        elif isinstance(answer, (list, tuple, np.ndarray)) and len(answer) == n and all(
+                isinstance(a, (bool, np.bool_)) for a in answer):
+            return [bool(a) for a in answer]
+        raise TargetError(f"{self.where}: ingest_batch of {n} event(s) returned "
+                          f"{_show(answer)}; expected a count from 0 to {n}, a list of {n} "
+                          f"bools, or a negative number when shut down", exit_code=3)
+
+    def producer_stalling(self, p: int) -> bool:
+        return False
+
+    def landed_checksums(self) -> list[int]:
+        return [int(x[CK.X_LANDED_SUM]) & PL.MASK64 for x in self.xstate]
+
+    # ------------------------------------------------------------------ cold calls
+    def flush(self, timeout_s: float) -> FlushClaim:
+        t0 = time.monotonic()
+        answer = call_within(lambda: self.bus.flush(timeout_s), timeout_s + CALL_MARGIN_S,
+                             f"{self.where}: flush")
+        waited = time.monotonic() - t0
+        if not isinstance(answer, (bool, np.bool_)):
+            raise TargetError(f"{self.where}: flush returned {_show(answer)}; expected True "
+                              f"(done) or False (gave up)", exit_code=3)
+        return FlushClaim(reached=bool(answer), timed_out=not answer, waited_s=waited)
+
+    def _read_stats(self) -> dict:
+        try:
+            values = self.bus.stats()
+        except Exception as error:  # noqa: BLE001
+            raise TargetError(f"{self.where}: stats raised {type(error).__name__}: {error}",
+                              exit_code=3) from None
+        if not hasattr(values, "items"):
+            raise TargetError(f"{self.where}: stats returned {_show(values)}; expected a mapping "
+                              f"of counter names to ints", exit_code=3)
+        out = {}
+        for key, value in values.items():
+            if not isinstance(value, numbers.Integral):
+                raise TargetError(f"{self.where}: stats()[{key!r}] is {_show(value)}; expected "
+                                  f"an int", exit_code=3)
+            out[str(key)] = int(value)
+        return out
+
+    def stats(self) -> dict:
+        return self._read_stats()
+
+    def counters(self) -> dict:
+        return {k: v for k, v in self._read_stats().items() if k in COUNTER_NAMES}
+
+    def shutdown(self, grace_s: float) -> ShutdownClaim | None:
+        if self._shut_down or not self._started:
+            return self._shutdown_claim
+        self._shut_down = True
+        t0 = time.monotonic()
+        report = call_within(lambda: self.bus.shutdown(grace_s), grace_s + CALL_MARGIN_S,
+                             f"{self.where}: shutdown")
+        duration = time.monotonic() - t0
+        flag = self._read_stats().get(LOSSY_FLAG_FIELD)
+        if report is None:
+            lossy = None if flag is None else bool(flag)
+            details = {}
+            stranded = abandoned = None
+        elif hasattr(report, "items"):
+            report = dict(report)
+            lossy = report.pop("lossy", None)
+            stranded = report.pop("stranded_events", None)
+            abandoned = report.pop("abandoned_producers", None)
+            if lossy is not None and not isinstance(lossy, (bool, np.bool_)):
+                raise TargetError(f"{self.where}: shutdown report's lossy is {_show(lossy)}; "
+                                  f"expected true or false", exit_code=3)
+            if lossy is None and flag is not None:
+                lossy = bool(flag)
+            details = report
+            abandoned = tuple(abandoned) if abandoned is not None else None
+        else:
+            raise TargetError(f"{self.where}: shutdown returned {_show(report)}; expected a "
+                              f"report mapping or None", exit_code=3)
+        if flag is not None:
+            details[LOSSY_FLAG_FIELD] = bool(flag)
+        if lossy is None and stranded is None:
+            self._shutdown_claim = None
+        else:
+            self._shutdown_claim = ShutdownClaim(
+                lossy=None if lossy is None else bool(lossy),
+                stranded_events=None if stranded is None else int(stranded),
+                abandoned_producers=abandoned, duration_s=duration, grace_s=grace_s,
+                details=details)
+        return self._shutdown_claim
+
+    # ------------------------------------------------------------------ evidence
+    def shard_fill(self):
+        return None
+
+    def latency_histograms(self):
+        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
+
+        A payload carries one time: the intended send time in open loop (so latency
+        from it is corrected for coordinated omission), the send time in closed loop
+        (where the two are one). Uncorrected latency is therefore None in open loop.
+        """
+        if self.sink_state is None or not self.sink_state.latency:
+            return None
+        corrected = self.sink_state.latency_histogram()
+        return corrected, (None if self._open_loop else corrected)
+
+    def delivery(self):
+        return self.sink_state.read() if self.sink_state is not None else None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(counters=frozenset(self._stats_keys & set(COUNTER_NAMES)),
+                            witness="sink" if self._has_sink else None,
+                            shard_known_to_producer=False,
+                            lossy_flag=LOSSY_FLAG_FIELD in self._stats_keys,
+                            shutdown_report=True, shard_fill=False,
+                            latency=self.sink_state is not None and self.sink_state.latency)
+
+    def arm_fault(self, fault) -> dict:
+        raise TargetError(f"{self.where}: fault {getattr(fault, 'tag', fault)} is not supported")
+
+    def release_faults(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Shut the bus down if the run did not (grace 0); idempotent."""
+        if self._started and not self._shut_down:
+            try:
+                self.shutdown(0.0)
+            except TargetError:
+                pass
+
+
+def _wait_until(due_ns: int) -> int:
+    while True:
+        now = time.monotonic_ns()
+        left = due_ns - now
+        if left <= 0:
+            return now
+        time.sleep(max(left - 50_000, 0) / 1e9 if left > 100_000 else 0)
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit value as the int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -20,7 +20,8 @@ from numba import njit
 
 PACKAGE = Path(__file__).resolve().parents[1]
 JITTED_SOURCES = ("bus/atomics.py", "bus/clock.py", "bus/config.py", "bus/histogram.py",
-                  "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "lab.py")
+                  "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "lab.py",
+                  "names.py", "payload.py", "targets/builtin_kernels.py")
 STAMP = "busbench-kernels.stamp"
 
 

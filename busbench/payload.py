@@ -17,7 +17,7 @@ Jitted (``mix``) and numpy (``mix_array``) versions compute the same values.
 """
 import numpy as np
 
-from .bus.jit import kernel_inline
+from .bus.jit import kernel, kernel_inline
 
 SEQ_BITS = 40
 SEQ_MASK = (1 << SEQ_BITS) - 1
@@ -42,6 +42,32 @@ def mix(seq):
     z = (z ^ (z >> _S30)) * _C1
     z = (z ^ (z >> _S27)) * _C2
     return np.int64(z ^ (z >> _S31))
+
+
+@kernel
+def mix_range_sum(lo, hi):
+    """Sum of mix(q) for lo <= q < hi (int64, wrapping)."""
+    s = np.int64(0)
+    for q in range(lo, hi):
+        s += mix(q)
+    return s
+
+
+class RangeChecksum:
+    """The checksum of [0, n) for a growing n, extended incrementally (each seq
+    is mixed once over a run, off the producers' hot path)."""
+
+    def __init__(self):
+        self.n = 0
+        self.total = 0
+
+    def upto(self, n: int) -> int:
+        if n > self.n:
+            self.total = (self.total + int(mix_range_sum(self.n, n))) % MOD
+            self.n = n
+        elif n < self.n:
+            raise ValueError("a producer's next_seq never goes back")
+        return self.total
 
 
 def mix_array(seqs) -> np.ndarray:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import busbench.runner
+from busbench.result import SCHEMA_VERSION
 from cli_helpers import STYLE_ENV as _STYLE_ENV
 from cli_helpers import cli, flat
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bus.layout import aligned_zeros
-from ..payload import as_checksum
+from ..payload import MOD, RangeChecksum, as_checksum
 from . import kernels as K
 
 
@@ -90,6 +90,7 @@ class LoadGenerator:
         ranks = np.arange(1, shards + 1, dtype=np.float64)
         weights = ranks ** -spec.zipf_exponent
         self.zipf_cdf = np.cumsum(weights) / weights.sum()
+        self._offered_sums = [RangeChecksum() for _ in range(spec.producers)]
         self.stop_flag = np.zeros(16, np.int64)
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -177,7 +178,10 @@ class LoadGenerator:
                              stranded=int(s[K.S_STRANDED]), late=int(s[K.S_LATE]),
                              calls=int(s[K.S_CALLS]), retries=int(s[K.S_RETRIES]),
                              next_seq=int(s[K.S_NEXT_SEQ]),
-                             offered_sum=as_checksum(s[K.S_OFFERED_SUM]),
+                             # the sum over [0, next_seq) plus the producer's adjustments
+                             # (turned away, offered again): see kernels.next_call
+                             offered_sum=(self._offered_sums[p].upto(int(s[K.S_NEXT_SEQ]))
+                                          + as_checksum(s[K.S_OFFERED_SUM])) % MOD,
                              refused_sum=as_checksum(s[K.S_REFUSED_SUM]),
                              stranded_sum=as_checksum(s[K.S_STRANDED_SUM]))
 

@@ -47,7 +47,7 @@ GOLDEN = np.int64(-7046029254386353131)   # 0x9E3779B97F4A7C15, Fibonacci hashin
 # pstate: int64 array, the producer's own ground truth (persists across steps)
 (S_NEXT_SEQ, S_OFFERED, S_LANDED, S_REFUSED, S_TURNED_AWAY, S_STRANDED, S_LATE, S_CALLS,
  S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_OFFERED_SUM, S_REFUSED_SUM, S_STRANDED_SUM,
- S_BATCH_SUM, S_SPINS, S_NOW, S_LEN) = range(19)
+ S_BATCH_SUM, S_SPINS, S_NOW, S_RETRYING, S_LEN) = range(20)
 
 STOP_FLAG = 0   # index in the runner's stop array
 
@@ -124,7 +124,10 @@ def begin_step(pstate):
 def next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int):
     """Pace the next ingest call and fill its events. Returns how many events
     (0: the producer's stop condition holds). ``pstate[S_NOW]`` is the call's
-    send time; ``pstate[S_BATCH_SUM]`` the checksum of the events filled."""
+    send time. The events are fresh: seqs [next_seq, next_seq + n). Their
+    checksum is not summed here (3-10 ns an event measured on this hot path):
+    the offered checksum is the sum over [0, next_seq), computed off the hot
+    path (payload.mix_range_sum), plus the adjustments after_call keeps."""
     if load_relaxed(stop, STOP_FLAG) != 0 or pstate[S_DONE] != 0:
         return 0
     n = params[P_BATCH]
@@ -156,7 +159,6 @@ def next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int):
     high = params[P_PRODUCER] << SEQ_BITS
     n_shards = params[P_SHARDS]
     seq0 = pstate[S_NEXT_SEQ]
-    bsum = np.int64(0)
     if params[P_KEYS] == UNIFORM and n_shards > 1:
         # The common case in a tight loop of its own (LLVM vectorizes it):
         # through choose_shard it cost ~1 ns more per event.
@@ -165,16 +167,14 @@ def next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int):
             values[i] = high | (seq0 + i)
             h = (((seq0 + i) ^ salt) * GOLDEN >> 32) & 0xFFFFFFFF
             shards_buf[i] = (h * n_shards) >> 32
-            bsum += mix(seq0 + i)
     else:
         for i in range(n):
             values[i] = high | (seq0 + i)
             shards_buf[i] = choose_shard(params, pstate, zipf_cdf, seq0 + i)
-            bsum += mix(seq0 + i)
     pstate[S_NEXT_SEQ] = seq0 + n
     pstate[S_STEP_EVENTS] = k + n
     pstate[S_NOW] = now
-    pstate[S_BATCH_SUM] = bsum
+    pstate[S_RETRYING] = 0
     return n
 
 
@@ -221,9 +221,17 @@ def after_call(params, pstate, by_shard, stop, status, m, landed, values, shards
     if status == INGEST_CLOSED:
         pstate[S_TURNED_AWAY] += m
         pstate[S_DONE] = 1
+        if not pstate[S_RETRYING]:
+            # fresh events never offered: out of the offered checksum (S_OFFERED_SUM
+            # holds the adjustments to the sum over [0, next_seq))
+            s = np.int64(0)
+            for i in range(m):
+                s += mix(values[i] & SEQ_MASK)
+            pstate[S_OFFERED_SUM] -= s
         return 0
     pstate[S_OFFERED] += m
-    pstate[S_OFFERED_SUM] += pstate[S_BATCH_SUM]
+    if pstate[S_RETRYING]:
+        pstate[S_OFFERED_SUM] += pstate[S_BATCH_SUM]    # offered again
     if status == INGEST_OK:
         pstate[S_LANDED] += m
         count_landed(by_shard, shards_buf, values, landed, m, True)
@@ -256,6 +264,7 @@ def after_call(params, pstate, by_shard, stop, status, m, landed, values, shards
                 j += 1
         pstate[S_RETRIES] += 1
         pstate[S_BATCH_SUM] = lost_sum
+        pstate[S_RETRYING] = 1
         yield_cpu()
         return j
     return 0

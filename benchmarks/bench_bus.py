@@ -42,6 +42,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the busbench of this checkout, not whichever one is installed
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from calibration import run_calibration  # noqa: E402  (this directory, not a package)
 

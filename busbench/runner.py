@@ -21,7 +21,7 @@ from .metrics import latency_summaries, run_metrics
 from .result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
-from .targets import open_target
+from .targets import TargetConfigError, open_target
 from .units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
@@ -189,7 +189,13 @@ class Runner:
         self.t0 = time.monotonic()
         self.load_s = 0.0
         self.verdicts = []
-        self.target = self._target if self._target is not None else open_target(sc)
+        try:
+            self.target = self._target if self._target is not None else open_target(sc)
+        except TargetConfigError as exc:     # the scenario asks what the target cannot do
+            return RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
+                             target=sc.target, layout="-", environment=environment(),
+                             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             status=N.RUN_ERROR, error=f"target {sc.target}: {exc}")
         t = self.target
         self.gen = LoadGenerator(self.spec, t.shards, t.produce, t.producer_stalling)
         self.collector = EvidenceCollector(t, self.gen, backpressure=sc.bus.backpressure)

@@ -41,6 +41,22 @@ Contract (owned by the core; every target implements all of it):
 * ``arm_fault(fault)`` -> dict describing what was armed; ``release_faults()``.
 * ``close()``: stop every thread and process the target started, on every
   exit path (Ctrl-C included), with grace 0. Idempotent.
+
+Adding a target (net-mesh next):
+
+1. A jitted ``produce`` kernel in the target's own module (listed in
+   ``bus.jit.JITTED_SOURCES``) looping ``load.kernels.begin_step / next_call /
+   <your ingest> / after_call`` (see builtin_kernels.py): your ingest returns
+   ``names.INGEST_*`` and fills the landed mask; every tally is busbench's.
+2. Payloads are ``payload``'s ``producer << SEQ_BITS | seq``; a witness that
+   reads them back fills ``Delivery`` per (shard, producer): counts, last seq,
+   order violations (a seq not above the last on its shard) and the checksum
+   ``payload.checksum(seqs)`` per producer.
+3. Leave out what you cannot provide: a counter absent from ``counters()``,
+   ``lossy_flag=False``, ``delivery()`` None, ``drops_by_shard()`` None, no
+   ``positions`` in the FlushClaim. The checks then say "not observable".
+4. Register a builder in ``targets.BUILDERS``; raise ``TargetConfigError``
+   (key, message) for scenario keys the target cannot honour.
 """
 from __future__ import annotations
 

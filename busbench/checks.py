@@ -87,6 +87,11 @@ def _verdict(spec, outcome, evidence, numbers, at):
                    evidence=evidence, numbers=numbers, at=at)
 
 
+def _reason(ev, name, default) -> str:
+    """Why the target lacks ``name``, in its own words when it gave them."""
+    return ((ev.capabilities or {}).get("reasons") or {}).get(name) or default
+
+
 def _missing_counters(ev, names) -> list:
     return [n for n in names if n not in ev.counters]
 
@@ -94,8 +99,8 @@ def _missing_counters(ev, names) -> list:
 def _not_observable_counters(spec, ev, names, at):
     missing = _missing_counters(ev, names)
     if missing:
-        return _verdict(spec, NOT_OBSERVABLE, f"the target does not export {', '.join(missing)}",
-                        {"missing_counters": missing}, at)
+        why = "; ".join(_reason(ev, m, f"the target does not export {m}") for m in missing)
+        return _verdict(spec, NOT_OBSERVABLE, why, {"missing_counters": missing}, at)
     return None
 
 
@@ -127,8 +132,8 @@ def _no_witness(spec, ev, at, what):
     hint = (ev.capabilities or {}).get("witness_hint")
     if hint:
         return _verdict(spec, NOT_EVALUABLE, f"{what} needs a witness downstream ({hint})", {}, at)
-    return _verdict(spec, NOT_OBSERVABLE, f"{what} needs a witness downstream; this target "
-                    "has none", {}, at)
+    return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "delivery", f"{what} needs a witness "
+                    "downstream; this target has none"), {}, at)
 
 
 def _column_sums(rows, producers) -> list:
@@ -146,8 +151,9 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
         return _verdict(spec, NOT_EVALUABLE, "producers were still running: events in flight "
                         "cannot be told from lost ones", {}, at)
     if d.get("evicted_by_shard") is None or d.get("rejected_by_shard") is None:
-        return _verdict(spec, NOT_OBSERVABLE, "the target does not attribute the events it "
-                        "dropped to producers: a drop cannot be told from a loss", {}, at)
+        return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "drops", "the target does not "
+                        "attribute the events it dropped to producers: a drop cannot be told from "
+                        "a loss"), {}, at)
     producers = ev.producers
     n = len(producers)
     received = _column_sums(d["received_by_shard"], n)
@@ -285,6 +291,15 @@ def flush_barrier(spec, ev: Evidence, at="end") -> Verdict:
             timed_out += 1          # said so: the barrier promise is kept (flush_completes asks more)
             continue
         positions = f.get("positions") or {}
+        if f.get("received_after") is None and f.get("witness_shortfall") is not None:
+            # Producers do not know shards: the target's witness counted, per event,
+            # what had landed before the call and was neither received nor dropped.
+            rests.add(f"the {f.get('witness') or 'witness'}'s per-event shortfall against "
+                      "producer-side landed events")
+            if f["witness_shortfall"] > 0:
+                failures.append(f"{where} returned success with {f['witness_shortfall']:,} events "
+                                "landed before the call neither received nor dropped")
+            continue
         if f.get("received_after") is None:
             # No witness: only the bus's own positions remain, and the verdict says so.
             if not positions:
@@ -360,8 +375,9 @@ def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
     if ev.shutdown is None:
         return _verdict(spec, NOT_EVALUABLE, "the bus was not shut down", {}, at)
     if N.SHUTDOWN_WAS_LOSSY not in ev.counters:
-        return _verdict(spec, NOT_OBSERVABLE, "the target does not export shutdown_was_lossy "
-                        "(ground_truth still catches silent loss)", {}, at)
+        return _verdict(spec, NOT_OBSERVABLE, _reason(ev, N.SHUTDOWN_WAS_LOSSY, "the target "
+                        "does not export shutdown_was_lossy") + " (ground_truth still catches "
+                        "silent loss)", {}, at)
     if not ev.quiescent:
         return _verdict(spec, NOT_EVALUABLE, "a producer was still mid-push: its side of the "
                         "story is not complete", {}, at)

@@ -15,6 +15,8 @@ def flush_record(step_index, target, gen, timeout_s, under_load, call) -> dict:
     """Call ``call()`` (the flush) between two evidence snapshots; the record."""
     drops0 = target.drops_by_shard()
     landed, last_landed = gen.landed_by_shard()
+    if not target.capabilities.shard_known_to_producer:
+        landed = last_landed = None       # the load's shard choice is not the bus's
     claim = call()
     delivery = target.delivery()
     drops1 = target.drops_by_shard()
@@ -25,8 +27,8 @@ def flush_record(step_index, target, gen, timeout_s, under_load, call) -> dict:
               "witness": None if delivery is None else delivery.witness,
               "evicted_before": None, "received_after": None, "last_received_after": None,
               "evicted_after": None, "rejected_after": None,
-              "positions": claim.positions}
-    if delivery is not None and drops0 is not None and drops1 is not None:
+              "positions": claim.positions, "witness_shortfall": claim.witness_shortfall}
+    if delivery is not None and drops0 is not None and drops1 is not None and landed is not None:
         record.update(evicted_before=drops0[0], received_after=delivery.received_by_shard,
                       last_received_after=delivery.last_seq_by_shard,
                       evicted_after=drops1[0], rejected_after=drops1[1])

@@ -352,3 +352,27 @@ def test_a_verdict_is_ok_only_when_it_came_out_as_declared(outcome_, expect, ok)
 def test_evidence_round_trips_through_a_dict():
     ev = evidence([producer(R)], delivery([R]), flushes=[flush()])
     assert C.Evidence.from_dict(ev.to_dict()) == ev
+
+
+def test_flush_barrier_for_a_bus_that_chooses_shards_uses_the_targets_per_event_shortfall():
+    f = flush(witness=False)
+    f["landed_before"] = f["last_landed_before"] = None
+    f["witness"] = "redis streams"
+    f["witness_shortfall"] = 0
+    v = fb(f)
+    assert v.outcome == C.PASSED and "per-event shortfall" in v.evidence
+    v = fb(dict(f, witness_shortfall=7))
+    assert v.outcome == C.FAILED and "7 events landed before the call" in v.evidence
+
+
+def test_not_observable_says_why_in_the_targets_words():
+    caps = {"witness": None, "witness_hint": "",
+            "reasons": {N.SHUTDOWN_WAS_LOSSY: "net-mesh 0.45.1 exports no lossy flag",
+                        "delivery": "adapter noop: nothing downstream witnesses deliveries"}}
+    ev = lossy_ev(False, [0], [0])
+    no_flag = {k: v for k, v in ev.counters.items() if k != N.SHUTDOWN_WAS_LOSSY}
+    v = outcome(N.LOSSY_SHUTDOWN, C.Evidence(**{**ev.__dict__, "counters": no_flag,
+                                                 "capabilities": caps}))
+    assert v.outcome == C.NOT_OBSERVABLE and "0.45.1 exports no lossy flag" in v.evidence
+    v = outcome(N.GROUND_TRUTH, evidence([producer(R)], None, caps=caps))
+    assert v.outcome == C.NOT_OBSERVABLE and "adapter noop" in v.evidence

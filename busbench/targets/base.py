@@ -85,13 +85,21 @@ class Capabilities:
     latency: bool
     faults: frozenset = field(default_factory=frozenset)
     witness_hint: str = ""         # how to get a witness on this target when it has none now
+    # Producers know each event's shard (the load chooses it). When the bus
+    # chooses shards itself, landed counts exist per producer only, and the
+    # flush evidence comes from the target's per-event witness
+    # (FlushClaim.witness_shortfall) instead.
+    shard_known_to_producer: bool = True
+    reasons: dict = field(default_factory=dict)   # evidence name -> why this target lacks it
 
     def to_dict(self) -> dict:
         return {"counters": sorted(self.counters), "witness": self.witness,
                 "drops_attributed": self.drops_attributed, "lossy_flag": self.lossy_flag,
                 "shutdown_report": self.shutdown_report, "positions": self.positions,
                 "shard_fill": self.shard_fill, "latency": self.latency,
-                "faults": sorted(self.faults), "witness_hint": self.witness_hint}
+                "faults": sorted(self.faults), "witness_hint": self.witness_hint,
+                "shard_known_to_producer": self.shard_known_to_producer,
+                "reasons": dict(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,11 @@ class FlushClaim:
     # The bus's own per-shard positions (target, head, batch start...), a second
     # opinion recorded next to the evidence; {} when the target has none.
     positions: dict = field(default_factory=dict)
+    # For targets whose producers do not know shards: events landed before the
+    # call (producer side) that the witness had neither received nor seen
+    # dropped at return, counted per event by the target's witness; None when
+    # the runner's per-(producer, shard) counts are the evidence.
+    witness_shortfall: int | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def flush_record(step_index, target, gen, timeout_s, under_load, call) -> dict:
               "witness": None if delivery is None else delivery.witness,
               "evicted_before": None, "received_after": None, "last_received_after": None,
               "evicted_after": None, "rejected_after": None,
-              "positions": claim.positions, "witness_shortfall": claim.witness_shortfall}
+              "positions": claim.positions, "witness_shortfall": claim.witness_shortfall,
+              "details": claim.details}
     if delivery is not None and drops0 is not None and drops1 is not None and landed is not None:
         record.update(evicted_before=drops0[0], received_after=delivery.received_by_shard,
                       last_received_after=delivery.last_seq_by_shard,

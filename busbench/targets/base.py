@@ -74,15 +74,16 @@ class TargetConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What evidence a target can provide; checks read this to say "not observable"."""
+    """What evidence a target can provide; checks read this to say "not observable".
+    Everything but ``counters`` and ``witness`` defaults to "cannot"."""
     counters: frozenset            # names.ALL_COUNTERS the bus exports
     witness: str | None            # who saw deliveries ("verify adapter", "redis streams") or None
-    drops_attributed: bool         # the bus names the producer and shard of each event it dropped
-    lossy_flag: bool               # the bus exports shutdown_was_lossy
-    shutdown_report: bool          # stranded counts per producer from the bus
-    positions: bool                # per-shard barrier positions (a second opinion on flush)
-    shard_fill: bool
-    latency: bool
+    drops_attributed: bool = False  # the bus names the producer and shard of each event it dropped
+    lossy_flag: bool = False       # the bus exports shutdown_was_lossy
+    shutdown_report: bool = False  # stranded counts per producer from the bus
+    positions: bool = False        # per-shard barrier positions (a second opinion on flush)
+    shard_fill: bool = False
+    latency: bool = False
     faults: frozenset = field(default_factory=frozenset)
     witness_hint: str = ""         # how to get a witness on this target when it has none now
     # Producers know each event's shard (the load chooses it). When the bus
@@ -116,26 +117,31 @@ class FlushClaim:
     # dropped at return, counted per event by the target's witness; None when
     # the runner's per-(producer, shard) counts are the evidence.
     witness_shortfall: int | None = None
+    details: dict = field(default_factory=dict)   # target-specific (return codes...), recorded
 
 
 @dataclass(frozen=True)
 class ShutdownClaim:
     """What the bus said of its shutdown (under test, never evidence)."""
     lossy: bool | None                  # None: the bus does not say
-    stranded_by_producer: tuple | None  # None: the bus does not say
-    abandoned_producers: tuple | None
-    duration_s: float
-    grace_s: float
+    stranded_by_producer: tuple | None = None   # None: the bus does not say
+    abandoned_producers: tuple | None = None
+    duration_s: float = 0.0
+    grace_s: float = 0.0
     residue: int | None = None          # events left in the rings after the final drain
+    stranded_events: int | None = None  # a total, when the bus gives no per-producer split
+    details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"lossy": self.lossy, "stranded_events": (None if self.stranded_by_producer is None
-                                                         else sum(self.stranded_by_producer)),
-                "stranded_by_producer": (None if self.stranded_by_producer is None
-                                         else list(self.stranded_by_producer)),
+        by_producer = self.stranded_by_producer
+        return {"lossy": self.lossy,
+                "stranded_events": (sum(by_producer) if by_producer is not None
+                                    else self.stranded_events),
+                "stranded_by_producer": None if by_producer is None else list(by_producer),
                 "abandoned_producers": (None if self.abandoned_producers is None
                                         else list(self.abandoned_producers)),
-                "duration_s": self.duration_s, "grace_s": self.grace_s, "residue": self.residue}
+                "duration_s": self.duration_s, "grace_s": self.grace_s, "residue": self.residue,
+                "details": dict(self.details)}
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,32 @@ the bus (STYLE.md: nothing downstream reaches back upstream).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
-from .names import CHECK_PENDING, COUNTER_NAMES, FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
+from .names import (
+    CHECK_PENDING,
+    COUNTER_NAMES,
+    FAILED,
+    NOT_EVALUABLE,
+    NOT_OBSERVABLE,
+    PASSED,
+)
 
 #: states a check can be in while a run goes on: pending, or its outcome
 CHECK_PASSED = PASSED
 CHECK_FAILED = FAILED
 CHECK_NOT_EVALUABLE = NOT_EVALUABLE
 CHECK_NOT_OBSERVABLE = NOT_OBSERVABLE
-__all__ = ["COUNTER_NAMES", "CHECK_PENDING", "CHECK_PASSED", "CHECK_FAILED", "CHECK_NOT_EVALUABLE",
-           "CHECK_NOT_OBSERVABLE", "CheckState", "ShardFill", "Snapshot"]
+__all__ = [
+    "CHECK_FAILED",
+    "CHECK_NOT_EVALUABLE",
+    "CHECK_NOT_OBSERVABLE",
+    "CHECK_PASSED",
+    "CHECK_PENDING",
+    "COUNTER_NAMES",
+    "CheckState",
+    "ShardFill",
+    "Snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,7 @@ class Snapshot:
     step_index: int           # 0-based index of the current step
     step_count: int
     step_label: str           # e.g. "run 2s", "flush", "shutdown"
-    step_progress: Optional[float]  # 0..1 when known (timed run), else None
+    step_progress: float | None  # 0..1 when known (timed run), else None
     elapsed_s: float          # since the run started
     counters: dict            # COUNTER_NAMES -> int
     rates: dict               # COUNTER_NAMES -> per second, over the last interval
@@ -50,7 +65,7 @@ class Snapshot:
     shards: tuple = ()        # tuple[ShardFill, ...]
     throughput_history: tuple = ()  # events_dispatched per second, one per sample, oldest first
     checks: tuple = ()        # tuple[CheckState, ...]
-    latency_ns: Optional[dict] = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
+    latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
 
     @property

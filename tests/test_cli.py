@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import busbench.runner
 from busbench.cli import main
 from cli_helpers import STYLE_ENV as _STYLE_ENV
 from cli_helpers import cli, flat

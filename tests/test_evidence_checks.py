@@ -83,9 +83,9 @@ def test_close_with_grace_zero_under_load_is_lossy_only_when_a_push_was_cut_off(
         bus = bus_rig.bus(shards=2, capacity=256, backpressure="drop_newest", adapter="verify")
         gen = bus_rig.load(bus, producers=2, batch=64)
         gen.start(duration_ns=30_000_000_000)
-        assert bus_rig.wait_for(lambda: bus.stats().events_ingested > 10_000, timeout_s=10.0)
+        assert bus_rig.wait_for(lambda b=bus: b.stats().events_ingested > 10_000, timeout_s=10.0)
         report = bus.close()                           # grace 0, producers mid-flight
-        assert bus_rig.wait_for(lambda: not gen.running, timeout_s=10.0)
+        assert bus_rig.wait_for(lambda g=gen: not g.running, timeout_s=10.0)
         gen.stop()
         truths = gen.truths()
         cut_off = any(t.stranded > 0 for t in truths)

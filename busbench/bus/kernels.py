@@ -27,12 +27,12 @@ from . import histogram
 from ..payload import SEQ_BITS, SEQ_MASK, mix
 from .atomics import (compare_and_swap, cpu_relax, fetch_add, fetch_or, load_acquire,
                       load_relaxed, store_relaxed, store_release)
-from .clock import backoff, monotonic_ns, sleep_ns, yield_cpu
+from .clock import backoff, monotonic_ns, sleep_ns
 from .config import (ABANDONED, ACTIVE, BLOCK, CFG_ADAPTER, CFG_BLOCK_TIMEOUT_NS,
                      CFG_CAPACITY, CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS,
                      CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_MASK, LATENCY_TWO_STAMPS,
                      CFG_MAX_DELAY_NS, CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS,
-                     CFG_PRODUCERS, CFG_PS_STRIDE, CFG_SHARDS, CFG_SLOW_PER_BATCH_NS,
+                     CFG_PS_STRIDE, CFG_SHARDS, CFG_SLOW_PER_BATCH_NS,
                      CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS, CFG_WRITER_STRIDE, COMMIT,
                      CTRL_FLUSHING, CTRL_GATE, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM,
                      CTRL_STALL_UNTIL, DROP_OLDEST, DROPPED, FAIL_PRODUCER, FAILED, FLAKY,

@@ -42,6 +42,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the busbench of this checkout, not whichever one is installed
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from calibration import run_calibration  # noqa: E402  (this directory, not a package)
 
@@ -50,6 +52,7 @@ from busbench.bus.config import BusConfig  # noqa: E402
 from busbench.bus.core import ReferenceBus  # noqa: E402
 from busbench.bus.layout import CounterLayout  # noqa: E402
 from busbench.load.generator import LoadGenerator, LoadSpec  # noqa: E402
+from busbench.targets.builtin import BuiltinTarget  # noqa: E402
 
 SCHEMA_VERSION = 1
 SHARDS = 1     # like the calibration ring; --shards N adds the cost of sharding
@@ -96,7 +99,9 @@ def run_bus(counters: str, producers: int, seconds: float) -> dict:
                        adapter="noop", latency=False, producers=producers,
                        backpressure="drop_newest")
     bus = ReferenceBus(config)
-    gen = LoadGenerator(bus, LoadSpec(producers=producers, batch=BATCH, keys="uniform"))
+    target = BuiltinTarget.around(bus)        # the producer entry the runner uses
+    gen = LoadGenerator(LoadSpec(producers=producers, batch=BATCH, keys="uniform"),
+                        config.shards, target.produce, target.producer_stalling)
     duration_ns = int(seconds * 1e9)
     t0 = time.monotonic_ns()
     try:

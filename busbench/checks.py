@@ -1,33 +1,57 @@
 """The invariant checks: pure functions from what a run observed to a Verdict.
 
 A check never touches the bus (STYLE.md): it reads the evidence the runner
-recorded (counters, producers' ground truth, the verify adapter's tallies,
-flush and shutdown results) and says passed, failed, or not evaluable, with
-the numbers it compared. "Not evaluable" never counts as a pass.
+recorded (the target's counters and claims, the producers' own tallies, the
+downstream witness's tallies) and says passed, failed, not evaluable (the run
+did not produce the evidence, e.g. no flush, producers still running), or not
+observable (this target cannot provide it). Neither of the last two is a pass.
+
+The bus's word is what is judged, never the evidence: a flush's "reached", the
+lossy flag and the counters are compared against what producers tallied and
+what the witness received. Every check's ``evidence`` line says what it rests on.
+``Evidence`` is plain values, so a record's checks can be re-evaluated from the
+record alone (``busbench check``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PASSED, FAILED, NOT_EVALUABLE = "passed", "failed", "not_evaluable"
+from . import names as N
+from .names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
+from .payload import MOD
+
+__all__ = [
+    "CHECKS",
+    "FAILED",
+    "NOT_EVALUABLE",
+    "NOT_OBSERVABLE",
+    "PASSED",
+    "Evidence",
+    "Verdict",
+    "evaluate",
+]
 
 
 @dataclass(frozen=True)
 class Verdict:
     name: str                 # "conservation", "lossy_shutdown == true", "threshold: ..."
-    kind: str                 # conservation | ground_truth | flush_barrier | lossy_shutdown | threshold
-    outcome: str              # passed | failed | not_evaluable
+    kind: str                 # names.CHECK_DISPLAY's keys
+    outcome: str              # passed | failed | not_evaluable | not_observable
     expect: str               # "pass" or "fail" (a mutation scenario expects its check to fail)
-    evidence: str             # one line, with the numbers compared
+    evidence: str             # one line, with the numbers compared and what they rest on
     numbers: dict = field(default_factory=dict)
     at: str = "end"           # "end" or "step N"
 
     @property
     def ok(self) -> bool:
-        """Did the check come out as the scenario declared? Never for not evaluable."""
-        if self.outcome == NOT_EVALUABLE:
+        """Did the check come out as the scenario declared? Never when it could not tell."""
+        if self.outcome in (NOT_EVALUABLE, NOT_OBSERVABLE):
             return False
         return (self.outcome == PASSED) == (self.expect == "pass")
+
+    @property
+    def outcome_words(self) -> str:
+        return N.OUTCOME_WORDS[self.outcome]
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "outcome": self.outcome,
@@ -37,14 +61,25 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a check may read: values, never live objects."""
-    counters: dict                      # EventBusStats as a dict
-    producers: list                     # per producer: ProducerTruth.as_dict()
-    bus_truth: dict | None              # ground truth from the bus side (verify adapter)
-    flushes: list                       # per flush step: dict (see runner)
-    shutdown: dict | None               # ShutdownReport as a dict, when shut down
-    metrics: dict                       # named metrics for thresholds
-    quiescent: bool                     # no producer running, nothing being ingested
+    """What a check may read: values, never live objects (see evidence.py)."""
+    counters: dict                  # what the target exported (a counter it lacks is absent)
+    producers: list                 # per producer: ProducerTruth.as_dict() (producer side)
+    delivery: dict | None           # targets.base.Delivery.to_dict(), None: no witness
+    flushes: list                   # per flush step: see evidence.flush_record
+    shutdown: dict | None           # targets.base.ShutdownClaim.to_dict(), when shut down
+    metrics: dict                   # named metrics for thresholds
+    quiescent: bool                 # no producer running, nothing being ingested
+    capabilities: dict = field(default_factory=dict)   # targets.base.Capabilities.to_dict()
+    backpressure: str | None = None  # the bus's mode, when the target has one
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Evidence:
+        return cls(**{k: d.get(k) for k in ("counters", "producers", "delivery", "flushes",
+                                             "shutdown", "metrics", "quiescent", "capabilities",
+                                             "backpressure")})
 
 
 def _verdict(spec, outcome, evidence, numbers, at):
@@ -52,9 +87,31 @@ def _verdict(spec, outcome, evidence, numbers, at):
                    evidence=evidence, numbers=numbers, at=at)
 
 
+def _reason(ev, name, default) -> str:
+    """Why the target lacks ``name``, in its own words when it gave them."""
+    return ((ev.capabilities or {}).get("reasons") or {}).get(name) or default
+
+
+def _missing_counters(ev, names) -> list:
+    return [n for n in names if n not in ev.counters]
+
+
+def _not_observable_counters(spec, ev, names, at):
+    missing = _missing_counters(ev, names)
+    if missing:
+        why = "; ".join(_reason(ev, m, f"the target does not export {m}") for m in missing)
+        return _verdict(spec, NOT_OBSERVABLE, why, {"missing_counters": missing}, at)
+    return None
+
+
+# --------------------------------------------------------------------------- conservation
 def conservation(spec, ev: Evidence, at="end") -> Verdict:
+    lacking = _not_observable_counters(spec, ev, (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED,
+                                                  N.EVENTS_DROPPED), at)
+    if lacking:
+        return lacking
     c = ev.counters
-    ingested, dispatched, dropped = c["events_ingested"], c["events_dispatched"], c["events_dropped"]
+    ingested, dispatched, dropped = c[N.EVENTS_INGESTED], c[N.EVENTS_DISPATCHED], c[N.EVENTS_DROPPED]
     numbers = {"events_ingested": ingested, "events_dispatched": dispatched,
                "events_dropped": dropped, "difference": ingested - dispatched - dropped}
     if not ev.quiescent:
@@ -70,92 +127,296 @@ def conservation(spec, ev: Evidence, at="end") -> Verdict:
                     f"{dropped:,}: {abs(diff):,} events {what}", numbers, at)
 
 
+# --------------------------------------------------------------------------- ground truth
+def _no_witness(spec, ev, at, what):
+    hint = (ev.capabilities or {}).get("witness_hint")
+    if hint:
+        return _verdict(spec, NOT_EVALUABLE, f"{what} needs a witness downstream ({hint})", {}, at)
+    return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "delivery", f"{what} needs a witness "
+                    "downstream; this target has none"), {}, at)
+
+
+def _column_sums(rows, producers) -> list:
+    return [sum(row[p] for row in rows) for p in range(producers)]
+
+
 def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
-    bt = ev.bus_truth
-    if bt is None or not bt.get("verify"):
-        return _verdict(spec, NOT_EVALUABLE, "ground_truth needs the verify adapter "
-                        "(bus.adapter.kind: verify)", {}, at)
+    """Every event each producer offered is accounted for exactly once, from
+    the producer side and the witness side, in counts *and* checksums; FIFO per
+    (producer, shard); the bus's counters agree with both sides."""
+    d = ev.delivery
+    if d is None:
+        return _no_witness(spec, ev, at, "ground_truth")
     if not ev.quiescent:
-        return _verdict(spec, NOT_EVALUABLE, "producers were still running", {}, at)
-    c = ev.counters
-    offered = sum(p["offered"] for p in ev.producers) + bt.get("python_offered", 0)
-    received = sum(bt["received"])
-    problems = []
-    if c["events_ingested"] != offered:
-        problems.append(f"events_ingested {c['events_ingested']:,} but producers offered {offered:,}")
-    if c["events_dispatched"] != received:
-        problems.append(f"events_dispatched {c['events_dispatched']:,} but the adapter received "
-                        f"{received:,}")
-    lost = []
-    for i, p in enumerate(ev.producers):
-        accounted = (bt["received"][i] + p["refused"] + bt["evicted"][i] + bt["rejected"][i]
-                     + bt["stranded"][i])
+        return _verdict(spec, NOT_EVALUABLE, "producers were still running: events in flight "
+                        "cannot be told from lost ones", {}, at)
+    if d.get("evicted_by_shard") is None or d.get("rejected_by_shard") is None:
+        return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "drops", "the target does not "
+                        "attribute the events it dropped to producers: a drop cannot be told from "
+                        "a loss"), {}, at)
+    producers = ev.producers
+    n = len(producers)
+    received = _column_sums(d["received_by_shard"], n)
+    evicted = _column_sums(d["evicted_by_shard"], n)
+    rejected = _column_sums(d["rejected_by_shard"], n)
+    sd = ev.shutdown or {}
+    bus_stranded = sd.get("stranded_by_producer")
+    problems, by_producer = [], {}
+    for i, p in enumerate(producers):
+        accounted = received[i] + p["refused"] + evicted[i] + rejected[i] + p["stranded"]
+        sums = (d["received_sum"][i] + p["refused_sum"] + d["evicted_sum"][i]
+                + d["rejected_sum"][i] + p["stranded_sum"]) % MOD
+        entry = {"offered": p["offered"], "received": received[i], "refused": p["refused"],
+                 "evicted": evicted[i], "rejected": rejected[i], "stranded": p["stranded"],
+                 "count_difference": p["offered"] - accounted,
+                 "checksum_matches": sums == p["offered_sum"] % MOD}
+        by_producer[str(i)] = entry
         if accounted != p["offered"]:
-            lost.append((i, p["offered"] - accounted))
-    for i, missing in lost[:3]:
-        word = "never accounted for" if missing > 0 else "accounted for twice"
-        problems.append(f"producer {i}: {abs(missing):,} events {word}")
-    for key, label in (("duplicates", "received twice"), ("order_violations", "out of order in a shard"),
-                       ("received_and_dropped", "received although reported dropped")):
-        if bt[key]:
-            problems.append(f"{bt[key]:,} events {label}")
-    numbers = {"offered": offered, "received": received,
-               "events_ingested": c["events_ingested"], "events_dispatched": c["events_dispatched"],
-               "duplicates": bt["duplicates"], "order_violations": bt["order_violations"],
-               "received_and_dropped": bt["received_and_dropped"],
-               "unaccounted_by_producer": {str(i): m for i, m in lost}}
+            missing = p["offered"] - accounted
+            word = "never accounted for" if missing > 0 else "accounted for twice"
+            problems.append(f"producer {i}: {abs(missing):,} events {word} (offered "
+                            f"{p['offered']:,} != received {received[i]:,} + refused "
+                            f"{p['refused']:,} + evicted {evicted[i]:,} + rejected {rejected[i]:,}"
+                            f" + stranded {p['stranded']:,})")
+        elif sums != p["offered_sum"] % MOD:
+            problems.append(f"producer {i}: counts balance but checksums do not: some events "
+                            "were reported twice (received and dropped) while as many others "
+                            "were lost")
+        if bus_stranded is not None and i < len(bus_stranded) and bus_stranded[i] != p["stranded"]:
+            problems.append(f"producer {i} saw {p['stranded']:,} events stranded, the bus "
+                            f"counted {bus_stranded[i]:,}")
+    if d["order_violations"]:
+        problems.append(f"{d['order_violations']:,} events received out of order or twice within "
+                        "a (producer, shard)")
+    if d.get("duplicates"):
+        problems.append(f"{d['duplicates']:,} events received twice (bitmaps)")
+    if d.get("received_and_dropped"):
+        problems.append(f"{d['received_and_dropped']:,} events received although reported "
+                        "dropped (bitmaps)")
+    if ev.backpressure is not None and ev.backpressure != "drop_oldest" and sum(evicted):
+        problems.append(f"{sum(evicted):,} events evicted, but backpressure is "
+                        f"{ev.backpressure}: only drop_oldest evicts")
+    if sd.get("residue"):
+        problems.append(f"{sd['residue']:,} events left in the rings after the final drain")
+    c = ev.counters
+    offered = sum(p["offered"] for p in producers)
+    lost = sum(p["refused"] + p["stranded"] for p in producers) + sum(evicted) + sum(rejected)
+    compared = []
+    for name, want, label in ((N.EVENTS_INGESTED, offered, "producers offered"),
+                              (N.EVENTS_DISPATCHED, sum(received), "the witness received"),
+                              (N.EVENTS_DROPPED, lost, "refused + evicted + rejected + stranded")):
+        if name in c:
+            compared.append(name)
+            if c[name] != want:
+                problems.append(f"{name} {c[name]:,} but {label} {want:,}")
+    numbers = {"offered": offered, "received": sum(received), "dropped": lost,
+               "order_violations": d["order_violations"], "duplicates": d.get("duplicates"),
+               "received_and_dropped": d.get("received_and_dropped"),
+               "by_producer": by_producer, "counters_compared": compared,
+               "witness": d.get("witness")}
     coverage = ""
-    if bt.get("beyond_bitmap"):
-        numbers["beyond_bitmap"] = bt["beyond_bitmap"]
-        coverage = (f" (duplicates checked by bitmap for all but {bt['beyond_bitmap']:,} events "
-                    f"past its capacity; order and counts for all)")
+    if d.get("beyond_bitmap"):
+        numbers["beyond_bitmap"] = d["beyond_bitmap"]
+        coverage = (f"; bitmaps covered all but {d['beyond_bitmap']:,} events, counts, "
+                    "checksums and order covered all")
     if problems:
-        return _verdict(spec, FAILED, "; ".join(problems), numbers, at)
-    return _verdict(spec, PASSED, f"{offered:,} offered = {received:,} received + refused, evicted, "
-                    f"rejected and stranded; no duplicate, no reordering{coverage}", numbers, at)
+        return _verdict(spec, FAILED, "; ".join(problems[:4]), numbers, at)
+    return _verdict(spec, PASSED, f"{offered:,} offered = {sum(received):,} received by the "
+                    f"{d.get('witness', 'witness')} + {lost:,} refused, evicted, rejected or "
+                    f"stranded, per producer in counts and checksums; FIFO per (producer, shard)"
+                    f"{coverage}", numbers, at)
+
+
+# --------------------------------------------------------------------------- flush barrier
+def _settled_pairs(f) -> tuple:
+    """Per (producer, shard), was every event landed before the flush call
+    received or dropped at its return? -> (unsettled, undecided, rows).
+
+    Evidence: producer-side landed counts L and last landed seq S per
+    (producer, shard), snapshotted just before flush was called; the bus's
+    attributed evictions E0 at that moment; at return the witness's received
+    count R and last received seq, the bus's rejections J and evictions E1.
+
+    Why counts suffice (with the order check): events of one producer on one
+    shard land in seq order and leave the ring in that order, either to a batch
+    (delivered or rejected in order: R + J, checked FIFO by the order check) or
+    evicted from the head. So:
+    * the witness received a seq above S  =>  every landed event up to S had
+      left the ring before it, and those that went to a batch were dispatched
+      before it: all settled;
+    * R + J + E0 >= L  =>  settled: evictions counted before the call are of
+      events landed before it, and R + J either holds a seq above S (above) or
+      only events up to S;
+    * R + J + E1 < L  =>  not settled, whatever the evictions were;
+    * otherwise the evictions during the flush (drop_oldest under load) may be
+      of events landed after the call, standing in for events still in a
+      batch: counts cannot decide, and the pair is undecided.
+    A producer's tallies are updated when its ingest call returns: a call in
+    progress at the snapshot is not demanded (the check under-demands, never
+    over-demands).
+    """
+    unsettled, undecided, rows = [], [], []
+    landed, last_landed = f["landed_before"], f["last_landed_before"]
+    recv, last_recv = f["received_after"], f["last_received_after"]
+    ev0, ev1, rej = f["evicted_before"], f["evicted_after"], f["rejected_after"]
+    for p, per_shard in enumerate(landed):
+        for s, L in enumerate(per_shard):
+            if L == 0:
+                continue
+            R, J = recv[s][p], rej[s][p]
+            E0, E1 = ev0[s][p], ev1[s][p]
+            row = {"producer": p, "shard": s, "landed": L, "received": R, "rejected": J,
+                   "evicted_before": E0, "evicted_after": E1}
+            if last_recv[s][p] > last_landed[p][s] or R + J + E0 >= L:
+                continue
+            if R + J + E1 < L:
+                row["missing"] = L - R - J - E1
+                unsettled.append(row)
+            else:
+                undecided.append(row)
+            rows.append(row)
+    return unsettled, undecided, rows
 
 
 def flush_barrier(spec, ev: Evidence, at="end") -> Verdict:
+    """A flush that claims success has every event landed before the call
+    received or dropped; a flush that timed out and said so kept the promise."""
     if not ev.flushes:
         return _verdict(spec, NOT_EVALUABLE, "no flush happened", {}, at)
-    failures = []
+    failures, second_opinion, undecided_flushes, rests = [], [], [], set()
+    timed_out = 0
     for f in ev.flushes:
         where = f"flush at step {f['step']}"
-        lagging = [s for s in f["shards"] if not s["reached"]]
-        if f["reached"] and lagging:
-            worst = max(lagging, key=lambda s: s["unsettled"])
-            failures.append(f"{where} returned success with {sum(s['unsettled'] for s in lagging):,} "
-                            f"events ingested before it still in flight (shard {worst['shard']}: "
-                            f"{worst['unsettled']:,})")
-        elif not f["reached"]:
-            failures.append(f"{where} did not reach the barrier within {f['timeout_s']:g}s "
-                            f"({sum(s['unsettled'] for s in lagging):,} events still in flight)")
-    numbers = {"flushes": len(ev.flushes), "failed": len(failures)}
+        if not f["claimed_reached"]:
+            timed_out += 1          # said so: the barrier promise is kept (flush_completes asks more)
+            continue
+        positions = f.get("positions") or {}
+        if f.get("received_after") is None and f.get("witness_shortfall") is not None:
+            # Producers do not know shards: the target's witness counted, per event,
+            # what had landed before the call and was neither received nor dropped.
+            rests.add(f"the {f.get('witness') or 'witness'}'s per-event shortfall against "
+                      "producer-side landed events")
+            if f["witness_shortfall"] > 0:
+                failures.append(f"{where} returned success with {f['witness_shortfall']:,} events "
+                                "landed before the call neither received nor dropped")
+            continue
+        if f.get("received_after") is None:
+            # No witness: only the bus's own positions remain, and the verdict says so.
+            if not positions:
+                undecided_flushes.append(f"{where}: no witness and no positions")
+                continue
+            rests.add("the bus's own per-shard positions (no witness downstream)")
+            if not positions.get("reached", True):
+                lag = sum(s["unsettled"] for s in positions["shards"] if not s["reached"])
+                failures.append(f"{where} returned success with {lag:,} events ingested before "
+                                "it still in flight, by the bus's own positions")
+            continue
+        rests.add(f"producer-side landed counts and the {f.get('witness') or 'witness'}'s "
+                  "received counts")
+        unsettled, undecided, _rows = _settled_pairs(f)
+        if unsettled:
+            worst = max(unsettled, key=lambda r: r["missing"])
+            failures.append(f"{where} returned success with {sum(r['missing'] for r in unsettled):,}"
+                            f" events landed before the call neither received nor dropped "
+                            f"(producer {worst['producer']}, shard {worst['shard']}: "
+                            f"{worst['landed']:,} landed, {worst['received']:,} received, "
+                            f"{worst['rejected'] + worst['evicted_after']:,} dropped)")
+        elif undecided:
+            # Counts cannot decide (evictions during the flush); the positions can
+            # only break the tie, and the verdict says it rests on them.
+            if positions:
+                rests.add("the bus's own positions, for pairs where evictions during the "
+                          "flush left counts undecided")
+                second_opinion.append(where)
+                if not positions.get("reached", True):
+                    failures.append(f"{where} returned success; counts are undecided for "
+                                    f"{len(undecided)} (producer, shard) pairs (evictions during "
+                                    "the flush), and the bus's own positions show events still "
+                                    "in flight")
+            else:
+                undecided_flushes.append(f"{where}: evictions during the flush leave counts "
+                                         f"undecided for {len(undecided)} (producer, shard) pairs")
+    numbers = {"flushes": len(ev.flushes), "failed": len(failures), "timed_out": timed_out,
+               "rests_on": sorted(rests), "second_opinion_used": second_opinion}
     if failures:
         return _verdict(spec, FAILED, "; ".join(failures[:2]), numbers, at)
-    waited = sum(f.get("in_flight_at_call", 0) for f in ev.flushes)
+    if undecided_flushes:
+        return _verdict(spec, NOT_EVALUABLE, "; ".join(undecided_flushes[:2]), numbers, at)
+    claimed = len(ev.flushes) - timed_out
+    told = f"; {timed_out} timed out and said so (the promise kept)" if timed_out else ""
+    basis = " and ".join(sorted(rests)) if rests else "the flushes' own timeout reports"
+    return _verdict(spec, PASSED, f"{claimed} flush(es) claimed success and every event landed "
+                    f"before each call was received or dropped{told}; rests on {basis}",
+                    numbers, at)
+
+
+def flush_completes(spec, ev: Evidence, at="end") -> Verdict:
+    """Every flush reached its barrier within its timeout (the author requires it)."""
+    if not ev.flushes:
+        return _verdict(spec, NOT_EVALUABLE, "no flush happened", {}, at)
+    late = [f for f in ev.flushes if not f["claimed_reached"]]
+    numbers = {"flushes": len(ev.flushes), "timed_out": len(late)}
+    if late:
+        f = late[0]
+        return _verdict(spec, FAILED, f"flush at step {f['step']} timed out after "
+                        f"{f['timeout_s']:g}s ({len(late)} of {len(ev.flushes)} flushes did)",
+                        numbers, at)
     longest = max(f["waited_s"] for f in ev.flushes)
-    return _verdict(spec, PASSED, f"{len(ev.flushes)} flush(es): on every shard, all events "
-                    f"ingested before the call were settled ({waited:,} were in flight at the "
-                    f"calls; longest wait {longest * 1e3:.1f} ms)", numbers, at)
+    return _verdict(spec, PASSED, f"{len(ev.flushes)} flush(es) completed within their timeouts "
+                    f"(longest wait {longest * 1e3:.1f} ms)", numbers, at)
 
 
+# --------------------------------------------------------------------------- lossy shutdown
 def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
+    """The lossy flag agrees with the producers' side of the story: true exactly
+    when some producer's push was cut off by the deadline (it saw events
+    stranded), and each producer's stranded events are counted once by the bus.
+    ``lossy_shutdown: true|false`` additionally requires that value."""
     if ev.shutdown is None:
         return _verdict(spec, NOT_EVALUABLE, "the bus was not shut down", {}, at)
-    flag = bool(ev.counters["shutdown_was_lossy"])
+    if N.SHUTDOWN_WAS_LOSSY not in ev.counters:
+        return _verdict(spec, NOT_OBSERVABLE, _reason(ev, N.SHUTDOWN_WAS_LOSSY, "the target "
+                        "does not export shutdown_was_lossy") + " (ground_truth still catches "
+                        "silent loss)", {}, at)
+    if not ev.quiescent:
+        return _verdict(spec, NOT_EVALUABLE, "a producer was still mid-push: its side of the "
+                        "story is not complete", {}, at)
+    flag = bool(ev.counters[N.SHUTDOWN_WAS_LOSSY])
     sd = ev.shutdown
-    want = bool(spec.value)
-    numbers = {"shutdown_was_lossy": flag, "expected": want, "stranded_events": sd["stranded_events"],
-               "grace_s": sd["grace_s"], "abandoned_producers": list(sd["abandoned_producers"])}
-    story = (f"grace {sd['grace_s']:g}s passed with {len(sd['abandoned_producers'])} producer(s) "
-             f"mid-push, {sd['stranded_events']:,} events stranded" if sd["lossy"]
-             else "every in-flight push finished within the grace period")
-    outcome = PASSED if flag == want else FAILED
-    return _verdict(spec, outcome, f"shutdown_was_lossy = {str(flag).lower()}, expected "
-                    f"{str(want).lower()} ({story})", numbers, at)
+    cut_off = [i for i, p in enumerate(ev.producers) if p["stranded"] > 0]
+    seen = sum(p["stranded"] for p in ev.producers)
+    bus_side = sd.get("stranded_by_producer")
+    numbers = {"shutdown_was_lossy": flag, "expected": spec.value, "producers_cut_off": cut_off,
+               "stranded_producer_side": [p["stranded"] for p in ev.producers],
+               "stranded_bus_side": bus_side, "grace_s": sd.get("grace_s"),
+               "abandoned_producers": sd.get("abandoned_producers")}
+    problems = []
+    if flag != bool(cut_off):
+        if flag:
+            problems.append("shutdown_was_lossy is true, but no producer had a push cut off "
+                            "(none saw an event stranded)")
+        else:
+            problems.append(f"shutdown_was_lossy is false, but producer(s) "
+                            f"{', '.join(map(str, cut_off))} had a push cut off with {seen:,} "
+                            "events stranded")
+    if bus_side is not None:
+        for i, p in enumerate(ev.producers):
+            if i < len(bus_side) and bus_side[i] != p["stranded"]:
+                problems.append(f"producer {i} saw {p['stranded']:,} events stranded, the bus "
+                                f"counted {bus_side[i]:,}")
+    if spec.value is not None and flag != spec.value:
+        problems.append(f"shutdown_was_lossy = {str(flag).lower()}, expected "
+                        f"{str(spec.value).lower()}")
+    if problems:
+        return _verdict(spec, FAILED, "; ".join(problems[:3]), numbers, at)
+    story = (f"grace {sd.get('grace_s', 0):g}s passed with producer(s) "
+             f"{', '.join(map(str, cut_off))} mid-push, {seen:,} events stranded and counted once"
+             if cut_off else "no producer had a push cut off")
+    return _verdict(spec, PASSED, f"shutdown_was_lossy = {str(flag).lower()}, and from the "
+                    f"producers' side {story}", numbers, at)
 
 
+# --------------------------------------------------------------------------- thresholds
 def threshold(spec, ev: Evidence, at="end") -> Verdict:
     passed, evidence = spec.threshold.evaluate(ev.metrics)
     metric = spec.threshold.metric
@@ -166,8 +427,9 @@ def threshold(spec, ev: Evidence, at="end") -> Verdict:
     return _verdict(spec, PASSED if passed else FAILED, evidence, numbers, at)
 
 
-CHECKS = {"conservation": conservation, "ground_truth": ground_truth,
-          "flush_barrier": flush_barrier, "lossy_shutdown": lossy_shutdown, "threshold": threshold}
+CHECKS = {N.CONSERVATION: conservation, N.GROUND_TRUTH: ground_truth,
+          N.FLUSH_BARRIER: flush_barrier, N.FLUSH_COMPLETES: flush_completes,
+          N.LOSSY_SHUTDOWN: lossy_shutdown, N.THRESHOLD: threshold}
 
 
 def evaluate(spec, ev: Evidence, at="end") -> Verdict:

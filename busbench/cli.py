@@ -18,7 +18,7 @@ from rich.console import Console
 
 from . import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # soft_wrap: an error line (FILE:LINE: key: ...) is never split, whatever the width.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -89,6 +89,7 @@ def main():
     busbench run scenarios/quickstart.yaml      run a scenario, check its invariants
     busbench compare S.yaml --vary bus.counters=padded,packed
     busbench validate scenarios/*.yaml          check scenario files without running
+    busbench check results/run.json             re-evaluate a record's checks, no run
     busbench list scenarios/                    what each shipped scenario does
     busbench lab false-sharing                  the cache-line microbenchmark
 
@@ -232,6 +233,52 @@ def validate(files, overrides):
     scenarios = _load_all(files, overrides)
     for f, sc in scenarios:
         click.echo(f"ok  {f}  ({sc.name}: {len(sc.steps)} steps, {len(sc.checks)} checks)")
+
+
+@main.command(name="check")
+@click.argument("records", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check_cmd(records):
+    """Re-evaluate the checks of run RECORDS from the records alone (nothing runs).
+
+    Exit 0 when every check of every record comes out as declared, 1 when one
+    does not, 2 when a record cannot be read or re-evaluated.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from .recheck import RecordError, recheck
+    results, problems = [], []
+    for path in records:
+        try:
+            results.append(recheck(path))
+        except RecordError as e:
+            problems.append(str(e))
+    if problems:
+        for p in problems:
+            err.print(p, markup=False, highlight=False)
+        raise SystemExit(EXIT_USAGE)
+    console = _out()
+    exit_code = EXIT_OK
+    for r in results:
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False,
+                      title=f"{r.scenario_name}  ({r.path})", title_justify="left")
+        table.add_column("")
+        table.add_column("check")
+        table.add_column("verdict")
+        table.add_column("evidence", overflow="fold")
+        for v in r.verdicts:
+            verdict = v.outcome_words
+            if v.expect == "fail" and v.outcome in ("passed", "failed"):
+                verdict += " (expected to fail)"
+            table.add_row(Text("✓", "green") if v.ok else Text("✗", "bold red"),
+                          v.name if v.at == "end" else f"{v.name} ({v.at})", verdict, v.evidence)
+        console.print(table)
+        for name, before, now in r.disagreements:
+            console.print(f"[yellow]note:[/] {name}: the record says {before or 'nothing'}, "
+                          f"re-evaluated {now}")
+        if not r.ok:
+            exit_code = EXIT_FAILED
+    sys.exit(exit_code)
 
 
 @main.command(name="list")

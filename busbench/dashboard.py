@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from busbench.names import OUTCOME_WORDS
 from busbench.snapshot import (
     CHECK_FAILED,
     CHECK_PASSED,
@@ -217,6 +218,8 @@ def _checks(s: Snapshot) -> Panel:
             mark, state = Text("✓", style="bold green"), Text("passed", style="green")
         elif check.state == CHECK_FAILED:
             mark, state = Text("✗", style="bold red"), Text("failed", style="red")
+        elif check.state in OUTCOME_WORDS:      # not evaluable / not observable: never a pass
+            mark, state = Text("?", style="bold yellow"), Text(OUTCOME_WORDS[check.state], style="yellow")
         else:
             mark, state = Text("·", style="dim"), Text("pending", style="dim")
         if check.expected_to_fail:

@@ -7,11 +7,15 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+from .names import EXIT_CODES
+from .names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
+from .names import RUN_FAILED as FAILED  # noqa: F401
+from .names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
+from .names import RUN_PASSED as PASSED
 
-# Run statuses, and the exit codes they map to (PRODUCT.md).
-PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
-EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 3, INTERRUPTED: 130}
+# 2: the evidence (producer tallies, witness, flush snapshots) is recorded, so
+# `busbench check` can re-evaluate the checks from the record alone.
+SCHEMA_VERSION = 2
 
 
 def cpu_model() -> str:
@@ -63,8 +67,10 @@ class RunResult:
     series_interval_s: float = 0.0
     throughput_samples: list = field(default_factory=list)  # events/s per interval under load
     counters: dict = field(default_factory=dict)   # final EventBusStats
-    producers: list = field(default_factory=list)  # per producer ground truth
-    bus_truth: dict | None = None
+    producers: list = field(default_factory=list)  # per producer ground truth (producer side)
+    delivery: dict | None = None     # the witness's tallies and attributed drops (targets.base.Delivery)
+    capabilities: dict = field(default_factory=dict)  # what evidence the target can provide
+    backpressure: str | None = None
     flushes: list = field(default_factory=list)
     shutdown: dict | None = None
     latency: dict | None = None      # {"corrected": summary, "uncorrected": summary}
@@ -89,7 +95,9 @@ class RunResult:
             "checks": [v.to_dict() for v in self.checks],
             "steps": [s.__dict__ for s in self.steps],
             "flushes": self.flushes, "shutdown": self.shutdown,
-            "producers": self.producers, "bus_truth": self.bus_truth, "gate": self.gate,
+            "producers": self.producers, "delivery": self.delivery,
+            "capabilities": self.capabilities, "backpressure": self.backpressure,
+            "evidence_quiescent": True, "gate": self.gate,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,
         }

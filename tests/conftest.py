@@ -6,8 +6,9 @@
 * ``bus_rig`` (uses the warm-up): builds buses and load generators and, whatever
   the test does, stops every thread it started (stalls released, producers
   joined, buses shut down).
-* ``contract_violations``: the invariants of BUS.md, checked against a bus and
-  its producers' own ground truth; an empty list when every one holds.
+* ``contract_violations``: the invariants of BUS.md, judged by the product's own
+  checker (busbench/checks.py) from a bus, its producers' own ground truth and
+  the flush evidence ``bus_rig.flush`` records; an empty list when every one holds.
 
 Helpers are reached through these fixtures, so test modules never import conftest.
 """
@@ -17,9 +18,14 @@ import time
 
 import pytest
 
+from busbench import checks as C
+from busbench import names as N
 from busbench.bus.config import BusConfig
 from busbench.bus.core import ReferenceBus
+from busbench.evidence import flush_record
 from busbench.load.generator import LoadGenerator, LoadSpec
+from busbench.scenario.schema import CheckSpec
+from busbench.targets.builtin import BuiltinTarget
 
 # The verify adapter's per-producer bitmap, in events. Closed-loop producers
 # offer up to ~40 M events/s each here; 2**27 covers seconds of that, where the
@@ -43,6 +49,40 @@ def wait_for(condition, timeout_s: float, poll_s: float = 0.002) -> bool:
     return True
 
 
+def generator(bus: ReferenceBus, spec: LoadSpec) -> LoadGenerator:
+    """A load generator on ``bus``, through the builtin target's producer entry."""
+    target = BuiltinTarget.around(bus)
+    return LoadGenerator(spec, bus.config.shards, target.produce, target.producer_stalling)
+
+
+class SeenFlush:
+    """A FlushResult (attributes delegated) with the evidence recorded around it."""
+
+    def __init__(self, result, record):
+        self.result, self.record = result, record
+
+    def __getattr__(self, name):
+        return getattr(self.result, name)
+
+
+class _NoProducers:
+    def landed_by_shard(self):
+        return [], []
+
+
+def flush_with_evidence(bus: ReferenceBus, gen=None, timeout_s: float = 10.0) -> SeenFlush:
+    """``bus.flush(timeout_s)`` between the evidence snapshots the product takes."""
+    target = BuiltinTarget.around(bus)
+    seen = {}
+
+    def call():
+        seen["result"] = bus.flush(timeout_s)
+        return BuiltinTarget.flush_claim(seen["result"])
+    record = flush_record(0, target, gen if gen is not None else _NoProducers(), timeout_s,
+                          False, call)
+    return SeenFlush(seen["result"], record)
+
+
 @pytest.fixture(scope="session")
 def warm_bus_kernels():
     """Compile (or load from cache) every kernel the bus and the load generator
@@ -50,7 +90,7 @@ def warm_bus_kernels():
     bus = ReferenceBus(bus_config(shards=2, capacity=64, adapter="verify", latency=True,
                                   producers=2, verify_events_per_producer=1 << 16)).start()
     try:
-        gen = LoadGenerator(bus, LoadSpec(producers=2, batch=16))
+        gen = generator(bus, LoadSpec(producers=2, batch=16))
         gen.start(events=1000)
         gen.wait(timeout_s=120.0)
         gen.stop()
@@ -59,7 +99,7 @@ def warm_bus_kernels():
         bus.ground_truth()
         bus.latency_histograms()
         # A producer stalled mid-push past a zero grace: the abandon path's atomics.
-        gen = LoadGenerator(bus, LoadSpec(producers=1, batch=16))
+        gen = generator(bus, LoadSpec(producers=1, batch=16))
         bus.arm_producer_stall(0, after_ns=1, for_ns=5_000_000_000)
         gen.start(events=1000)
         wait_for(lambda: bus.producer_stalling(0), timeout_s=60.0)
@@ -86,7 +126,7 @@ class BusRig:
 
     def load(self, bus: ReferenceBus, **spec) -> LoadGenerator:
         """A load generator on ``bus`` (not started)."""
-        gen = LoadGenerator(bus, LoadSpec(**spec))
+        gen = generator(bus, LoadSpec(**spec))
         self.generators.append(gen)
         return gen
 
@@ -101,6 +141,7 @@ class BusRig:
         return gen
 
     wait_for = staticmethod(wait_for)
+    flush = staticmethod(flush_with_evidence)
 
     def teardown(self):
         # Stalls first: a stalled producer or a frozen worker would block the joins.
@@ -130,68 +171,44 @@ def bus_rig(warm_bus_kernels):
         rig.teardown()
 
 
+_SPECS = {kind: CheckSpec(kind=kind) for kind in
+          (N.CONSERVATION, N.GROUND_TRUTH, N.FLUSH_BARRIER, N.LOSSY_SHUTDOWN)}
+
+
 def check_contract(bus: ReferenceBus, truths=(), *, flush=None, report=None,
                    quiescent: bool = True) -> list[str]:
-    """Every promise of BUS.md the bus's state breaks, one readable line each.
+    """Every promise of BUS.md the bus's state breaks, one line each, as the
+    product's checker (busbench/checks.py) judges it: "<check>: <evidence>".
 
     ``truths``: the producers' own ground truth (``LoadGenerator.truths()``), when
-    every event came from that generator. ``quiescent``: no ingest is running,
-    so the counters must conserve. ``flush``/``report``: a FlushResult and a
-    ShutdownReport to hold to their promises too.
+    every event came from that generator (ground truth and the lossy flag are
+    judged only then). ``quiescent``: no ingest is running. ``flush``: a flush
+    seen through ``bus_rig.flush`` (its evidence recorded around the call);
+    ``report``: the ShutdownReport, when shut down.
     """
-    out = []
-    s = bus.stats()
-    gt = bus.ground_truth()
-    if quiescent and s.events_dispatched + s.events_dropped != s.events_ingested:
-        out.append(f"conservation: dispatched {s.events_dispatched} + dropped "
-                   f"{s.events_dropped} != ingested {s.events_ingested}")
-    if flush is not None and flush.reached and not flush.barrier_held:
-        lagging = [b for b in flush.shards if not b.reached]
-        out.append(f"flush barrier: flush reported reached, but {len(lagging)} shard(s) had not "
-                   f"passed their target: {lagging}")
-    if gt.verify:
-        if gt.duplicates:
-            out.append(f"ground truth: {gt.duplicates} duplicate(s) received")
-        if gt.order_violations:
-            out.append(f"ground truth: {gt.order_violations} per-shard order violation(s)")
-        if gt.received_and_dropped:
-            out.append(f"ground truth: {gt.received_and_dropped} event(s) received and reported dropped")
-        if gt.beyond_bitmap:
-            out.append(f"test setup: {gt.beyond_bitmap} event(s) beyond the verify bitmap")
-        if int(gt.received.sum()) != s.events_dispatched:
-            out.append(f"ground truth: events_dispatched {s.events_dispatched} != "
-                       f"events the adapter received {int(gt.received.sum())}")
+    target = BuiltinTarget.around(bus)
+    delivery = target.delivery()
+    claim = target.shutdown_claim() if report is not None else None
+    ev = C.Evidence(counters=target.counters(), producers=[t.as_dict() for t in truths],
+                    delivery=None if delivery is None else delivery.to_dict(),
+                    flushes=[flush.record] if flush is not None else [],
+                    shutdown=None if claim is None else claim.to_dict(), metrics={},
+                    quiescent=quiescent, capabilities=target.capabilities.to_dict(),
+                    backpressure=bus.config.backpressure)
+    kinds = [N.CONSERVATION]
+    if flush is not None:
+        kinds.append(N.FLUSH_BARRIER)
     if truths:
-        offered = sum(t.offered for t in truths)
-        if s.events_ingested != offered:
-            out.append(f"ground truth: events_ingested {s.events_ingested} != offered {offered}")
-        for p, t in enumerate(truths):
-            if t.stranded != int(gt.stranded[p]):
-                out.append(f"ground truth: producer {p} saw {t.stranded} stranded, "
-                           f"the bus counted {int(gt.stranded[p])}")
-            if gt.verify and quiescent:
-                accounted = (int(gt.received[p]) + t.refused + int(gt.evicted[p])
-                             + int(gt.rejected[p]) + t.stranded)
-                if t.offered != accounted:
-                    out.append(f"ground truth: producer {p} offered {t.offered} != received "
-                               f"{int(gt.received[p])} + refused {t.refused} + evicted "
-                               f"{int(gt.evicted[p])} + rejected {int(gt.rejected[p])} + "
-                               f"stranded {t.stranded}")
-        if quiescent:
-            lost = (sum(t.refused + t.stranded for t in truths) + int(gt.evicted.sum())
-                    + int(gt.rejected.sum()))
-            if s.events_dropped != lost:
-                out.append(f"ground truth: events_dropped {s.events_dropped} != refused + stranded "
-                           f"+ evicted + rejected {lost}")
-    if report is not None:
-        if report.flag_set != report.lossy or s.shutdown_was_lossy != report.lossy:
-            out.append(f"lossy shutdown: report.lossy {report.lossy}, report.flag_set "
-                       f"{report.flag_set}, stats.shutdown_was_lossy {s.shutdown_was_lossy}")
-        if report.stranded_events != int(gt.stranded.sum()):
-            out.append(f"lossy shutdown: report says {report.stranded_events} stranded, "
-                       f"per producer {gt.stranded.tolist()}")
-        if report.residue:
-            out.append(f"final drain: {report.residue} event(s) left in the rings")
+        kinds.append(N.GROUND_TRUTH)
+        if report is not None:
+            kinds.append(N.LOSSY_SHUTDOWN)
+    out = []
+    for kind in kinds:
+        v = C.evaluate(_SPECS[kind], ev)
+        if v.outcome == C.FAILED:
+            out.append(f"{N.CHECK_DISPLAY[kind]}: {v.evidence}")
+    if report is not None and report.residue:          # also judged by ground_truth
+        out.append(f"final drain: {report.residue} event(s) left in the rings")
     return out
 
 

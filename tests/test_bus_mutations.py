@@ -1,4 +1,4 @@
-"""Every re-introducible fault of BUS.md ("Mutations") is caught by the contract checks.
+"""Every re-introducible fault of BUS.md ("Mutations") is caught by the product's checks.
 
 Each mutation gets a scenario built so that the fault it re-introduces must
 show, whatever the thread scheduling: the scenario runs the bus with the
@@ -11,10 +11,11 @@ import pytest
 
 from busbench.bus.config import MUTATIONS, BusConfig
 
-NINE_MUTATIONS = {
+MUTATIONS_OF_BUS_MD = {
     "dispatch_counters_frozen", "flush_single_window", "flush_global_sum", "no_inflight_gate",
     "lossy_flag_never_set", "stranded_double_count", "final_sweep_single_pass",
     "uncounted_eviction", "refusal_not_ingested",
+    "batch_announced_late",       # issue 9: fools flush's own predicate
 }
 
 
@@ -29,7 +30,7 @@ def flush_under_a_slow_adapter(rig, check, mutations):
     gen = rig.run_load(bus, 0.15, producers=2, batch=64)
     truths = gen.truths()
     assert sum(bus.shard_fill()) >= 2048
-    flush = bus.flush(timeout_s=10.0)
+    flush = rig.flush(bus, gen, timeout_s=10.0)
     # A flush that says it reached the barrier, with nothing ingesting, promises conservation.
     violations = check(bus, truths, flush=flush, quiescent=flush.reached)
     bus.release_stalls()                # the slow adapter turns instant: a quick final drain
@@ -56,13 +57,13 @@ def flush_while_a_batch_is_frozen_and_other_events_settle(rig, check, mutations)
     dispatched = bus.stats().events_dispatched
     time.sleep(0.05)
     assert bus.stats().events_dispatched == dispatched
-    flush = bus.flush(timeout_s=0.3)
+    flush = rig.flush(bus, gen, timeout_s=0.3)
     assert gen.running
     violations = check(bus, flush=flush, quiescent=False)
     bus.release_stalls()
     gen.stop()
     truths = gen.truths()
-    flush = bus.flush(timeout_s=10.0)
+    flush = rig.flush(bus, gen, timeout_s=10.0)
     violations += check(bus, truths, flush=flush)
     report = bus.shutdown(grace_s=5.0)
     return violations + check(bus, truths, report=report)
@@ -106,6 +107,31 @@ def backlog_behind_an_empty_shard_at_shutdown(rig, check, mutations):
     return check(bus, gen.truths(), report=report)
 
 
+def flush_while_the_adapter_holds_the_only_batch(rig, check, mutations):
+    """One shard, one ingest call of 100 events (fewer than max_events, and a
+    max_delay of 5 s, so nothing is dispatched by itself), then a frozen
+    downstream and a flush: the flush makes the worker take all 100 into one
+    batch and it sits in on_batch. The correct flush times out and says so;
+    with batch_announced_late, BATCH_START no longer announces the batch while
+    on_batch runs, flush's own per-shard predicate is fooled and it claims
+    success with the batch still inside the adapter."""
+    bus = rig.bus(shards=1, capacity=1024, max_events=512, max_delay_ns=5_000_000_000,
+                  backpressure="drop_newest", adapter="verify", mutations=mutations)
+    gen = rig.load(bus, producers=1, batch=100)
+    gen.start(events=100)
+    assert gen.wait(timeout_s=10.0)
+    gen.stop()
+    assert bus.stats().events_ingested == 100 and bus.stats().events_dispatched == 0
+    bus.schedule_adapter_stall(after_ns=0, for_ns=30_000_000_000)
+    flush = rig.flush(bus, gen, timeout_s=0.3)
+    violations = check(bus, gen.truths(), flush=flush, quiescent=flush.reached)
+    bus.release_stalls()
+    flush = rig.flush(bus, gen, timeout_s=10.0)
+    violations += check(bus, gen.truths(), flush=flush)
+    report = bus.shutdown(grace_s=5.0)
+    return violations + check(bus, gen.truths(), report=report)
+
+
 def overflowing_ring(mode):
     def scenario(rig, check, mutations):
         """Rings of 64 events on 4 shards, two closed-loop producers: constant overflow."""
@@ -117,7 +143,7 @@ def overflowing_ring(mode):
             assert bus.ground_truth().evicted.sum() > 0
         else:
             assert sum(t.refused for t in truths) > 0
-        flush = bus.flush(timeout_s=10.0)
+        flush = rig.flush(bus, gen, timeout_s=10.0)
         violations = check(bus, truths, flush=flush)
         report = bus.shutdown(grace_s=5.0)
         return violations + check(bus, truths, report=report)
@@ -130,6 +156,7 @@ SCENARIOS = [
     flush_while_a_batch_is_frozen_and_other_events_settle,
     producer_stalled_mid_push_through_shutdown,
     backlog_behind_an_empty_shard_at_shutdown,
+    flush_while_the_adapter_holds_the_only_batch,
     overflowing_ring("drop_oldest"),
     overflowing_ring("drop_newest"),
 ]
@@ -149,6 +176,7 @@ CATCHES = {
                                 {"conservation", "final drain"}),
     "uncounted_eviction": ("overflowing_drop_oldest_ring", {"conservation"}),
     "refusal_not_ingested": ("overflowing_drop_newest_ring", {"conservation"}),
+    "batch_announced_late": ("flush_while_the_adapter_holds_the_only_batch", {"flush barrier"}),
 }
 
 
@@ -158,9 +186,9 @@ def _checks_that_fired(violations):
 
 # --------------------------------------------------------------------------- tests
 def test_every_mutation_of_bus_md_has_a_scenario_and_none_is_on_by_default():
-    assert set(MUTATIONS) == NINE_MUTATIONS == set(CATCHES)
+    assert set(MUTATIONS) == MUTATIONS_OF_BUS_MD == set(CATCHES)
     assert BusConfig().mutations == () and BusConfig().mutation_bits == 0
-    assert len({MUTATIONS[m] for m in NINE_MUTATIONS}) == 9        # one bit each
+    assert len({MUTATIONS[m] for m in MUTATIONS_OF_BUS_MD}) == len(MUTATIONS_OF_BUS_MD)  # one bit each
     with pytest.raises(ValueError):
         BusConfig(mutations=("not_a_mutation",))
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import busbench.runner
 from busbench.cli import main
 from cli_helpers import STYLE_ENV as _STYLE_ENV
 from cli_helpers import cli, flat
@@ -388,7 +387,8 @@ def test_ctrl_c_during_warm_up_exits_130(tmp_path, short_ok, monkeypatch):
     130 interrupted."""
     def interrupted():
         raise KeyboardInterrupt
-    monkeypatch.setattr(busbench.runner, "warm_up", interrupted)
+    import busbench.targets.builtin
+    monkeypatch.setattr(busbench.targets.builtin, "warm_up", interrupted)
     result = cli("run", short_ok, "--no-live", "--out", tmp_path / "out")
     assert result.exit_code == 130, (result.exit_code, result.output)
 

@@ -100,6 +100,16 @@ def test_a_few_drops_do_not_read_as_zero_percent():
     assert "<0.01%" in line_with(text, "dropped ratio")
 
 
+def test_a_check_that_could_not_tell_never_reads_as_passed_or_pending():
+    text = render_text(make_snapshot(checks=(
+        CheckState("lossy_shutdown", "not_observable"),
+        CheckState("ground_truth", "not_evaluable"),
+    )))
+    assert "not observable on this target" in line_with(text, "lossy_shutdown")
+    assert "not evaluable" in line_with(text, "ground_truth")
+    assert "✓" not in text and "pending" not in text
+
+
 def test_checks_show_their_state_and_a_failed_check_its_evidence_on_one_line():
     text = render_text(make_snapshot(checks=(
         CheckState("conservation", "passed"),

@@ -191,7 +191,7 @@ def test_to_dict_is_json_friendly_with_durations_and_rates_as_text():
 
 def test_to_dict_fills_in_the_defaults_the_run_used():
     as_run = load_scenario_text(MINIMAL).to_dict()
-    assert as_run["bus"]["capacity"] == 4096 and as_run["bus"]["adapter"] == {"kind": "verify"}
+    assert as_run["bus"]["capacity"] == 4096 and as_run["bus"]["adapter"] == {"kind": "verify", "bitmaps": False}
     assert as_run["load"]["rate"] == "max" and as_run["load"]["keys"] == "uniform"
 
 

@@ -12,6 +12,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .atomics import cpu_relax
+from .jit import kernel_inline
+
 CLOCK_MONOTONIC = 1
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -67,3 +70,21 @@ def yield_cpu(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+
+# Politeness for spin loops, shared by the bus's kernels and the producers'.
+SPIN_LIMIT = 64
+YIELD_LIMIT = 256
+
+
+@kernel_inline
+def backoff(spins):
+    """Spin politely, then give the core away (pure spinning starves 2 cores)."""
+    if spins < SPIN_LIMIT:
+        cpu_relax()
+    elif spins < YIELD_LIMIT:
+        yield_cpu()
+    else:
+        sleep_ns(20_000)
+    return spins + 1

@@ -30,6 +30,9 @@ MUTATIONS = {
     "final_sweep_single_pass": 1 << 6,
     "uncounted_eviction": 1 << 7,
     "refusal_not_ingested": 1 << 8,
+    # the worker announces a batch after taking it and clears BATCH_START before
+    # on_batch returns: flush's own per-shard predicate is fooled (issue 9)
+    "batch_announced_late": 1 << 9,
 }
 M_DISPATCH_FROZEN = MUTATIONS["dispatch_counters_frozen"]
 M_FLUSH_SINGLE_WINDOW = MUTATIONS["flush_single_window"]
@@ -40,6 +43,7 @@ M_STRANDED_DOUBLE = MUTATIONS["stranded_double_count"]
 M_FINAL_SINGLE_PASS = MUTATIONS["final_sweep_single_pass"]
 M_UNCOUNTED_EVICTION = MUTATIONS["uncounted_eviction"]
 M_REFUSAL_NOT_INGESTED = MUTATIONS["refusal_not_ingested"]
+M_BATCH_ANNOUNCED_LATE = MUTATIONS["batch_announced_late"]
 
 # --- ingest statuses ----------------------------------------------------------
 OK, DROPPED, FAILED, SHUTTING_DOWN, STRANDED = 0, 1, 2, 3, 4
@@ -57,7 +61,7 @@ LATENCY_OFF, LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS = 0, 1, 2
  CFG_MAX_DELAY_NS, CFG_MUTATIONS, CFG_COUNTER_STRIDE, CFG_WRITER_STRIDE, CFG_ADAPTER,
  CFG_SLOW_PER_BATCH_NS, CFG_SLOW_PER_EVENT_NS, CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES,
  CFG_FLAKY_BACKOFF_NS, CFG_LATENCY, CFG_PRODUCERS, CFG_VERIFY_WORDS, CFG_WORKERS,
- CFG_COLD_WRITER, CFG_LEN) = range(22)
+ CFG_COLD_WRITER, CFG_PS_STRIDE, CFG_LEN) = range(23)
 
 # --- ctrl array slots (each on its own 128-byte block: index * 16) -----------
 CTRL_GATE, CTRL_PHASE, CTRL_FLUSHING, CTRL_STALL_FROM, CTRL_STALL_UNTIL, CTRL_RELEASE, CTRL_LEN = range(7)
@@ -72,8 +76,7 @@ ST_STATE, ST_PENDING, ST_STALL_FROM, ST_STALL_FOR, ST_STALLING, ST_STRANDED = ra
 IDLE, ACTIVE, COMMIT, ABANDONED = 0, 1, 2, 3
 
 # --- event payload: producer id in the high bits, sequence number below -------
-SEQ_BITS = 40
-SEQ_MASK = (1 << SEQ_BITS) - 1
+from ..payload import SEQ_BITS, SEQ_MASK  # noqa: E402,F401  (busbench's payload, not the bus's)
 
 SLOT = 16   # int64 words in a 128-byte block
 
@@ -101,6 +104,7 @@ class BusConfig:
     latency: bool = True
     intended_times: bool = False        # open loop: events carry an intended send time too
     producers: int = 2                  # producer writer slots (one per producer thread)
+    verify_bitmaps: bool = False        # verify adapter: also one bit per (producer, seq), see core
     verify_events_per_producer: int = 1 << 30
     seed: int = 1
 

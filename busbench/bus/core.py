@@ -22,7 +22,7 @@ from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_A
                      CFG_BLOCK_TIMEOUT_NS, CFG_CAPACITY, CFG_COLD_WRITER,
                      CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS, CFG_FLAKY_FAIL_PPM,
                      CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_LEN, CFG_MASK, CFG_MAX_DELAY_NS,
-                     CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS, CFG_PRODUCERS, CFG_SHARDS,
+                     CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS, CFG_PRODUCERS, CFG_PS_STRIDE, CFG_SHARDS,
                      CFG_SLOW_PER_BATCH_NS, CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS,
                      CFG_WORKERS, CFG_WRITER_STRIDE, COMMIT, CTRL_FLUSHING, CTRL_GATE,
                      CTRL_LEN, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM, CTRL_STALL_UNTIL,
@@ -34,6 +34,11 @@ from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_A
 from .layout import (EVENTS_DROPPED, SHUTDOWN_WAS_LOSSY, CounterArray, aligned_zeros)
 
 POLL_S = 0.0002
+
+
+def _filled(array, value):
+    array[:] = value
+    return array
 
 
 # Cold-path atomics callable from Python (the GIL is held; they are short).
@@ -120,16 +125,35 @@ class ShutdownReport:
 
 @dataclass
 class GroundTruthBus:
-    """What the bus side saw, per producer (for the ground-truth check)."""
-    received: np.ndarray        # by the verify adapter
-    evicted: np.ndarray
-    rejected: np.ndarray
-    stranded: np.ndarray
-    duplicates: int
-    order_violations: int
+    """What the bus side saw: the verify adapter (the witness) and the drops the
+    bus attributes to each producer. Arrays ``*_by_shard`` are (shards, producers);
+    ``*_sum`` are per producer checksums (payload.mix), ints in [0, 2**64)."""
+    received_by_shard: np.ndarray    # by the verify adapter
+    evicted_by_shard: np.ndarray     # drop_oldest evictions, by the producer that sent them
+    rejected_by_shard: np.ndarray    # rejected by the adapter after retries
+    last_seq_by_shard: np.ndarray    # last seq received (-1: none)
+    received_sum: list
+    evicted_sum: list
+    rejected_sum: list
+    stranded: np.ndarray             # per producer, counted by shutdown
+    order_violations: int            # a seq not above the last received on its shard
+    duplicates: int | None           # bitmaps only: None when the bitmaps are off
+    received_and_dropped: int | None  # bitmaps only: events (not words) in both
     beyond_bitmap: int
-    received_and_dropped: int   # (producer, seq) both received and reported dropped
     verify: bool
+    bitmaps: bool
+
+    @property
+    def received(self) -> np.ndarray:
+        return self.received_by_shard.sum(axis=0)
+
+    @property
+    def evicted(self) -> np.ndarray:
+        return self.evicted_by_shard.sum(axis=0)
+
+    @property
+    def rejected(self) -> np.ndarray:
+        return self.rejected_by_shard.sum(axis=0)
 
 
 class ReferenceBus:
@@ -145,7 +169,11 @@ class ReferenceBus:
         writers = self.cold_writer + 1
         self.counters = CounterArray.allocate(c.counters, writers)
         verify = c.adapter == "verify"
-        verify_words = (c.verify_events_per_producer + 63) // 64 if verify else 0
+        verify_words = ((c.verify_events_per_producer + 63) // 64
+                        if verify and c.verify_bitmaps else 0)
+        # Per (shard, producer) tallies: each shard's row padded to whole 128-byte
+        # blocks, since shards of different workers must not share a line.
+        self.ps_stride = ps = (c.producers + SLOT - 1) // SLOT * SLOT
 
         cfg = np.zeros(CFG_LEN, np.int64)
         cfg[CFG_SHARDS] = c.shards
@@ -169,6 +197,7 @@ class ReferenceBus:
         cfg[CFG_VERIFY_WORDS] = verify_words
         cfg[CFG_WORKERS] = c.workers
         cfg[CFG_COLD_WRITER] = self.cold_writer
+        cfg[CFG_PS_STRIDE] = ps
 
         slots = c.shards * c.capacity
         ring_seq = np.arange(slots, dtype=np.int64) % c.capacity   # slot i free for position i
@@ -199,11 +228,14 @@ class ReferenceBus:
             # calloc'd: untouched pages of the bitmaps cost no memory
             v_recv=np.zeros(max(1, c.producers * verify_words), np.int64),
             v_drop=np.zeros(max(1, c.producers * verify_words), np.int64),
-            v_last=np.full(c.shards * c.producers, -1, np.int64),
-            v_count=np.zeros(c.workers * c.producers, np.int64),
+            v_last=_filled(aligned_zeros(c.shards * ps), -1),
+            v_count=aligned_zeros(c.shards * ps),
+            v_sum=aligned_zeros(c.shards * ps),
+            ev_count=aligned_zeros(c.shards * ps),
+            ev_sum=aligned_zeros(c.shards * ps),
+            rj_count=aligned_zeros(c.shards * ps),
+            rj_sum=aligned_zeros(c.shards * ps),
             v_anomaly=aligned_zeros(c.workers * SLOT),
-            gt_evicted=np.zeros(c.producers, np.int64),
-            gt_rejected=np.zeros(c.producers, np.int64),
             hist_int=histogram.new_histograms(hist_rows),
             hist_sent=histogram.new_histograms(hist_rows),
             wrk=wrk,
@@ -278,28 +310,50 @@ class ReferenceBus:
             return corrected, corrected      # closed loop: intended time == actual time
         return corrected, histogram.merge(self.state.hist_sent)
 
+    def _by_shard(self, array) -> np.ndarray:
+        c = self.config
+        return array.reshape(c.shards, self.ps_stride)[:, :c.producers].copy()
+
+    def ground_truth_stranded(self) -> np.ndarray:
+        """Events stranded by shutdown, per producer (as counted by the bus)."""
+        return self._stranded[:self.config.producers].copy()
+
+    def drops_by_shard(self) -> tuple:
+        """(evicted, rejected) per (shard, producer) now: cheap, for flush evidence."""
+        return self._by_shard(self.state.ev_count), self._by_shard(self.state.rj_count)
+
     def ground_truth(self, next_seq=None) -> GroundTruthBus:
-        """The verify adapter's tallies. ``next_seq[p]`` (one past the highest
-        sequence number producer p sent) bounds the bitmap scan; without it the
-        whole bitmap is read."""
+        """The verify adapter's tallies and the drops the bus attributes to each
+        producer. ``next_seq[p]`` (one past the highest sequence number producer
+        p sent) bounds the bitmap scan, when the bitmaps are on."""
         st, c = self.state, self.config
         verify = c.adapter == "verify"
-        received = st.v_count.reshape(c.workers, c.producers).sum(axis=0)
-        both = 0
-        if verify:
-            words = int(st.cfg[CFG_VERIFY_WORDS])
+        words = int(st.cfg[CFG_VERIFY_WORDS])
+        both = None
+        if words:
+            both = 0
             for p in range(c.producers):
                 used = words if next_seq is None else min(words, (int(next_seq[p]) + 63) // 64)
                 lo = p * words
-                both += int(np.count_nonzero(st.v_recv[lo:lo + used] & st.v_drop[lo:lo + used]))
+                # events, not words: a word may hold several such events
+                both += int(np.bitwise_count(st.v_recv[lo:lo + used]
+                                             & st.v_drop[lo:lo + used]).sum())
         an = st.v_anomaly.reshape(c.workers, SLOT)
+
+        def sums(array):
+            return [int(v) % (1 << 64) for v in self._by_shard(array).sum(axis=0, dtype=np.int64)]
         return GroundTruthBus(
-            received=received.copy(), evicted=st.gt_evicted.copy(),
-            rejected=st.gt_rejected.copy(), stranded=self._stranded.copy(),
-            duplicates=int(an[:, kernels.V_DUPLICATES].sum()),
+            received_by_shard=self._by_shard(st.v_count),
+            evicted_by_shard=self._by_shard(st.ev_count),
+            rejected_by_shard=self._by_shard(st.rj_count),
+            last_seq_by_shard=self._by_shard(st.v_last),
+            received_sum=sums(st.v_sum), evicted_sum=sums(st.ev_sum), rejected_sum=sums(st.rj_sum),
+            stranded=self._stranded.copy(),
             order_violations=int(an[:, kernels.V_ORDER].sum()),
+            duplicates=int(an[:, kernels.V_DUPLICATES].sum()) if words else None,
+            received_and_dropped=both,
             beyond_bitmap=int(an[:, kernels.V_BEYOND_BITMAP].sum()),
-            received_and_dropped=both, verify=verify)
+            verify=verify, bitmaps=bool(words))
 
     # ------------------------------------------------------------------ plain-Python ingest
     def ingest(self, values, shards, t_int=None, writer=None):
@@ -464,17 +518,25 @@ def _run_shutdown(st, c, counters, workers, stranded_by_producer, cold_writer, r
         bits = c.mutation_bits
         if not bits & M_NO_INFLIGHT_GATE:
             deadline = t0 + grace_s
-            while _in_flight(st.stripes, writers) and time.monotonic() < deadline:
-                time.sleep(POLL_S)
-            # Past the deadline: abandon every push still ACTIVE. One in COMMIT
-            # is mid-write and never blocks there; wait for it to leave.
+            # Wait for in-flight pushes; only past the deadline abandon those
+            # still ACTIVE. (A push seen ACTIVE after an earlier wait found none
+            # entered after the gate closed: it will see the gate and leave.)
+            # One in COMMIT is mid-write and never blocks there: wait for it.
             while True:
                 busy = _in_flight(st.stripes, writers)
                 if not busy:
                     break
-                for w in busy:
-                    if _py_cas(st.stripes, w * SLOT + ST_STATE, ACTIVE, ABANDONED) == ACTIVE:
+                if time.monotonic() >= deadline:
+                    for w in busy:
+                        if _py_cas(st.stripes, w * SLOT + ST_STATE, ACTIVE, ABANDONED) != ACTIVE:
+                            continue
+                        # ABANDONED now: the push can no longer change PENDING.
+                        # Nothing pending (it just entered and will see the gate,
+                        # or every event landed and it is about to leave) is no
+                        # push cut off: not listed, not lossy.
                         pending = int(st.stripes[w * SLOT + ST_PENDING])
+                        if pending == 0:
+                            continue
                         abandoned.append(w)
                         stranded += pending
                         st.stripes[w * SLOT + ST_STRANDED] += pending

@@ -20,8 +20,9 @@ from numba import njit
 
 PACKAGE = Path(__file__).resolve().parents[1]
 JITTED_SOURCES = ("bus/atomics.py", "bus/clock.py", "bus/config.py", "bus/ffi.py", "bus/histogram.py",
-                  "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "load/payload.py", "lab.py",
-                  "targets/cabi_kernels.py", "scenario/foreign.py", "targets/sink.py")
+                  "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "load/payload.py",
+                  "lab.py", "names.py", "payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
+                  "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py")
 STAMP = "busbench-kernels.stamp"
 
 

@@ -24,20 +24,21 @@ import numpy as np
 from .jit import kernel, kernel_inline
 
 from . import histogram
+from ..payload import SEQ_BITS, SEQ_MASK, mix
 from .atomics import (compare_and_swap, cpu_relax, fetch_add, fetch_or, load_acquire,
                       load_relaxed, store_relaxed, store_release)
-from .clock import monotonic_ns, sleep_ns, yield_cpu
+from .clock import backoff, monotonic_ns, sleep_ns
 from .config import (ABANDONED, ACTIVE, BLOCK, CFG_ADAPTER, CFG_BLOCK_TIMEOUT_NS,
                      CFG_CAPACITY, CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS,
                      CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_MASK, LATENCY_TWO_STAMPS,
                      CFG_MAX_DELAY_NS, CFG_MAX_EVENTS, CFG_MODE, CFG_MUTATIONS,
-                     CFG_PRODUCERS, CFG_SHARDS, CFG_SLOW_PER_BATCH_NS,
+                     CFG_PS_STRIDE, CFG_SHARDS, CFG_SLOW_PER_BATCH_NS,
                      CFG_SLOW_PER_EVENT_NS, CFG_VERIFY_WORDS, CFG_WRITER_STRIDE, COMMIT,
                      CTRL_FLUSHING, CTRL_GATE, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM,
                      CTRL_STALL_UNTIL, DROP_OLDEST, DROPPED, FAIL_PRODUCER, FAILED, FLAKY,
-                     IDLE, M_DISPATCH_FROZEN, M_FINAL_SINGLE_PASS, M_REFUSAL_NOT_INGESTED,
+                     IDLE, M_BATCH_ANNOUNCED_LATE, M_DISPATCH_FROZEN, M_FINAL_SINGLE_PASS, M_REFUSAL_NOT_INGESTED,
                      M_UNCOUNTED_EVICTION, NO_BATCH, OK, PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED, POS_TAIL,
-                     SEQ_BITS, SEQ_MASK, SHUTTING_DOWN, SLOT, SLOW, ST_PENDING, ST_STALL_FOR,
+                     SHUTTING_DOWN, SLOT, SLOW, ST_PENDING, ST_STALL_FOR,
                      ST_STALL_FROM, ST_STALLING, ST_STATE, STRANDED, VERIFY)
 from .layout import BATCHES_DISPATCHED, EVENTS_DISPATCHED, EVENTS_DROPPED, EVENTS_INGESTED
 
@@ -55,13 +56,18 @@ BusState = namedtuple("BusState", [
     "batch_t_int",
     "batch_t_sent",
     "wshard",       # int64[shards * 16]: batch length, time of first event (worker-owned)
-    "v_recv",       # int64[producers * verify_words]: bitmap of received (producer, seq)
-    "v_drop",       # int64[producers * verify_words]: bitmap of events reported dropped
-    "v_last",       # int64[shards * producers]: last seq received per shard and producer
-    "v_count",      # int64[workers * producers]: events received, per worker and producer
-    "v_anomaly",    # int64[workers * 16]: duplicates, order violations, beyond bitmap
-    "gt_evicted",   # int64[producers]: evicted events, by the producer that sent them
-    "gt_rejected",  # int64[producers]: events rejected by the adapter after retries
+    "v_recv",       # int64[producers * verify_words]: bitmap of received (producer, seq), optional
+    "v_drop",       # int64[producers * verify_words]: bitmap of events reported dropped, optional
+    # Per (shard, producer), at index shard * cfg[CFG_PS_STRIDE] + producer (each
+    # shard's row on its own cache lines: rows are written by different workers):
+    "v_last",       # last seq the verify adapter received (-1: none yet)
+    "v_count",      # events the verify adapter received
+    "v_sum",        # checksum (payload.mix) of the seqs it received
+    "ev_count",     # events evicted (drop_oldest), by the producer that sent them
+    "ev_sum",
+    "rj_count",     # events rejected by the adapter after retries
+    "rj_sum",
+    "v_anomaly",    # int64[workers * 16]: duplicates (bitmaps), order violations, beyond bitmap
     "hist_int",     # int64[workers, HIST_LEN]: latency from intended send time
     "hist_sent",    # int64[workers, HIST_LEN]: latency from actual ingest time
     "wrk",          # int64[workers * 16]: per-worker rng state and tallies
@@ -70,8 +76,6 @@ BusState = namedtuple("BusState", [
 V_DUPLICATES, V_ORDER, V_BEYOND_BITMAP = 0, 1, 2
 W_RNG, W_ATTEMPTS_FAILED, W_LOOPS = 0, 1, 2
 
-SPIN_LIMIT = 64
-YIELD_LIMIT = 256
 MIN_RUN = 64          # events a worker waits for before taking a run (unless eager)
 EAGER_AFTER = 16      # idle worker loops after which it takes whatever is there
 
@@ -88,16 +92,6 @@ def count(st, counter, writer, n):
         store_relaxed(st.counters, i, load_relaxed(st.counters, i) + n)
 
 
-@kernel_inline
-def backoff(spins):
-    """Spin politely, then give the core away (pure spinning starves 2 cores)."""
-    if spins < SPIN_LIMIT:
-        cpu_relax()
-    elif spins < YIELD_LIMIT:
-        yield_cpu()
-    else:
-        sleep_ns(20_000)
-    return spins + 1
 
 
 @kernel_inline
@@ -175,7 +169,9 @@ def evict_oldest(st, shard, writer):
     if not (st.cfg[CFG_MUTATIONS] & M_UNCOUNTED_EVICTION):
         count(st, EVENTS_DROPPED, writer, 1)
     fetch_add(st.pos, pos_index(shard, POS_SETTLED), 1)
-    fetch_add(st.gt_evicted, value >> SEQ_BITS, 1)
+    wi = shard * st.cfg[CFG_PS_STRIDE] + (value >> SEQ_BITS)
+    fetch_add(st.ev_count, wi, 1)
+    fetch_add(st.ev_sum, wi, mix(value & SEQ_MASK))
     mark_dropped(st, value)
     return True
 
@@ -220,16 +216,19 @@ def pop_into_batch(st, shard, room, draining, eager):
                     h = load_acquire(st.pos, head_i)
                 continue
             return 0
-        if blen == 0:
+        late = st.cfg[CFG_MUTATIONS] & M_BATCH_ANNOUNCED_LATE
+        if blen == 0 and not late:
             # Announce the batch before taking it, so flush never sees a popped
             # but undispatched event as settled.
             store_release(st.pos, start_i, h)
         old = compare_and_swap(st.pos, head_i, h, h + j)
         if old != h:
-            if blen == 0:
+            if blen == 0 and not late:
                 store_release(st.pos, start_i, NO_BATCH)
             h = old
             continue
+        if blen == 0 and late:
+            store_release(st.pos, start_i, h)      # the mutation: after the head moved
         out = shard * max_events + blen
         for k in range(j):
             slot = base + ((h + k) & mask)
@@ -368,7 +367,9 @@ def ingest_batch(st, writer, shards, values, t_int, t_sent, n, order, shard_coun
     # The CAS above is a full barrier: shutdown either sees this stripe ACTIVE,
     # or this load sees the gate it closed.
     if load_acquire(st.ctrl, CTRL_GATE * SLOT) != 0:
-        leave_commit(st, writer, IDLE)
+        # A CAS, not a store: shutdown may have abandoned this (empty) push
+        # meanwhile, and must not find IDLE written over its ABANDONED.
+        compare_and_swap(st.stripes, stripe + ST_STATE, ACTIVE, IDLE)
         return SHUTTING_DOWN, 0
     # Passed the gate: the events are ingested (BUS.md), counted now, in a
     # COMMIT section so that an abandonment sees PENDING and the count agree.
@@ -418,8 +419,14 @@ def ingest_batch(st, writer, shards, values, t_int, t_sent, n, order, shard_coun
         if st.cfg[CFG_MUTATIONS] & M_REFUSAL_NOT_INGESTED:
             count(st, EVENTS_INGESTED, writer, -refused)
         st.stripes[stripe + ST_PENDING] -= refused
-    leave_commit(st, writer, IDLE)
-    if refused == 0:
+        leave_commit(st, writer, IDLE)       # from COMMIT: shutdown cannot abandon it
+    else:
+        # Every event landed, PENDING is 0. Shutdown may have abandoned the
+        # stripe since the last publish; with nothing pending it does not list
+        # it, so IDLE written over ABANDONED changes no verdict. (A CAS here
+        # cost ~20% of single-producer throughput: a locked instruction waits
+        # for the 64 ring stores just made to drain.)
+        leave_commit(st, writer, IDLE)
         return OK, n
     if st.cfg[CFG_MODE] == FAIL_PRODUCER:
         return FAILED, n - refused
@@ -472,24 +479,29 @@ def frozen_downstream(st):
 def verify_batch(st, worker, shard, out, n):
     """The verify adapter: duplicates, gaps (via counts) and per-shard order."""
     words = st.cfg[CFG_VERIFY_WORDS]
-    producers = st.cfg[CFG_PRODUCERS]
+    row = shard * st.cfg[CFG_PS_STRIDE]
     anomalies = worker * SLOT
     for k in range(n):
         value = st.batch_val[out + k]
         p = value >> SEQ_BITS
         q = value & SEQ_MASK
-        word = q >> 6
-        if word < words:
-            bit = np.int64(1) << (q & 63)
-            if fetch_or(st.v_recv, p * words + word, bit) & bit:
-                st.v_anomaly[anomalies + V_DUPLICATES] += 1
-        else:
-            st.v_anomaly[anomalies + V_BEYOND_BITMAP] += 1
-        li = shard * producers + p
+        if words > 0:       # the optional bitmaps: which events, not only how many
+            word = q >> 6
+            if word < words:
+                bit = np.int64(1) << (q & 63)
+                if fetch_or(st.v_recv, p * words + word, bit) & bit:
+                    st.v_anomaly[anomalies + V_DUPLICATES] += 1
+            else:
+                st.v_anomaly[anomalies + V_BEYOND_BITMAP] += 1
+        # FIFO per (producer, shard): a seq not above the last one received is a
+        # duplicate or a reordering; the counts and checksums account for gaps.
+        # The shard's row is written by its one worker only: plain stores.
+        li = row + p
         if q <= st.v_last[li]:
             st.v_anomaly[anomalies + V_ORDER] += 1
         st.v_last[li] = q
-        st.v_count[worker * producers + p] += 1
+        st.v_count[li] += 1
+        st.v_sum[li] += mix(q)
 
 
 @kernel
@@ -520,6 +532,9 @@ def dispatch(st, worker, writer, shard):
     """Hand the shard's batch to the adapter, then move the counters."""
     n = st.wshard[shard * SLOT]
     out = shard * st.cfg[CFG_MAX_EVENTS]
+    if st.cfg[CFG_MUTATIONS] & M_BATCH_ANNOUNCED_LATE:
+        # the mutation: the batch is no longer announced while on_batch runs
+        store_release(st.pos, pos_index(shard, POS_BATCH_START), NO_BATCH)
     frozen_downstream(st)
     accepted = deliver(st, worker, out, n)
     if accepted:
@@ -540,9 +555,12 @@ def dispatch(st, worker, writer, shard):
             count(st, EVENTS_DISPATCHED, writer, n)
     else:
         count(st, EVENTS_DROPPED, writer, n)
+        row = shard * st.cfg[CFG_PS_STRIDE]
         for k in range(n):
             value = st.batch_val[out + k]
-            fetch_add(st.gt_rejected, value >> SEQ_BITS, 1)
+            wi = row + (value >> SEQ_BITS)
+            st.rj_count[wi] += 1                  # the shard's worker only: plain stores
+            st.rj_sum[wi] += mix(value & SEQ_MASK)
             mark_dropped(st, value)
     fetch_add(st.pos, pos_index(shard, POS_SETTLED), n)
     st.wshard[shard * SLOT] = 0

@@ -1,8 +1,10 @@
 """LoadGenerator: the producer threads, their parameters and ground truth.
 
 The kernels are pure functions over arrays (kernels.py); this class owns the
-arrays and the threads. Threads it starts, it stops: ``stop()`` raises the
-stop flag and joins them, also on error and Ctrl-C.
+arrays and the threads. It knows no bus: a target hands it its ``produce``
+entry (``produce(p, params, pstate, by_shard, zipf_cdf, stop, events)``, run in
+the producer's thread) and ``producer_stalling(p)``. Threads it starts, it
+stops: ``stop()`` raises the stop flag and joins them, also on error and Ctrl-C.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bus.core import ReferenceBus
+from ..bus.layout import aligned_zeros
+from ..payload import MOD, RangeChecksum, as_checksum
 from . import kernels as K
 
 
@@ -42,21 +45,24 @@ class ProducerTruth:
     calls: int
     retries: int
     next_seq: int
+    offered_sum: int = 0     # checksums (payload.mix), ints in [0, 2**64)
+    refused_sum: int = 0
+    stranded_sum: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 class LoadGenerator:
-    def __init__(self, bus: ReferenceBus, spec: LoadSpec):
-        if spec.producers > bus.producers:
-            raise ValueError("the bus has fewer producer slots than the load has producers")
-        self.bus = bus
+    def __init__(self, spec: LoadSpec, shards: int, produce, producer_stalling):
         self.spec = spec
-        shards = bus.config.shards
+        self.shards = shards
+        self._produce = produce
+        self.producer_stalling = producer_stalling
         self.params = []
         self.pstate = []
-        self.scratch = []
+        self.by_shard = []       # per producer: events landed per shard (flush evidence)
+        self.events = []
         for p in range(spec.producers):
             prm = np.zeros(K.P_LEN, np.int64)
             prm[K.P_OPEN_LOOP] = 1 if spec.rate_per_producer else 0
@@ -67,20 +73,24 @@ class LoadGenerator:
             prm[K.P_RETRY_FAILED] = 1 if spec.retry_failed else 0
             prm[K.P_LATE_AFTER_NS] = spec.late_after_ns
             prm[K.P_SHARDS] = shards
+            prm[K.P_PRODUCER] = p
             prm[K.P_KEY_SALT] = (spec.seed * 0x9E3779B1 + p * 0x85EBCA77) & 0x7FFFFFFFFFFFFFFF
             if spec.rate_per_producer:
                 prm[K.P_INTERVAL_PS] = max(1, int(round(1e12 / spec.rate_per_producer)))
             self.params.append(prm)
-            ps = np.zeros(K.S_LEN, np.int64)
+            ps = aligned_zeros(max(K.S_LEN, 16))
             ps[K.S_RNG] = (spec.seed * 1_000_003 + p * 7919 + 1)
-            self.pstate.append(ps)
+            self.pstate.append(ps[:K.S_LEN])
+            counts_and_last = aligned_zeros(2 * shards)
+            counts_and_last[shards:] = -1
+            self.by_shard.append(counts_and_last)
             n = spec.batch
-            self.scratch.append((np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                                 np.zeros(n, np.int64), np.zeros(shards + 1, np.int64),
-                                 np.zeros(n, np.int64)))
+            # shards, values, intended times, landed mask: one ingest call's events
+            self.events.append(tuple(np.zeros(n, np.int64) for _ in range(4)))
         ranks = np.arange(1, shards + 1, dtype=np.float64)
         weights = ranks ** -spec.zipf_exponent
         self.zipf_cdf = np.cumsum(weights) / weights.sum()
+        self._offered_sums = [RangeChecksum() for _ in range(spec.producers)]
         self.stop_flag = np.zeros(16, np.int64)
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -111,8 +121,8 @@ class LoadGenerator:
 
     def _run(self, p):
         try:
-            K.produce(self.bus.state, p, p, self.params[p], self.pstate[p], self.zipf_cdf,
-                      self.stop_flag, *self.scratch[p])
+            self._produce(p, self.params[p], self.pstate[p], self.by_shard[p], self.zipf_cdf,
+                          self.stop_flag, self.events[p])
         except BaseException as exc:
             self._errors.append(exc)
 
@@ -123,7 +133,7 @@ class LoadGenerator:
     @property
     def only_stalled_left(self) -> bool:
         """Every producer still running is stalled mid-push by a fault."""
-        return all(self.bus.producer_stalling(t.producer)
+        return all(self.producer_stalling(t.producer)
                    for t in self._threads if t.is_alive())
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -148,7 +158,7 @@ class LoadGenerator:
         self.stop_flag[K.STOP_FLAG] = 1
         for t in self._threads:
             while t.is_alive():
-                if not wait_for_stalled and self.bus.producer_stalling(t.producer):
+                if not wait_for_stalled and self.producer_stalling(t.producer):
                     break
                 t.join(0.02)
         self._reap()
@@ -167,7 +177,20 @@ class LoadGenerator:
                              refused=int(s[K.S_REFUSED]), turned_away=int(s[K.S_TURNED_AWAY]),
                              stranded=int(s[K.S_STRANDED]), late=int(s[K.S_LATE]),
                              calls=int(s[K.S_CALLS]), retries=int(s[K.S_RETRIES]),
-                             next_seq=int(s[K.S_NEXT_SEQ]))
+                             next_seq=int(s[K.S_NEXT_SEQ]),
+                             # the sum over [0, next_seq) plus the producer's adjustments
+                             # (turned away, offered again): see kernels.next_call
+                             offered_sum=(self._offered_sums[p].upto(int(s[K.S_NEXT_SEQ]))
+                                          + as_checksum(s[K.S_OFFERED_SUM])) % MOD,
+                             refused_sum=as_checksum(s[K.S_REFUSED_SUM]),
+                             stranded_sum=as_checksum(s[K.S_STRANDED_SUM]))
 
     def truths(self) -> list[ProducerTruth]:
         return [self.truth(p) for p in range(self.spec.producers)]
+
+    def landed_by_shard(self) -> tuple[list, list]:
+        """Per producer, events landed per shard so far and the last seq landed
+        on each (-1: none): producer-side tallies, updated after each ingest
+        call returns, so a call in progress is not in them."""
+        snap = [b.copy() for b in self.by_shard]
+        return ([s[:self.shards].tolist() for s in snap], [s[self.shards:].tolist() for s in snap])

@@ -1,10 +1,23 @@
-"""Producer kernels: closed loop and open loop, as jitted pure functions.
+"""Producer-side kernels: the load loop's pieces, as jitted inline functions.
 
-Each producer thread runs ``produce`` (``nogil``) until its stop condition:
-a deadline, an event count, or the runner's stop flag. It keeps its own
-ground truth in ``pstate`` (offered past the gate, landed, refused, turned
-away, stranded, late) so the checks can compare the bus's counters with what
-producers really did.
+A target builds its ``produce`` kernel from these (one per target, so that it
+calls the target's ingest entry directly and stays cacheable: Numba cannot
+cache a kernel that takes another kernel as an argument). The loop is::
+
+    begin_step(pstate)
+    while True:
+        n, now = next_call(...)          # pace, choose shards, number events
+        if n == 0: break
+        m = n
+        while m > 0:
+            status = <the target's ingest>(..., m, landed)   # names.INGEST_*
+            m = after_call(..., status, m, landed, ...)      # tallies; events to retry
+        if pstate[S_DONE]: break
+
+Every tally here is busbench's own ground truth, kept by the producer and
+never read from a bus: events offered past the gate, landed, refused, turned
+away, stranded, late, per shard landed (for the flush barrier), and the
+checksums of offered / refused / stranded events (``payload.mix``).
 
 Open loop follows wrk2: event k of a step is due at ``t0 + k / rate``; a call
 is made when the last event of its batch is due, every event is stamped with
@@ -15,10 +28,10 @@ late. Nothing is skipped to catch up.
 import numpy as np
 
 from ..bus.atomics import cpu_relax, load_relaxed
-from ..bus.clock import monotonic_ns, sleep_ns, yield_cpu
-from ..bus.config import FAILED, SEQ_BITS, SHUTTING_DOWN, STRANDED
+from ..bus.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
 from ..bus.jit import kernel, kernel_inline
-from ..bus.kernels import backoff, ingest_batch, mark_dropped
+from ..names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_STRANDED
+from ..payload import SEQ_BITS, SEQ_MASK, mix
 
 # Key distributions (which shard each event goes to).
 UNIFORM, ROUND_ROBIN, HOT, ZIPF = 0, 1, 2, 3
@@ -26,15 +39,18 @@ KEY_KINDS = {"uniform": UNIFORM, "round_robin": ROUND_ROBIN, "hot": HOT, "zipf":
 
 # params: int64 array, read-only for the kernel
 (P_OPEN_LOOP, P_BATCH, P_KEYS, P_HOT_SHARD, P_HOT_PPM, P_RETRY_FAILED, P_LATE_AFTER_NS,
- P_MAX_EVENTS, P_DEADLINE_NS, P_T0_NS, P_INTERVAL_PS, P_SHARDS, P_KEY_SALT, P_LEN) = range(14)
+ P_MAX_EVENTS, P_DEADLINE_NS, P_T0_NS, P_INTERVAL_PS, P_SHARDS, P_KEY_SALT, P_PRODUCER,
+ P_LEN) = range(15)
 
 GOLDEN = np.int64(-7046029254386353131)   # 0x9E3779B97F4A7C15, Fibonacci hashing
 
 # pstate: int64 array, the producer's own ground truth (persists across steps)
 (S_NEXT_SEQ, S_OFFERED, S_LANDED, S_REFUSED, S_TURNED_AWAY, S_STRANDED, S_LATE, S_CALLS,
- S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_LEN) = range(13)
+ S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_OFFERED_SUM, S_REFUSED_SUM, S_STRANDED_SUM,
+ S_BATCH_SUM, S_SPINS, S_NOW, S_RETRYING, S_LEN) = range(20)
 
 STOP_FLAG = 0   # index in the runner's stop array
+
 
 
 @kernel_inline
@@ -134,123 +150,163 @@ def wait_until_due(due):
             yield_cpu()
 
 
-@kernel
-def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
-            shards_buf, values, t_int, order, shard_counts, landed):
-    """Run one producer until its stop condition; returns the events offered."""
-    batch = params[P_BATCH]
-    open_loop = params[P_OPEN_LOOP]
-    max_events = params[P_MAX_EVENTS]
-    deadline = params[P_DEADLINE_NS]
-    interval_ps = params[P_INTERVAL_PS]
-    t0 = params[P_T0_NS]
-    late_after = params[P_LATE_AFTER_NS]
-    retry = params[P_RETRY_FAILED]
-    high = np.int64(producer) << SEQ_BITS
-    n_shards = params[P_SHARDS]
-    uniform = params[P_KEYS] == UNIFORM and n_shards > 1
-    salt = params[P_KEY_SALT]
-    offered_here = 0
+@kernel_inline
+def begin_step(pstate):
     pstate[S_STEP_EVENTS] = 0
-    # A closed loop goes as fast as the bus takes events: after a call with
-    # refusals it backs off (spin, then yield, then sleep) instead of spinning on
-    # a full ring. On 2 cores a spinning producer sharing a core with the worker
-    # starved it (samples of 4-6 M/s with 97% dropped).
-    refusal_spins = 0
-    while True:
-        if load_relaxed(stop, STOP_FLAG) != 0 or pstate[S_DONE] != 0:
-            break
-        n = batch
-        if max_events >= 0:
-            left = max_events - pstate[S_STEP_EVENTS]
-            if left <= 0:
-                break
-            n = min(n, left)
-        k = pstate[S_STEP_EVENTS]
-        if open_loop:
-            due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-            if deadline > 0 and due_last > deadline:
-                break
-            now = wait_until_due(due_last)
-            for i in range(n):
-                t_int[i] = t0 + ((k + i) * interval_ps) // 1000
-            if now - due_last > late_after:
-                pstate[S_LATE] += n
-        else:
-            now = monotonic_ns()
-            if deadline > 0 and now >= deadline:
-                break
-            for i in range(n):
-                t_int[i] = now
-        seq0 = pstate[S_NEXT_SEQ]
-        if uniform:
-            # The common case in a tight loop of its own (LLVM vectorizes it):
-            # through choose_shard it cost ~1 ns more per event.
-            for i in range(n):
-                values[i] = high | (seq0 + i)
-                h = (((seq0 + i) ^ salt) * GOLDEN >> 32) & 0xFFFFFFFF
-                shards_buf[i] = (h * n_shards) >> 32
-        else:
-            for i in range(n):
-                values[i] = high | (seq0 + i)
-                shards_buf[i] = choose_shard(params, pstate, zipf_cdf, seq0 + i)
-        pstate[S_NEXT_SEQ] = seq0 + n
-        pstate[S_STEP_EVENTS] = k + n
-        m = n
-        while True:
-            status, got = ingest_batch(st, writer, shards_buf, values, t_int, now, m,
-                                       order, shard_counts, landed)
-            pstate[S_CALLS] += 1
-            if status == SHUTTING_DOWN:
-                pstate[S_TURNED_AWAY] += m
-                pstate[S_DONE] = 1
-                break
-            pstate[S_OFFERED] += m
-            offered_here += m
-            if status == STRANDED:
-                pstate[S_LANDED] += landed_count(landed, m)
-                pstate[S_STRANDED] += m - landed_count(landed, m)
-                pstate[S_DONE] = 1
-                break
-            pstate[S_LANDED] += got
-            refused = m - got
-            if refused == 0:
-                refusal_spins = 0
-                break
-            if not open_loop:
-                refusal_spins = backoff(refusal_spins)
-            pstate[S_REFUSED] += refused
-            if status == FAILED and retry:
-                # Retry policy: offer the refused events again (same seq), in order.
-                j = 0
-                for i in range(m):
-                    if landed[i] == 0:
-                        values[j] = values[i]
-                        shards_buf[j] = shards_buf[i]
-                        t_int[j] = t_int[i]
-                        j += 1
-                m = j
-                pstate[S_RETRIES] += 1
-                if load_relaxed(stop, STOP_FLAG) != 0 or (
-                        deadline > 0 and monotonic_ns() >= deadline):
-                    # Stopping: the refused events are given up, and reported dropped.
-                    for i in range(m):
-                        mark_dropped(st, values[i])
-                    break
-                yield_cpu()
-                continue
-            for i in range(m):
-                if landed[i] == 0:
-                    mark_dropped(st, values[i])
-            break
-        if pstate[S_DONE] != 0:
-            break
-    return offered_here
 
 
 @kernel_inline
-def landed_count(landed, n):
+def next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int):
+    """Pace the next ingest call and fill its events. Returns how many events
+    (0: the producer's stop condition holds). ``pstate[S_NOW]`` is the call's
+    send time. The events are fresh: seqs [next_seq, next_seq + n). Their
+    checksum is not summed here (3-10 ns an event measured on this hot path):
+    the offered checksum is the sum over [0, next_seq), computed off the hot
+    path (payload.mix_range_sum), plus the adjustments after_call keeps."""
+    if load_relaxed(stop, STOP_FLAG) != 0 or pstate[S_DONE] != 0:
+        return 0
+    n = params[P_BATCH]
+    max_events = params[P_MAX_EVENTS]
+    if max_events >= 0:
+        left = max_events - pstate[S_STEP_EVENTS]
+        if left <= 0:
+            return 0
+        n = min(n, left)
+    k = pstate[S_STEP_EVENTS]
+    deadline = params[P_DEADLINE_NS]
+    if params[P_OPEN_LOOP]:
+        t0 = params[P_T0_NS]
+        interval_ps = params[P_INTERVAL_PS]
+        due_last = t0 + ((k + n - 1) * interval_ps) // 1000
+        if deadline > 0 and due_last > deadline:
+            return 0
+        now = wait_until_due(due_last)
+        for i in range(n):
+            t_int[i] = t0 + ((k + i) * interval_ps) // 1000
+        if now - due_last > params[P_LATE_AFTER_NS]:
+            pstate[S_LATE] += n
+    else:
+        now = monotonic_ns()
+        if deadline > 0 and now >= deadline:
+            return 0
+        for i in range(n):
+            t_int[i] = now
+    high = params[P_PRODUCER] << SEQ_BITS
+    n_shards = params[P_SHARDS]
+    seq0 = pstate[S_NEXT_SEQ]
+    if params[P_KEYS] == UNIFORM and n_shards > 1:
+        # The common case in a tight loop of its own (LLVM vectorizes it):
+        # through choose_shard it cost ~1 ns more per event.
+        salt = params[P_KEY_SALT]
+        for i in range(n):
+            values[i] = high | (seq0 + i)
+            h = (((seq0 + i) ^ salt) * GOLDEN >> 32) & 0xFFFFFFFF
+            shards_buf[i] = (h * n_shards) >> 32
+    else:
+        for i in range(n):
+            values[i] = high | (seq0 + i)
+            shards_buf[i] = choose_shard(params, pstate, zipf_cdf, seq0 + i)
+    pstate[S_NEXT_SEQ] = seq0 + n
+    pstate[S_STEP_EVENTS] = k + n
+    pstate[S_NOW] = now
+    pstate[S_RETRYING] = 0
+    return n
+
+
+@kernel_inline
+def count_landed(by_shard, shards_buf, values, landed, m, all_landed):
+    """Landed events per shard, and the last one's seq (the flush barrier's
+    producer-side evidence): ``by_shard[s]`` counts, ``by_shard[shards + s]``
+    holds the last seq landed on shard s (-1 before any)."""
+    shards = by_shard.shape[0] // 2
+    if shards == 1:
+        if all_landed:
+            by_shard[0] += m
+            by_shard[1] = values[m - 1] & SEQ_MASK
+        else:
+            for i in range(m):
+                if landed[i]:
+                    by_shard[0] += 1
+                    by_shard[1] = values[i] & SEQ_MASK
+    else:
+        for i in range(m):
+            if all_landed or landed[i]:
+                s = shards_buf[i]
+                by_shard[s] += 1
+                by_shard[shards + s] = values[i] & SEQ_MASK
+
+
+@kernel_inline
+def sum_not_landed(values, landed, m):
+    s = np.int64(0)
     c = 0
-    for i in range(n):
-        c += landed[i]
-    return c
+    for i in range(m):
+        if landed[i] == 0:
+            s += mix(values[i] & SEQ_MASK)
+            c += 1
+    return c, s
+
+
+@kernel_inline
+def after_call(params, pstate, by_shard, stop, status, m, landed, values, shards_buf, t_int):
+    """Tally one ingest call. Returns how many events to offer again (the
+    retry policy compacted them to the front of the buffers), or 0 when this
+    batch is done. Sets ``pstate[S_DONE]`` when the producer must stop."""
+    pstate[S_CALLS] += 1
+    if status == INGEST_CLOSED:
+        pstate[S_TURNED_AWAY] += m
+        pstate[S_DONE] = 1
+        if not pstate[S_RETRYING]:
+            # fresh events never offered: out of the offered checksum (S_OFFERED_SUM
+            # holds the adjustments to the sum over [0, next_seq))
+            s = np.int64(0)
+            for i in range(m):
+                s += mix(values[i] & SEQ_MASK)
+            pstate[S_OFFERED_SUM] -= s
+        return 0
+    pstate[S_OFFERED] += m
+    if pstate[S_RETRYING]:
+        pstate[S_OFFERED_SUM] += pstate[S_BATCH_SUM]    # offered again
+    if status == INGEST_OK:
+        pstate[S_LANDED] += m
+        count_landed(by_shard, shards_buf, values, landed, m, True)
+        pstate[S_SPINS] = 0
+        return 0
+    count_landed(by_shard, shards_buf, values, landed, m, False)
+    lost, lost_sum = sum_not_landed(values, landed, m)
+    pstate[S_LANDED] += m - lost
+    if status == INGEST_STRANDED:
+        pstate[S_STRANDED] += lost
+        pstate[S_STRANDED_SUM] += lost_sum
+        pstate[S_DONE] = 1
+        return 0
+    pstate[S_REFUSED] += lost
+    pstate[S_REFUSED_SUM] += lost_sum
+    if not params[P_OPEN_LOOP]:
+        # A closed loop goes as fast as the bus takes events: after a call with
+        # refusals it backs off (spin, then yield, then sleep) instead of
+        # spinning on a full ring. On 2 cores a spinning producer sharing a core
+        # with the worker starved it (samples of 4-6 M/s with 97% dropped).
+        pstate[S_SPINS] = backoff(pstate[S_SPINS])
+    if status == INGEST_FAILED and params[P_RETRY_FAILED] and not stopping(params, stop):
+        # Retry policy: offer the refused events again (same seq), in order.
+        j = 0
+        for i in range(m):
+            if landed[i] == 0:
+                values[j] = values[i]
+                shards_buf[j] = shards_buf[i]
+                t_int[j] = t_int[i]
+                j += 1
+        pstate[S_RETRIES] += 1
+        pstate[S_BATCH_SUM] = lost_sum
+        pstate[S_RETRYING] = 1
+        yield_cpu()
+        return j
+    return 0
+
+
+@kernel_inline
+def stopping(params, stop):
+    deadline = params[P_DEADLINE_NS]
+    return load_relaxed(stop, STOP_FLAG) != 0 or (deadline > 0 and monotonic_ns() >= deadline)
+

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from ..names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_ERROR, RUN_INTERRUPTED
+
 
 def render(results) -> str:
     """One <testsuite> per scenario run, one <testcase> per verdict."""
     suites = ET.Element("testsuites", name="busbench")
     for r in results:
         failures = sum(1 for v in r.checks if not v.ok)
-        errors = 1 if r.status in ("error", "interrupted") else 0
+        errors = 1 if r.status in (RUN_ERROR, RUN_INTERRUPTED) else 0
         suite = ET.SubElement(suites, "testsuite", name=r.scenario_name,
                               tests=str(max(1, len(r.checks))), failures=str(failures),
                               errors=str(errors), time=f"{r.duration_s:.3f}",
@@ -18,8 +20,8 @@ def render(results) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"busbench.{r.scenario_name}",
                                  name=v.name if v.at == "end" else f"{v.name} ({v.at})", time="0")
             if not v.ok:
-                if v.outcome == "not_evaluable":
-                    msg = f"not evaluable: {v.evidence}"
+                if v.outcome in (NOT_EVALUABLE, NOT_OBSERVABLE):
+                    msg = f"{OUTCOME_WORDS[v.outcome]}: {v.evidence}"
                 elif v.expect == "fail":
                     msg = f"expected to fail, but passed: {v.evidence}"
                 else:

@@ -1,15 +1,16 @@
 """A Markdown summary (also appended to $GITHUB_STEP_SUMMARY in CI)."""
 from __future__ import annotations
 
+from ..names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
 from ..units import format_count, format_duration, format_rate
 
 MARK = {True: "✅", False: "❌"}
 
 
 def _verdict_word(v) -> str:
-    if v.outcome == "not_evaluable":
-        return "not evaluable"
-    word = v.outcome
+    word = OUTCOME_WORDS[v.outcome]
+    if v.outcome not in ("passed", "failed"):
+        return word
     return f"{word} (expected to fail)" if v.expect == "fail" else word
 
 
@@ -27,10 +28,11 @@ def render(results) -> str:
             lines += [f"> {r.error}", ""]
         c = r.counters
         lines += ["| counter | value |", "|---|---|"]
-        for k in ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched"):
-            lines.append(f"| `{k}` | {c.get(k, 0):,} |")
-        lines.append(f"| `shutdown_was_lossy` | {str(c.get('shutdown_was_lossy', False)).lower()} |")
-        lines += ["", f"Layout `{r.layout}`, load {r.load_s:.2f} s, "
+        for k in COUNTER_NAMES:
+            lines.append(f"| `{k}` | {c[k]:,} |" if k in c else f"| `{k}` | not exported |")
+        lines.append(f"| `{SHUTDOWN_WAS_LOSSY}` | {str(c[SHUTDOWN_WAS_LOSSY]).lower()} |"
+                     if SHUTDOWN_WAS_LOSSY in c else f"| `{SHUTDOWN_WAS_LOSSY}` | not exported |")
+        lines += ["", f"Target `{r.target}`, layout `{r.layout}`, load {r.load_s:.2f} s, "
                   f"{format_count(c.get('events_dispatched', 0))} events dispatched.", ""]
         if r.latency and r.latency["corrected"]["count"]:
             lat = r.latency

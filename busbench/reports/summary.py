@@ -5,6 +5,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
 from ..units import format_duration, format_rate
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "interrupted": "yellow"}
@@ -18,11 +19,14 @@ def render(result):
     counters = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     counters.add_column("counter")
     counters.add_column("value", justify="right")
-    for k in ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched"):
-        counters.add_row(k, f"{r.counters.get(k, 0):,}")
-    lossy = bool(r.counters.get("shutdown_was_lossy"))
-    counters.add_row("shutdown_was_lossy", Text("true" if lossy else "false",
-                                                "bold red" if lossy else ""))
+    for k in COUNTER_NAMES:
+        counters.add_row(k, f"{r.counters[k]:,}" if k in r.counters else Text("not exported", "dim"))
+    if SHUTDOWN_WAS_LOSSY in r.counters:
+        lossy = bool(r.counters[SHUTDOWN_WAS_LOSSY])
+        counters.add_row(SHUTDOWN_WAS_LOSSY, Text("true" if lossy else "false",
+                                                  "bold red" if lossy else ""))
+    else:
+        counters.add_row(SHUTDOWN_WAS_LOSSY, Text("not exported", "dim"))
     m = r.metrics
     if m.get("throughput") is not None:
         counters.add_row("throughput", format_rate(m["throughput"]))
@@ -42,8 +46,8 @@ def render(result):
     checks.add_column("evidence", overflow="fold")
     for v in r.checks:
         mark = Text("✓", "green") if v.ok else Text("✗", "bold red")
-        verdict = "not evaluable" if v.outcome == "not_evaluable" else v.outcome
-        if v.expect == "fail":
+        verdict = OUTCOME_WORDS[v.outcome]
+        if v.expect == "fail" and v.outcome in ("passed", "failed"):
             verdict += " (expected to fail)"
         checks.add_row(mark, v.name if v.at == "end" else f"{v.name} ({v.at})", verdict, v.evidence)
     parts = [head, counters, checks]

@@ -57,8 +57,10 @@ Number = Annotated[float, BeforeValidator(_number)]
 Backpressure = Literal["drop_newest", "fail_producer", "drop_oldest", "block"]
 Mutation = Literal["dispatch_counters_frozen", "flush_single_window", "flush_global_sum",
                    "no_inflight_gate", "lossy_flag_never_set", "stranded_double_count",
-                   "final_sweep_single_pass", "uncounted_eviction", "refusal_not_ingested"]
-CheckKind = Literal["conservation", "ground_truth", "flush_barrier", "lossy_shutdown", "threshold"]
+                   "final_sweep_single_pass", "uncounted_eviction", "refusal_not_ingested",
+                   "batch_announced_late"]
+CheckKind = Literal["conservation", "ground_truth", "flush_barrier", "flush_completes",
+                    "lossy_shutdown", "threshold"]
 Expectation = Literal["pass", "fail"]
 
 BACKPRESSURE_MODES: tuple[str, ...] = get_args(Backpressure)
@@ -298,8 +300,12 @@ class NoopAdapter(AdapterSpec):
 
 
 class VerifyAdapter(AdapterSpec):
-    """Records every (producer, seq): duplicates, gaps, per-shard order (ground truth)."""
+    """Counts and checksums every (producer, seq) per shard, in fixed memory: gaps,
+    duplicates, per-shard order (ground truth). ``bitmaps: true`` also keeps one
+    bit per event (up to 1 GiB each for received and dropped): it then names how
+    many events were received twice or received although dropped."""
     tag: ClassVar[str] = "verify"
+    bitmaps: StrictBool = False
 
 
 class SlowAdapter(AdapterSpec):
@@ -476,7 +482,7 @@ class CheckSpec(BaseModel):
 
     kind: CheckKind
     expect: Expectation = "pass"
-    value: StrictBool | None = None            # lossy_shutdown: what shutdown_was_lossy must be
+    value: StrictBool | None = None            # lossy_shutdown: what shutdown_was_lossy must be (None: agree with the evidence)
     threshold: Threshold | None = None
 
     @model_validator(mode="before")
@@ -519,8 +525,9 @@ class CheckSpec(BaseModel):
             value, value_at = settings.get("value"), at + ("value",)
         else:
             value, value_at = settings, at
-        if not isinstance(value, bool):
-            raise InvalidValue(f"expected true or false (what shutdown_was_lossy must be), "
+        if value is not None and not isinstance(value, bool):
+            raise InvalidValue(f"expected true or false (what shutdown_was_lossy must be), or "
+                               f"no value (the flag must agree with what producers saw), "
                                f"got {show(value)}", path=value_at)
         expect = _expectation(settings, at) if isinstance(settings, dict) else "pass"
         return {"kind": "lossy_shutdown", "value": value, "expect": expect}
@@ -528,7 +535,7 @@ class CheckSpec(BaseModel):
     @property
     def label(self) -> str:
         """``conservation``, ``lossy_shutdown == true``, ``threshold: throughput >= 5M/s``."""
-        if self.kind == "lossy_shutdown":
+        if self.kind == "lossy_shutdown" and self.value is not None:
             return f"lossy_shutdown == {str(self.value).lower()}"
         if self.kind == "threshold":
             return f"threshold: {self.threshold.text}"
@@ -542,7 +549,7 @@ class CheckSpec(BaseModel):
     def _as_written(self) -> Any:
         if self.kind == "threshold":
             short, long = self.threshold.text, {"expr": self.threshold.text}
-        elif self.kind == "lossy_shutdown":
+        elif self.kind == "lossy_shutdown" and self.value is not None:
             short, long = self.value, {"value": self.value}
         else:
             short, long = None, {}
@@ -768,12 +775,12 @@ class Scenario(Section):
                                    f"{self.load.producers - 1}",
                                    path=("steps", index, "fault", "stall_producer", "producer"))
             for position, check in enumerate(step.checks if isinstance(step, CheckStep) else ()):
-                if check.kind == "flush_barrier" and not flushed:
-                    yield InvalidValue("flush_barrier needs a flush step before this check",
+                if check.kind in ("flush_barrier", "flush_completes") and not flushed:
+                    yield InvalidValue(f"{check.kind} needs a flush step before this check",
                                        path=("steps", index, "check", position))
         for position, check in enumerate(self.checks):
-            if check.kind == "flush_barrier" and not flushed:
-                yield InvalidValue("flush_barrier needs a flush step in steps (e.g. `- flush`)",
+            if check.kind in ("flush_barrier", "flush_completes") and not flushed:
+                yield InvalidValue(f"{check.kind} needs a flush step in steps (e.g. `- flush`)",
                                    path=("checks", position))
 
     def _refused_by_target(self) -> Iterator[InvalidValue]:

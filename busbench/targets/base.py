@@ -2,53 +2,105 @@
 
 The runner steps through a scenario and knows no target's internals: it asks a
 ``Target`` to prepare, start, flush, shut down and report, and hands its
-producer threads the target's ``produce`` entry. What a target returns about
+producer threads the target's ``produce`` entry. What a target says about
 itself (its flush result, its lossy flag, its counters) is *what is judged*;
-what producers tallied and what the downstream witness received is *the
-evidence*. A target says which evidence it can provide (``Capabilities``); a
-check whose evidence a target lacks is "not observable on this target", never
-a pass.
+what producers tallied and what a downstream witness received is *the
+evidence*. A target declares what it can provide (``Capabilities``); a check
+whose evidence a target lacks is "not observable on this target", never a pass.
 
-Contract (owned by the core; targets implement it):
+Data flows one way: scenario -> target + load -> evidence -> verdicts -> reports.
 
-* ``describe_native()`` -> lines to print *before* any native code or module
-  the scenario names is loaded (``run`` says what it is about to load).
-* ``prepare(say)``: load libraries, compile / load cached kernels, start the
-  servers the target needs (say(msg) prints a progress line). Idempotent.
+Contract (owned by the core; every target implements all of it):
+
+* ``Target(scenario)``: translate the scenario's ``bus:`` section explicitly,
+  per kind (a key it cannot honour is a ``TargetConfigError``, never ignored).
+* ``name``, ``layout``, ``capabilities``, ``capacity`` (per shard), ``shards``.
+* ``describe_native()`` -> lines to print *before* loading any native code.
+* ``prepare(say)``: load libraries, compile or load cached kernels, start the
+  servers the target needs (``say(msg)`` prints a progress line). Idempotent;
+  seconds spent here are not measured.
 * ``start()``: the bus is ready for ingest.
-* ``produce(p, params, pstate, zipf_cdf, stop, scratch)``: run producer ``p``
-  in the calling thread until its stop condition (GIL released inside the
-  kernel). Keeps busbench's own tallies in ``pstate`` (``load.kernels`` layout).
+* ``produce(p, params, pstate, by_shard, zipf_cdf, stop, events)``: run
+  producer ``p`` in the calling thread until its stop condition, GIL released
+  inside a jitted kernel built from ``load.kernels`` (which keeps busbench's
+  own tallies in ``pstate`` / ``by_shard``; ``events`` = the load's buffers:
+  shards, values, intended times, landed mask).
 * ``producer_stalling(p)``: producer p is stalled mid-push by a fault.
 * ``flush(timeout_s)`` -> ``FlushClaim``: the bus's own answer.
-* ``shutdown(grace_s)`` -> ``ShutdownClaim`` or None when the bus reports
-  nothing; idempotent.
-* ``counters()`` -> dict of the ``names.COUNTER_NAMES`` the bus exports (a
+* ``shutdown(grace_s)`` -> ``ShutdownClaim``; idempotent; ``shut_down``;
+  ``shutdown_claim()`` -> the claim once shut down, else None.
+* ``before_load()``: called before each stretch of load (optional).
+* ``counters()`` -> dict over the ``names.ALL_COUNTERS`` the bus exports (a
   counter it does not export is absent, never 0).
-* ``shard_fill()`` -> events queued per shard, or None when not observable.
+* ``shard_fill()`` -> events queued per shard, or None (not observable).
 * ``latency_histograms()`` -> (corrected, uncorrected) or None.
-* ``delivery()`` -> what the downstream witness received (verify adapter,
-  Redis streams, a C sink), or None when there is no witness.
+* ``delivery()`` -> ``Delivery`` (what the witness received and what the bus
+  attributes as dropped, per shard and producer), or None: no witness.
+* ``drops_by_shard()`` -> (evicted, rejected) per (shard, producer) now, or
+  None; cheap (read just before a flush is called).
 * ``arm_fault(fault)`` -> dict describing what was armed; ``release_faults()``.
 * ``close()``: stop every thread and process the target started, on every
-  exit path (Ctrl-C included). Idempotent.
+  exit path (Ctrl-C included), with grace 0. Idempotent.
+
+Adding a target (net-mesh next):
+
+1. A jitted ``produce`` kernel in the target's own module (listed in
+   ``bus.jit.JITTED_SOURCES``) looping ``load.kernels.begin_step / next_call /
+   <your ingest> / after_call`` (see builtin_kernels.py): your ingest returns
+   ``names.INGEST_*`` and fills the landed mask; every tally is busbench's.
+2. Payloads are ``payload``'s ``producer << SEQ_BITS | seq``; a witness that
+   reads them back fills ``Delivery`` per (shard, producer): counts, last seq,
+   order violations (a seq not above the last on its shard) and the checksum
+   ``payload.checksum(seqs)`` per producer.
+3. Leave out what you cannot provide: a counter absent from ``counters()``,
+   ``lossy_flag=False``, ``delivery()`` None, ``drops_by_shard()`` None, no
+   ``positions`` in the FlushClaim. The checks then say "not observable".
+4. Register a builder in ``targets.BUILDERS``; raise ``TargetConfigError``
+   (key, message) for scenario keys the target cannot honour.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+
+
+class TargetConfigError(ValueError):
+    """The scenario asks the target for something it cannot do (exit 2)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What evidence a target can provide; checks read this to say "not observable"."""
-    counters: frozenset            # names.COUNTER_NAMES the bus exports
-    witness: str | None            # who saw deliveries: "verify adapter", "redis streams", None
-    shard_known_to_producer: bool  # producers know each event's shard (landed per shard)
-    lossy_flag: bool               # the bus exports shutdown_was_lossy / a shutdown report
-    shutdown_report: bool          # stranded counts and abandoned producers from the bus
-    shard_fill: bool
-    latency: bool
+    """What evidence a target can provide; checks read this to say "not observable".
+    Everything but ``counters`` and ``witness`` defaults to "cannot"."""
+    counters: frozenset            # names.ALL_COUNTERS the bus exports
+    witness: str | None            # who saw deliveries ("verify adapter", "redis streams") or None
+    drops_attributed: bool = False  # the bus names the producer and shard of each event it dropped
+    lossy_flag: bool = False       # the bus exports shutdown_was_lossy
+    shutdown_report: bool = False  # stranded counts per producer from the bus
+    positions: bool = False        # per-shard barrier positions (a second opinion on flush)
+    shard_fill: bool = False
+    latency: bool = False
     faults: frozenset = field(default_factory=frozenset)
+    witness_hint: str = ""         # how to get a witness on this target when it has none now
+    # Producers know each event's shard (the load chooses it). When the bus
+    # chooses shards itself, landed counts exist per producer only, and the
+    # flush evidence comes from the target's per-event witness
+    # (FlushClaim.witness_shortfall) instead.
+    shard_known_to_producer: bool = True
+    reasons: dict = field(default_factory=dict)   # evidence name -> why this target lacks it
+
+    def to_dict(self) -> dict:
+        return {"counters": sorted(self.counters), "witness": self.witness,
+                "drops_attributed": self.drops_attributed, "lossy_flag": self.lossy_flag,
+                "shutdown_report": self.shutdown_report, "positions": self.positions,
+                "shard_fill": self.shard_fill, "latency": self.latency,
+                "faults": sorted(self.faults), "witness_hint": self.witness_hint,
+                "shard_known_to_producer": self.shard_known_to_producer,
+                "reasons": dict(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -57,15 +109,127 @@ class FlushClaim:
     reached: bool
     timed_out: bool
     waited_s: float
-    details: dict = field(default_factory=dict)   # target-specific second opinions
+    # The bus's own per-shard positions (target, head, batch start...), a second
+    # opinion recorded next to the evidence; {} when the target has none.
+    positions: dict = field(default_factory=dict)
+    # For targets whose producers do not know shards: events landed before the
+    # call (producer side) that the witness had neither received nor seen
+    # dropped at return, counted per event by the target's witness; None when
+    # the runner's per-(producer, shard) counts are the evidence.
+    witness_shortfall: int | None = None
+    details: dict = field(default_factory=dict)   # target-specific (return codes...), recorded
 
 
 @dataclass(frozen=True)
 class ShutdownClaim:
     """What the bus said of its shutdown (under test, never evidence)."""
-    lossy: bool | None             # None: the bus does not say
-    stranded_events: int | None
-    abandoned_producers: tuple | None
-    duration_s: float
-    grace_s: float
+    lossy: bool | None                  # None: the bus does not say
+    stranded_by_producer: tuple | None = None   # None: the bus does not say
+    abandoned_producers: tuple | None = None
+    duration_s: float = 0.0
+    grace_s: float = 0.0
+    residue: int | None = None          # events left in the rings after the final drain
+    stranded_events: int | None = None  # a total, when the bus gives no per-producer split
     details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        by_producer = self.stranded_by_producer
+        return {"lossy": self.lossy,
+                "stranded_events": (sum(by_producer) if by_producer is not None
+                                    else self.stranded_events),
+                "stranded_by_producer": None if by_producer is None else list(by_producer),
+                "abandoned_producers": (None if self.abandoned_producers is None
+                                        else list(self.abandoned_producers)),
+                "duration_s": self.duration_s, "grace_s": self.grace_s, "residue": self.residue,
+                "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The downstream witness's tallies and the bus's attributed drops.
+
+    ``*_by_shard`` are lists of rows, one per shard, one int per producer;
+    ``*_sum`` per producer checksums (``payload.mix``), ints in [0, 2**64).
+    A field the target cannot provide is None.
+    """
+    witness: str
+    received_by_shard: list
+    last_seq_by_shard: list             # last seq received per (shard, producer), -1: none
+    received_sum: list
+    order_violations: int               # a seq not above the last one received on its shard
+    evicted_by_shard: list | None
+    rejected_by_shard: list | None
+    evicted_sum: list | None
+    rejected_sum: list | None
+    duplicates: int | None = None       # from per-event bitmaps, when kept
+    received_and_dropped: int | None = None
+    beyond_bitmap: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Target(ABC):
+    """A bus busbench can drive. See the module docstring for the contract."""
+
+    name: str = "?"
+    layout: str = "-"
+    capabilities: Capabilities
+    shards: int
+    capacity: int
+
+    def describe_native(self) -> list[str]:
+        return []
+
+    @abstractmethod
+    def prepare(self, say=lambda msg: None) -> None: ...
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def produce(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None: ...
+
+    @abstractmethod
+    def producer_stalling(self, p: int) -> bool: ...
+
+    @abstractmethod
+    def flush(self, timeout_s: float) -> FlushClaim: ...
+
+    @abstractmethod
+    def shutdown(self, grace_s: float) -> ShutdownClaim: ...
+
+    @property
+    @abstractmethod
+    def shut_down(self) -> bool: ...
+
+    @abstractmethod
+    def counters(self) -> dict: ...
+
+    def shutdown_claim(self) -> ShutdownClaim | None:
+        """The claim of the shutdown already done (None before shutdown)."""
+        return None
+
+    def before_load(self) -> None:
+        """Called before each run of the load (a target may arm a timed fault)."""
+
+    def shard_fill(self) -> list | None:
+        return None
+
+    def latency_histograms(self):
+        return None
+
+    def delivery(self) -> Delivery | None:
+        return None
+
+    def drops_by_shard(self):
+        return None
+
+    def arm_fault(self, fault) -> dict:
+        raise TargetConfigError("fault", f"the {self.name} target cannot inject {fault.tag}")
+
+    def release_faults(self) -> None:
+        pass
+
+    @abstractmethod
+    def close(self) -> None: ...

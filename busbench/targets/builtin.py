@@ -1,0 +1,232 @@
+"""The builtin target: busbench's reference bus (bus/) behind the Target interface.
+
+Everything specific to the reference bus lives here or in ``bus/``: the
+translation of the scenario's ``bus:`` section into a ``BusConfig`` (explicit
+per adapter kind: a renamed schema field fails here, loudly, instead of
+silently becoming a default), the kernels' warm-up, the producer entry, the
+faults, and the readers of its evidence.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from .. import names as N
+from ..bus.config import BusConfig
+from ..bus.core import ReferenceBus
+from ..bus.layout import CounterLayout
+from . import builtin_kernels
+from .base import (
+    Capabilities,
+    Delivery,
+    FlushClaim,
+    ShutdownClaim,
+    Target,
+    TargetConfigError,
+)
+
+#: verify bitmaps, when asked for: capped at 1 GiB each in all, whatever the
+#: number of producers (calloc'd: untouched pages cost nothing)
+BITMAP_BYTES = 1 << 30
+
+
+def adapter_settings(adapter) -> dict:
+    """BusConfig fields for the scenario's adapter, one explicit case per kind."""
+    kind = adapter.tag
+    if kind == "noop":
+        return {"adapter": "noop"}
+    if kind == "verify":
+        return {"adapter": "verify", "verify_bitmaps": adapter.bitmaps}
+    if kind == "slow":
+        return {"adapter": "slow", "slow_per_batch_ns": adapter.per_batch,
+                "slow_per_event_ns": adapter.per_event}
+    if kind == "flaky":
+        return {"adapter": "flaky", "flaky_failure_rate": adapter.failure_rate,
+                "flaky_retries": adapter.retries, "flaky_backoff_ns": adapter.backoff}
+    if kind == "stall":
+        return {"adapter": "stall", "stall_at_ns": adapter.at, "stall_for_ns": adapter.duration}
+    raise TargetConfigError("bus.adapter.kind", f"the builtin target has no adapter {kind!r}")
+
+
+def bus_config(scenario) -> BusConfig:
+    b, load = scenario.bus, scenario.load
+    counters = b.counters
+    layout = (CounterLayout.parse(counters.stride) if counters.layout == "stride"
+              else CounterLayout.parse(counters.layout))
+    return BusConfig(
+        shards=b.shards, capacity=b.capacity, backpressure=b.backpressure,
+        block_timeout_ns=b.block_timeout, max_events=b.batch.max_events,
+        max_delay_ns=b.batch.max_delay, workers=b.workers, counters=layout,
+        mutations=tuple(b.mutations), latency=b.latency, intended_times=load.is_open_loop,
+        producers=load.producers, seed=scenario.seed,
+        verify_events_per_producer=min(1 << 30, (BITMAP_BYTES * 8) // load.producers),
+        **adapter_settings(b.adapter))
+
+
+_warm = False
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> float:
+    """Compile (or load from the on-disk cache) every kernel once per process,
+    so no run's measured time is spent compiling. Returns seconds spent."""
+    global _warm
+    with _warm_lock:
+        if _warm:
+            return 0.0
+        from ..load.generator import LoadGenerator, LoadSpec
+        t0 = time.monotonic()
+        target = BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
+        target.start()
+        gen = LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
+                            target.producer_stalling)
+        try:
+            gen.start(events=256)
+            gen.wait()
+            target.flush(5.0)
+            target.delivery()
+        finally:
+            gen.stop()
+            target.close()
+        _warm = True
+        return time.monotonic() - t0
+
+
+class BuiltinTarget(Target):
+    name = "builtin"
+
+    def __init__(self, config: BusConfig, bus: ReferenceBus | None = None):
+        self.config = config
+        self.bus = bus if bus is not None else ReferenceBus(config)
+        self.shards = config.shards
+        self.capacity = config.capacity
+        self.layout = config.counters.label
+        self._adapter_stall_armed = False
+        # per producer: the kernel's scratch (grouping by shard)
+        self._scratch = [(np.zeros(0, np.int64), np.zeros(config.shards + 1, np.int64))
+                         for _ in range(config.producers)]
+        verify = config.adapter == "verify"
+        self.capabilities = Capabilities(
+            counters=frozenset(N.ALL_COUNTERS), witness="verify adapter" if verify else None,
+            drops_attributed=True, lossy_flag=True, shutdown_report=True, positions=True,
+            shard_fill=True, latency=config.latency,
+            faults=frozenset({"stall_producer", "stall_adapter"}),
+            witness_hint="" if verify else "bus.adapter.kind: verify")
+
+    @classmethod
+    def from_scenario(cls, scenario) -> BuiltinTarget:
+        return cls(bus_config(scenario))
+
+    @classmethod
+    def around(cls, bus: ReferenceBus) -> BuiltinTarget:
+        """The target interface over a bus built elsewhere (tests, benchmarks)."""
+        return cls(bus.config, bus)
+
+    # ------------------------------------------------------------------ lifecycle
+    def prepare(self, say=lambda msg: None) -> None:
+        if not _warm:
+            say("compiling kernels (cached after the first run)")
+        warm_up()
+
+    def start(self) -> None:
+        self.bus.start()
+
+    def produce(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None:
+        shards_buf, values, t_int, landed = events
+        order, shard_counts = self._scratch[p]
+        if order.shape[0] < values.shape[0]:
+            order = np.zeros(values.shape[0], np.int64)
+            self._scratch[p] = (order, shard_counts)
+        builtin_kernels.produce(self.bus.state, p, params, pstate, by_shard, zipf_cdf, stop,
+                                shards_buf, values, t_int, order, shard_counts, landed)
+
+    def producer_stalling(self, p: int) -> bool:
+        return self.bus.producer_stalling(p)
+
+    def flush(self, timeout_s: float) -> FlushClaim:
+        return self.flush_claim(self.bus.flush(timeout_s))
+
+    @staticmethod
+    def flush_claim(r) -> FlushClaim:
+        """The reference bus's FlushResult as a claim, its positions as a second opinion."""
+        positions = {"method": r.method, "in_flight_at_call": r.in_flight_at_call,
+                     "reached": r.barrier_held,
+                     "shards": [{"shard": s.shard, "target": s.target, "head": s.head,
+                                 "batch_start": s.batch_start, "settled": s.settled,
+                                 "reached": s.reached, "unsettled": s.unsettled}
+                                for s in r.shards]}
+        return FlushClaim(reached=r.reached, timed_out=r.timed_out, waited_s=r.waited_s,
+                          positions=positions)
+
+    def shutdown(self, grace_s: float) -> ShutdownClaim:
+        return self._claim(self.bus.shutdown(grace_s))
+
+    def _claim(self, report) -> ShutdownClaim:
+        stranded = tuple(int(x) for x in self.bus.ground_truth_stranded())
+        return ShutdownClaim(lossy=report.lossy, stranded_by_producer=stranded,
+                             abandoned_producers=tuple(report.abandoned_producers),
+                             duration_s=report.duration_s, grace_s=report.grace_s,
+                             residue=report.residue)
+
+    @property
+    def shut_down(self) -> bool:
+        return self.bus.shut_down
+
+    def shutdown_claim(self) -> ShutdownClaim | None:
+        report = self.bus.shutdown_report
+        return None if report is None else self._claim(report)
+
+    def close(self) -> None:
+        self.bus.close(0.0)
+
+    # ------------------------------------------------------------------ reading
+    def counters(self) -> dict:
+        return self.bus.stats().as_dict()
+
+    def shard_fill(self) -> list:
+        return self.bus.shard_fill()
+
+    def latency_histograms(self):
+        return self.bus.latency_histograms()
+
+    def drops_by_shard(self):
+        evicted, rejected = self.bus.drops_by_shard()
+        return evicted.tolist(), rejected.tolist()
+
+    def delivery(self, next_seq=None) -> Delivery | None:
+        if self.config.adapter != "verify":
+            return None
+        gt = self.bus.ground_truth(next_seq)
+        return Delivery(
+            witness="verify adapter", received_by_shard=gt.received_by_shard.tolist(),
+            last_seq_by_shard=gt.last_seq_by_shard.tolist(), received_sum=gt.received_sum,
+            order_violations=gt.order_violations,
+            evicted_by_shard=gt.evicted_by_shard.tolist(),
+            rejected_by_shard=gt.rejected_by_shard.tolist(),
+            evicted_sum=gt.evicted_sum, rejected_sum=gt.rejected_sum,
+            duplicates=gt.duplicates, received_and_dropped=gt.received_and_dropped,
+            beyond_bitmap=gt.beyond_bitmap)
+
+    # ------------------------------------------------------------------ faults
+    def before_load(self) -> None:
+        """The `stall` adapter freezes from `at` after the first run step starts."""
+        c = self.config
+        if c.stall_at_ns is not None and not self._adapter_stall_armed:
+            self.bus.schedule_adapter_stall(c.stall_at_ns, c.stall_for_ns)
+            self._adapter_stall_armed = True
+
+    def arm_fault(self, fault) -> dict:
+        kind = fault.tag
+        if kind == "stall_producer":
+            self.bus.arm_producer_stall(fault.producer, fault.after, fault.duration)
+            return {"fault": kind, "producer": fault.producer, "after_s": fault.after / 1e9,
+                    "for_s": fault.duration / 1e9}
+        if kind == "stall_adapter":
+            self.bus.schedule_adapter_stall(fault.after, fault.duration)
+            return {"fault": kind, "after_s": fault.after / 1e9, "for_s": fault.duration / 1e9}
+        return super().arm_fault(fault)
+
+    def release_faults(self) -> None:
+        self.bus.release_stalls()

@@ -448,5 +448,42 @@ def false_sharing(strides, threads, repeats, op, json_path):
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
 
 
+@main.group()
+def releases():
+    """Releases of net-mesh in busbench's wheel cache (several can be loaded side by side)."""
+
+
+@releases.command(name="fetch")
+@click.argument("versions", nargs=-1, required=True)
+def releases_fetch(versions):
+    """Download net-mesh VERSION... with pip into the cache, check each wheel's own
+    version and C symbols, and keep its extension library."""
+    from .targets.netmesh.releases import ReleaseError, cache_root, release
+    for version in versions:
+        try:
+            rel = release(version)
+        except ReleaseError as e:
+            err.print(f"error: {e}", markup=False, highlight=False)
+            sys.exit(e.exit_code)
+        gaps = f"; lacks {', '.join(rel.missing)}" if rel.missing else ""
+        _out().print(f"net-mesh {rel.version}: {rel.library}{gaps}", markup=False, highlight=False)
+    _out().print(f"cache: {cache_root()}", markup=False, highlight=False)
+
+
+@releases.command(name="list")
+def releases_list():
+    """The net-mesh releases in the cache."""
+    from .targets.netmesh.releases import cache_root, cached_versions
+    found = cached_versions()
+    console = _out()
+    if not found:
+        console.print(f"no net-mesh release cached in {cache_root()}; fill it with "
+                      f"`busbench releases fetch 0.45.1`", markup=False, highlight=False)
+        return
+    for rel in found:
+        gaps = f"  (lacks {', '.join(rel.missing)})" if rel.missing else ""
+        console.print(f"{rel.version}  {rel.library}{gaps}", markup=False, highlight=False)
+
+
 if __name__ == "__main__":
     main()

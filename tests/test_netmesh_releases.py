@@ -94,3 +94,15 @@ def test_a_manifest_whose_library_vanished_is_a_miss(tmp_path, fake_library):
 def test_a_version_that_is_not_a_release_is_a_usage_error():
     with pytest.raises(R.ReleaseError, match="expected a net-mesh release like 0.45.1"):
         R.release("latest", download=False)
+
+
+def test_releases_list_and_fetch_through_the_command_line(tmp_path, fake_library):
+    from cli_helpers import cli, flat
+    env = {"BUSBENCH_CACHE_DIR": str(tmp_path)}
+    empty = cli("releases", "list", env=env)
+    assert empty.exit_code == 0 and "busbench releases fetch 0.45.1" in flat(empty.output)
+    R.install_wheel(make_wheel(tmp_path, "0.44.1", fake_library), "0.44.1", tmp_path / "net-mesh")
+    listed = cli("releases", "list", env=env)
+    assert "0.44.1" in listed.output and "lacks net_stats" in flat(listed.output)
+    bad = cli("releases", "fetch", "newest", env=env)
+    assert bad.exit_code == 2 and "expected a net-mesh release like 0.45.1" in flat(bad.output)

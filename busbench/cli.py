@@ -152,11 +152,20 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     sys.exit(exit_code)
 
 
+def _say(mode, console):
+    """Where a one-off line goes (e.g. "compiling Numba kernels"): the progress
+    output, or stderr under --quiet, so a long first run is never silent."""
+    target = err if mode == "quiet" else console
+    return lambda line: target.print(line, markup=False, highlight=False)
+
+
 def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) -> int:
+    from .coldstart import prepare
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
     from .reports import summary
     from .runner import Runner
+    prepare(_say(mode, console))
     exit_code = EXIT_OK
     for source, scenario in scenarios:
         progress = make_progress(mode, console=console)
@@ -343,6 +352,8 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
     busy = sc.load.producers + sc.bus.workers
     with _sigterm_as_interrupt():
         try:
+            from .coldstart import prepare
+            prepare(_say("plain", console))
             result = cmp.run_comparison(variants, repeat, run_once, metric, on_progress,
                                         higher_is_better=higher_is_better, busy_threads=busy,
                                         cores=os.cpu_count(), environment=environment())

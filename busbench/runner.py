@@ -71,27 +71,11 @@ def load_spec(scenario) -> LoadSpec:
                     seed=scenario.seed)
 
 
-_warm = False
-
-
 def warm_up() -> float:
     """Compile (or load from the on-disk cache) every kernel once per process,
     so no run's measured time is spent compiling. Returns seconds spent."""
-    global _warm
-    if _warm:
-        return 0.0
-    t0 = time.monotonic()
-    bus = ReferenceBus(BusConfig(shards=2, capacity=64, producers=1, adapter="verify")).start()
-    gen = LoadGenerator(bus, LoadSpec(producers=1, batch=8))
-    try:
-        gen.start(events=256)
-        gen.wait()
-        bus.flush(5.0)
-    finally:
-        gen.stop()
-        bus.close(1.0)
-    _warm = True
-    return time.monotonic() - t0
+    from .coldstart import compile_kernels
+    return compile_kernels().seconds
 
 
 def step_label(step) -> str:

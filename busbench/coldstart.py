@@ -1,0 +1,219 @@
+"""The first run's compile: say it is happening, and make it short.
+
+A fresh install has no Numba cache, so the first run compiles every kernel
+(measured on a 2-core machine: ~8 s, half of it ``produce`` and what it calls,
+a third ``worker_loop`` and what it calls). Numba compiles under one global
+lock per process, so threads cannot share that work; a second *process* can.
+On a cold cache, ``compile_kernels`` starts ``python -m busbench.coldstart``
+to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
+the on-disk cache while this process compiles the producer side; this process
+then loads the worker side from the cache the child wrote. With one core, or
+when the worker side is already cached, everything is compiled here.
+
+Every kernel a scenario can reach is compiled whatever the scenario: modes,
+adapters and layouts are runtime values (STYLE.md), so one specialization of
+each kernel serves every scenario and the cache is shared by all of them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from numba.core import event
+
+COMPILING_MESSAGE = "compiling Numba kernels (first run only, cached afterwards)…"
+#: the child compiling the worker side is given this long before it is killed
+CHILD_TIMEOUT_S = 600.0
+
+_lock = threading.Lock()
+_warm = False
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """What getting the kernels ready cost this process."""
+    seconds: float
+    compiled: int          # kernels compiled here (0: all loaded from the cache)
+    helper_process: bool   # a second process compiled the worker side
+
+    @property
+    def was_cold(self) -> bool:
+        return self.compiled > 0 or self.helper_process
+
+
+class _CompileWatch:
+    """Counts Numba compilations (cache misses only: a cache hit is not an
+    event) and announces the first one, from whichever thread it happens on."""
+
+    def __init__(self, announce: Optional[Callable[[str], None]]):
+        self.announce = announce
+        self.count = 0
+        self.announced = False
+        self._lock = threading.Lock()
+        self._listener = _Listener(self)
+
+    def started(self):
+        with self._lock:
+            self.count += 1
+        self.first()
+
+    def first(self):
+        with self._lock:
+            if self.announced:
+                return
+            self.announced = True
+        if self.announce is not None:
+            self.announce(COMPILING_MESSAGE)
+
+    def __enter__(self):
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        event.unregister("numba:compile", self._listener)
+        return False
+
+
+class _Listener(event.Listener):
+    def __init__(self, watch: _CompileWatch):
+        self.watch = watch
+
+    def on_start(self, ev):
+        self.watch.started()
+
+    def on_end(self, ev):
+        pass
+
+
+def _tiny_bus_config():
+    from .bus.config import BusConfig
+    return BusConfig(shards=2, capacity=64, producers=1, adapter="verify")
+
+
+def warm_producer_side() -> None:
+    """Compile ``produce`` and the ingest path it calls, without starting a
+    worker (so ``worker_loop`` is not compiled here): the producer fills the
+    small rings and the rest is refused."""
+    from .bus.core import ReferenceBus
+    from .load.generator import LoadGenerator, LoadSpec
+    bus = ReferenceBus(_tiny_bus_config())
+    gen = LoadGenerator(bus, LoadSpec(producers=1, batch=8))
+    try:
+        gen.start(events=256)
+        gen.wait()
+    finally:
+        gen.stop()
+    # Not shut down: shutdown starts the workers for its final drain, which
+    # would compile worker_loop here. A bus that never started a worker has
+    # no thread to join and nothing to drain; it is simply dropped.
+
+
+def warm_worker_side() -> None:
+    """Compile ``worker_loop`` and what it calls, and the flush and shutdown
+    helpers: a bus with a worker and no producer, flushed and shut down."""
+    from .bus.core import ReferenceBus
+    bus = ReferenceBus(_tiny_bus_config()).start()
+    try:
+        bus.flush(5.0)
+    finally:
+        bus.close(1.0)
+
+
+def warm_everything() -> None:
+    """Run every kernel once: a bus with a worker, a producer, a flush and a
+    shutdown (what the runner needs before its clock starts)."""
+    from .bus.core import ReferenceBus
+    from .load.generator import LoadGenerator, LoadSpec
+    bus = ReferenceBus(_tiny_bus_config()).start()
+    gen = LoadGenerator(bus, LoadSpec(producers=1, batch=8))
+    try:
+        gen.start(events=256)
+        gen.wait()
+        bus.flush(5.0)
+    finally:
+        gen.stop()
+        bus.close(1.0)
+
+
+def _cached_on_disk(dispatcher) -> Optional[bool]:
+    """Whether Numba has a cache index for ``dispatcher`` (None: cannot tell).
+    An index can still miss (another CPU, a changed source): then this
+    process compiles what is missing itself, just without help."""
+    try:
+        return Path(dispatcher._cache._cache_file._index_path).exists()
+    except AttributeError:      # a Numba whose cache internals moved
+        return None
+
+
+def _spawn_worker_side() -> Optional[subprocess.Popen]:
+    """``python -m busbench.coldstart`` importing this very copy of busbench."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "busbench.coldstart"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+
+
+def compile_kernels(announce: Optional[Callable[[str], None]] = None,
+                    helper: Optional[bool] = None) -> ColdStart:
+    """Compile (or load from the on-disk cache) every kernel a run needs, once
+    per process. ``announce`` is called with a one-line message as soon as a
+    compile starts (never on a warm cache). ``helper``: use a second process
+    for the worker side (default: when the cache is cold and there are two cores)."""
+    global _warm
+    with _lock:
+        if _warm:
+            return ColdStart(0.0, 0, False)
+        from .bus import kernels
+        t0 = time.monotonic()
+        child = None
+        with _CompileWatch(announce) as watch:
+            if helper is None:
+                helper = _cached_on_disk(kernels.worker_loop) is False and (os.cpu_count() or 1) > 1
+            if helper:
+                child = _spawn_worker_side()
+                if child is not None:
+                    watch.first()
+            try:
+                if child is not None:
+                    warm_producer_side()
+                    try:
+                        child.wait(timeout=CHILD_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        pass        # compiled here instead, below
+                warm_everything()
+            finally:
+                if child is not None:
+                    _stop(child)
+        _warm = True
+        return ColdStart(time.monotonic() - t0, watch.count, child is not None)
+
+
+def prepare(say: Callable[[str], None]) -> ColdStart:
+    """``compile_kernels`` for the command line: one line when compiling
+    starts and one with the seconds it took; nothing when the cache is warm."""
+    cold = compile_kernels(announce=say)
+    if cold.was_cold:
+        say(f"compiled Numba kernels in {cold.seconds:.1f} s")
+    return cold
+
+
+if __name__ == "__main__":
+    # The helper process: fill the on-disk cache with the worker side.
+    warm_worker_side()

@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from . import __version__
+from .completion import scenario_files, set_keys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -98,8 +99,9 @@ def main():
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False),
+                shell_complete=scenario_files)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", shell_complete=set_keys,
               help="Override a scenario field by dotted path; VALUE is read as YAML "
                    "(--set bus.shards=8 --set bus.mutations=[flush_single_window]).")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
@@ -107,6 +109,8 @@ def main():
               type=click.Path(file_okay=False), help="Where run records (JSON) are written.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML (one test case per check).")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Also write a Markdown summary.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML report of the run(s) (see `busbench report`).")
 @click.option("--live/--no-live", default=None,
               help="Live dashboard (default: on when stdout is a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; the summary still prints.")
@@ -114,7 +118,8 @@ def main():
               help="A previous run record: fail when throughput regressed (see --max-regression).")
 @click.option("--max-regression", default="10%", show_default=True,
               help="With --baseline: the largest throughput loss tolerated.")
-def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline, max_regression):
+def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
+        max_regression):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -126,7 +131,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
     base_samples = _baseline_samples(baseline) if baseline else None
-    for path in [p for p in (junit, markdown) if p]:
+    for path in [p for p in (junit, markdown, html_path) if p]:
         try:
             check_writable(path)
         except OSError as e:
@@ -149,6 +154,9 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
             err.print("interrupted")
             exit_code = EXIT_INTERRUPTED
     _write_reports(results, junit, markdown)
+    if html_path and results:
+        from .cli_extra import write_html_report
+        console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
     sys.exit(exit_code)
 
 
@@ -234,8 +242,10 @@ def _apply_gate(result, base_samples, max_reg):
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for run.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False),
+                shell_complete=scenario_files)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for run.",
+              shell_complete=set_keys)
 def validate(files, overrides):
     """Check scenario FILES without running them (exit 2 on the first error)."""
     scenarios = _load_all(files, overrides)
@@ -275,7 +285,7 @@ def list_cmd(directory):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=scenario_files)
 @click.option("--vary", "vary", multiple=True, required=True, metavar="KEY=V1,V2",
               help="A field and the values to compare (repeatable: the product is run).")
 @click.option("--repeat", default=7, show_default=True, type=click.IntRange(2, 1000),
@@ -286,7 +296,9 @@ def list_cmd(directory):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the comparison as Markdown.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a plot (needs busbench[plot]).")
-def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write an HTML report: the verdicts, and the last run of each variant overlaid.")
+def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, html_path):
     """Run variants of a scenario interleaved and compare a metric with
     bootstrap confidence intervals (e.g. --vary bus.counters=padded,packed)."""
     from . import compare as cmp
@@ -305,7 +317,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
         variants = cmp.variants(list(vary))
     except cmp.CompareUsageError as e:
         raise UsageProblem(f"--vary: {e}") from None
-    for path in [p for p in (json_path, markdown, plot) if p]:
+    for path in [p for p in (json_path, markdown, plot, html_path) if p]:
         try:
             check_writable(path)
         except OSError as e:
@@ -332,8 +344,12 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
     console = _out()
     higher_is_better = metric in ("throughput", "ingest_rate", "mean_batch_size")
 
+    last_records = {}         # the last run of each variant, for --html
+
     def run_once(variant):
         result = Runner(loaded[variant.label], file).run()
+        if html_path:
+            last_records[variant.label] = result.to_dict()
         if result.status in ("error", "interrupted"):
             if result.status == "interrupted":
                 raise KeyboardInterrupt
@@ -363,9 +379,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
         except RuntimeError as e:
             err.print(f"[bold red]error:[/] {e}")
             sys.exit(EXIT_ERROR)
-    console.print(cmp.render_table(result))
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+    console.print(cmp.render_table(result))     # its caption carries the warnings
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
     if markdown:
@@ -373,6 +387,10 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
     if plot:
         cmp.render_plot(result, plot)
         console.print(f"plot: {plot}")
+    if html_path:
+        from .cli_extra import write_html_report
+        labels = [v.label for v in variants if v.label in last_records]
+        console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
 
 
 @main.group()
@@ -411,6 +429,14 @@ def false_sharing(strides, threads, repeats, op, json_path):
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
 
+
+def _add_first_hour_commands():
+    from .cli_extra import COMMANDS
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_first_hour_commands()
 
 if __name__ == "__main__":
     main()

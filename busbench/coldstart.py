@@ -21,9 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from numba.core import event
 
@@ -51,7 +51,7 @@ class _CompileWatch:
     """Counts Numba compilations (cache misses only: a cache hit is not an
     event) and announces the first one, from whichever thread it happens on."""
 
-    def __init__(self, announce: Optional[Callable[[str], None]]):
+    def __init__(self, announce: Callable[[str], None] | None):
         self.announce = announce
         self.count = 0
         self.announced = False
@@ -141,7 +141,7 @@ def warm_everything() -> None:
         bus.close(1.0)
 
 
-def _cached_on_disk(dispatcher) -> Optional[bool]:
+def _cached_on_disk(dispatcher) -> bool | None:
     """Whether Numba has a cache index for ``dispatcher`` (None: cannot tell).
     An index can still miss (another CPU, a changed source): then this
     process compiles what is missing itself, just without help."""
@@ -151,7 +151,7 @@ def _cached_on_disk(dispatcher) -> Optional[bool]:
         return None
 
 
-def _spawn_worker_side() -> Optional[subprocess.Popen]:
+def _spawn_worker_side() -> subprocess.Popen | None:
     """``python -m busbench.coldstart`` importing this very copy of busbench."""
     package_parent = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
@@ -170,8 +170,8 @@ def _stop(child: subprocess.Popen) -> None:
     child.wait()
 
 
-def compile_kernels(announce: Optional[Callable[[str], None]] = None,
-                    helper: Optional[bool] = None) -> ColdStart:
+def compile_kernels(announce: Callable[[str], None] | None = None,
+                    helper: bool | None = None) -> ColdStart:
     """Compile (or load from the on-disk cache) every kernel a run needs, once
     per process. ``announce`` is called with a one-line message as soon as a
     compile starts (never on a warm cache). ``helper``: use a second process

@@ -14,6 +14,7 @@ from collections import deque
 from datetime import datetime, timezone
 
 from . import checks as C
+from . import waiting
 from .bus import histogram
 from .bus.config import BusConfig
 from .bus.core import ReferenceBus
@@ -117,7 +118,9 @@ class _Sampler(threading.Thread):
         r = self.runner
         t = time.monotonic() - r.t0
         counters = r.bus.stats().as_dict()
-        r.series.append({"t": round(t, 4), **{k: v for k, v in counters.items()}})
+        # shard_fill: the report's ring-fill heat map reads it from the record
+        r.series.append({"t": round(t, 4), **{k: v for k, v in counters.items()},
+                         "shard_fill": r.bus.shard_fill()})
         rates = {}
         if self._last is not None:
             dt = t - self._last[0]
@@ -147,6 +150,8 @@ class Runner:
         self.step_index = 0
         self.step_label = "starting"
         self.step_progress = None
+        self.step_started = time.monotonic()
+        self.step_expected_s, self.waiting_for = 0.0, ""     # waiting.plan(step)
         self.status = "running"
         self.check_states: dict = {}
         for spec in scenario.checks:
@@ -171,7 +176,9 @@ class Runner:
                                             "batches_dispatched", "events_dispatched")},
             shutdown_was_lossy=bool(counters["shutdown_was_lossy"]), shards=shards,
             throughput_history=history, checks=tuple(self.check_states.values()),
-            latency_ns=latency, status=self.status)
+            latency_ns=latency, status=self.status,
+            step_elapsed_s=time.monotonic() - self.step_started,
+            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for)
 
     # ------------------------------------------------------------------ evidence
     def evidence(self, quiescent: bool) -> C.Evidence:
@@ -327,18 +334,23 @@ class Runner:
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
-                started = time.monotonic()
+                self.step_expected_s, self.waiting_for = waiting.plan(step)
+                started = self.step_started = time.monotonic()
                 details = self._step(i, step)
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started,
                                                self.bus.stats().as_dict(), details))
             if not self.bus.shut_down:
                 self.step_label = "shutdown (implicit)"
+                self.step_started, self.step_expected_s = time.monotonic(), 0.0
+                self.waiting_for = waiting.shutdown_waits_for(5_000_000_000)
                 details = {"shutdown": self._shutdown(5.0)}
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0,
                                                self.bus.stats().as_dict(), details))
             self.step_label = "waiting for producers"
+            self.step_started, self.step_expected_s = time.monotonic(), 0.0
+            self.waiting_for = waiting.PRODUCERS_TO_RETURN
             self.gen.stop()      # a stalled producer wakes at the end of its stall
             self._record_verdicts(sc.checks, "end")
             ok = all(v.ok for v in self.verdicts)
@@ -350,8 +362,10 @@ class Runner:
             result.status = ERROR
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self._teardown(sampler)
+            # before the final frame, so that it says how the run ended
             self.status = {"passed": "finished", "failed": "failed"}.get(result.status, result.status)
+            self.waiting_for = ""
+            self._teardown(sampler)
         self._fill(result)
         return result
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from . import __version__
 from .completion import scenario_files, set_keys
@@ -35,7 +36,8 @@ class UsageProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file=None):
-        err.print(f"[bold red]error:[/] {self.message}", markup=True, highlight=False)
+        # escaped: a message such as "pip install 'busbench[plot]'" is text, not markup
+        err.print(f"[bold red]error:[/] {rich_escape(self.message)}", markup=True, highlight=False)
 
 
 @contextmanager

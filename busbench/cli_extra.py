@@ -42,7 +42,8 @@ def report(records, html_path, png_dir):
     """
     from .reports import check_writable
     from .reports.html import RecordError, load_record
-    from .reports.png import PlotUnavailable, ensure_available, write_pngs
+    from .reports.html import write_pngs
+    from .reports.png import PlotUnavailable, ensure_available
     loaded = []
     for path in records:
         try:

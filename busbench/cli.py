@@ -94,6 +94,8 @@ def main():
     busbench validate scenarios/*.yaml          check scenario files without running
     busbench list scenarios/                    what each shipped scenario does
     busbench lab false-sharing                  the cache-line microbenchmark
+    busbench report results/quickstart-*.json   a picture of a run (HTML)
+    busbench init my_bus                        a commented starter scenario
 
     Exit codes: 0 all checks passed, 1 a check or threshold failed, 2 usage or
     scenario error, 3 the run could not complete, 130 interrupted.

@@ -5,6 +5,7 @@ and compared with numbers computed here from the record, independently."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 from html.parser import HTMLParser
@@ -128,7 +129,7 @@ def test_throughput_chart_draws_each_counter_rate_from_the_record():
         # drawn where the numbers say: a larger rate is higher on the page (smaller y)
         pixels = [tuple(map(float, p.split(","))) for p in lines[name]["points"].split()]
         ordered = sorted(zip((v for _, v in expected), (y for _, y in pixels)))
-        assert all(y1 >= y2 for (_, y1), (_, y2) in zip(ordered, ordered[1:]))
+        assert all(y1 >= y2 for (_, y1), (_, y2) in itertools.pairwise(ordered))
         xs = [x for x, _ in pixels]
         assert xs == sorted(xs)
 
@@ -160,7 +161,7 @@ def test_heat_map_keeps_the_fullest_rings_when_there_are_many():
     fills = [[0] * 100 for _ in range(3)]
     fills[1][77] = 9
     record = make_record(series=[series_row(0.1 * (i + 1), 0, 0, 0, fills[i]) for i in range(3)])
-    times, rows, shards = H._heat_rows(record)
+    _times, rows, shards = H._heat_rows(record)
     assert len(rows) == H.MAX_HEAT_ROWS and 77 in shards and shards == sorted(shards)
 
 

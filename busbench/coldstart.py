@@ -7,8 +7,9 @@ lock per process, so threads cannot share that work; a second *process* can.
 On a cold cache, ``compile_kernels`` starts ``python -m busbench.coldstart``
 to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
 the on-disk cache while this process compiles the producer side; this process
-then loads the worker side from the cache the child wrote. With one core, or
-when the worker side is already cached, everything is compiled here.
+then loads the worker side from the cache the child wrote. With one core, a
+machine whose cores are all busy, or the worker side already cached,
+everything is compiled here.
 
 Every kernel a scenario can reach is compiled whatever the scenario: modes,
 adapters and layouts are runtime values (STYLE.md), so one specialization of
@@ -151,6 +152,17 @@ def _cached_on_disk(dispatcher) -> bool | None:
         return None
 
 
+def _a_core_is_free() -> bool:
+    """A second compiling process only helps when it gets a core of its own:
+    on a machine already busy (measured here: load 9 on 2 cores) it was no faster."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return cores > 1 and load <= cores - 1
+
+
 def _spawn_worker_side() -> subprocess.Popen | None:
     """``python -m busbench.coldstart`` importing this very copy of busbench."""
     package_parent = str(Path(__file__).resolve().parents[1])
@@ -185,7 +197,7 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
         child = None
         with _CompileWatch(announce) as watch:
             if helper is None:
-                helper = _cached_on_disk(kernels.worker_loop) is False and (os.cpu_count() or 1) > 1
+                helper = _cached_on_disk(kernels.worker_loop) is False and _a_core_is_free()
             if helper:
                 child = _spawn_worker_side()
                 if child is not None:

@@ -93,7 +93,7 @@ def _step(snapshot: Snapshot) -> str:
     return f"step {snapshot.step_index + 1}/{snapshot.step_count} {snapshot.step_label}"
 
 
-def waiting_line(s: Snapshot) -> Optional[str]:
+def waiting_line(s: Snapshot) -> str | None:
     """On a step that runs long: what it waits for, what is left in the rings,
     how fast it drains and when it should be done. None on a step on time."""
     if not s.long_step:
@@ -332,7 +332,7 @@ class PlainProgress:
         self._latest: Optional[Snapshot] = None
         self._last_line_at: Optional[float] = None
         self._last_step: Optional[int] = None
-        self._long_label: Optional[str] = None
+        self._long_label: str | None = None
 
     def update(self, snapshot: Snapshot) -> None:
         with self._lock:

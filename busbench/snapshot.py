@@ -53,7 +53,7 @@ class Snapshot:
     latency_ns: Optional[dict] = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
     # What a long step is waiting for (busbench/waiting.py), and for how long:
-    step_elapsed_s: Optional[float] = None  # time in the current step
+    step_elapsed_s: float | None = None     # time in the current step
     step_expected_s: float = 0.0            # how long the step should take (a run's duration)
     waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"
 
@@ -73,7 +73,7 @@ class Snapshot:
         return max(0.0, self.rates.get("events_dispatched", 0.0))
 
     @property
-    def drain_eta_s(self) -> Optional[float]:
+    def drain_eta_s(self) -> float | None:
         """Seconds until the rings are empty at the current drain rate (None: not draining)."""
         rate = self.drain_rate
         return self.queued / rate if rate > 0 else None

@@ -308,3 +308,21 @@ def test_run_html_report_matches_the_record_it_wrote(tmp_path):
 def test_record_label_is_stable():
     record = copy.deepcopy(make_record())
     assert H.record_label(record, 0) == "#1 demo 2026-11-29T12:00:00+00:00"
+
+
+@pytest.mark.slow
+def test_compare_html_overlays_the_variants_and_prints_each_warning_once(tmp_path, monkeypatch):
+    from test_cli import SHORT_OK
+
+    from busbench import stats
+    monkeypatch.setattr(stats, "noise_warnings", lambda *a, **k: ["synthetic noise warning"])
+    scenario = tmp_path / "short_ok.yaml"
+    scenario.write_text(SHORT_OK)
+    result = cli("compare", scenario, "--vary", "bus.counters=padded,packed", "--repeat", "2",
+                 "--html", tmp_path / "c.html")
+    assert result.exit_code == 0, result.output
+    assert flat(result.output).count("synthetic noise warning") == 1
+    page = Marks((tmp_path / "c.html").read_text())
+    names = [l["data-name"] for l in page.find("polyline", "series")]
+    assert names == ["bus.counters=padded", "bus.counters=packed"] * 3
+    assert "Comparison of throughput" in page.plain and "warning: synthetic noise warning" in page.plain

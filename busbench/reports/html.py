@@ -262,6 +262,9 @@ def _checks_section(records, labels) -> str:
                          f'<span class="{cls}">{escape(verdict)}</span>',
                          escape(c.get("evidence", "")) + details])
         out.append(_table(["", "check", "verdict", "evidence"], rows))
+        if rec.get("status") in ("interrupted", "error"):
+            out.append(f'<p class="warn">The end checks were not evaluated: the run ended '
+                       f'{escape(rec.get("status", ""))}.</p>')
     return "".join(out)
 
 

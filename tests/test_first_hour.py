@@ -289,3 +289,27 @@ def test_cold_first_run_says_it_compiles_then_warm_runs_do_not(tmp_path):
     quiet = run("--quiet")
     assert quiet.returncode == 0
     assert coldstart.COMPILING_MESSAGE in quiet.stderr and "compiling" not in quiet.stdout
+
+
+@pytest.mark.slow
+def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
+    """On a cold cache the worker side is compiled by `python -m busbench.coldstart`;
+    this process compiles the producer side only and loads worker_loop from the
+    cache the helper wrote (no compile event for it here)."""
+    code = ("from numba.core import event\n"
+            "names = []\n"
+            "class L(event.Listener):\n"
+            "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
+            "    def on_end(self, e): pass\n"
+            "event.register('numba:compile', L())\n"
+            "from busbench import coldstart\n"
+            "cold = coldstart.compile_kernels(helper=True)\n"
+            "print(cold.helper_process, cold.compiled, 'worker_loop' in names, 'produce' in names)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    helper, compiled, worker_loop_here, produce_here = done.stdout.split()
+    assert helper == "True" and produce_here == "True"
+    assert worker_loop_here == "False", "worker_loop was compiled here, not loaded from the helper's cache"
+    assert 0 < int(compiled)

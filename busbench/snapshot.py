@@ -34,6 +34,9 @@ __all__ = [
     "Snapshot",
 ]
 
+#: a step this much longer than planned says what it is waiting for
+LONG_STEP_GRACE_S = 1.0
+
 
 @dataclass(frozen=True)
 class CheckState:
@@ -67,11 +70,37 @@ class Snapshot:
     checks: tuple = ()        # tuple[CheckState, ...]
     latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
+    # What a long step is waiting for (busbench/waiting.py), and for how long:
+    step_elapsed_s: float | None = None     # time in the current step
+    step_expected_s: float = 0.0            # how long the step should take (a run's duration)
+    waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"
 
     @property
     def in_flight(self) -> int:
         c = self.counters
         return c.get("events_ingested", 0) - c.get("events_dispatched", 0) - c.get("events_dropped", 0)
+
+    @property
+    def queued(self) -> int:
+        """Events in the rings now (claimed by a producer, not yet taken out by a worker)."""
+        return sum(shard.fill for shard in self.shards)
+
+    @property
+    def drain_rate(self) -> float:
+        """Events leaving the rings per second (dispatched), over the last interval."""
+        return max(0.0, self.rates.get("events_dispatched", 0.0))
+
+    @property
+    def drain_eta_s(self) -> float | None:
+        """Seconds until the rings are empty at the current drain rate (None: not draining)."""
+        rate = self.drain_rate
+        return self.queued / rate if rate > 0 else None
+
+    @property
+    def long_step(self) -> bool:
+        """The step has run a second past what it should take and is waiting on something."""
+        return bool(self.waiting_for) and self.step_elapsed_s is not None \
+            and self.step_elapsed_s >= self.step_expected_s + LONG_STEP_GRACE_S
 
     @property
     def dropped_ratio(self) -> float:

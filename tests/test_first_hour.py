@@ -54,6 +54,9 @@ def test_every_shipped_scenario_is_valid_against_the_schema(validator):
     ({"steps": [{"rn": "2s"}]}, "rn"),                         # unknown step
     ({"checks": ["conservaton"]}, "conservaton"),               # unknown check
     ({"bus": {"workers": 0}}, "0"),                            # below the model's minimum
+    ({"target": "net-mash"}, "net-mash"),                      # unknown target
+    ({"checks": [{"lossy_shutdown": "yes"}]}, "yes"),          # a flag is true or false
+    ({"target": {"net-mesh": {"version": "latest"}}}, "latest"),  # a release number
 ])
 def test_the_schema_refuses_what_validate_refuses(validator, tmp_path, change, where):
     base = yaml.safe_load((REPO / "scenarios" / "quickstart.yaml").read_text())
@@ -64,6 +67,29 @@ def test_the_schema_refuses_what_validate_refuses(validator, tmp_path, change, w
     path.write_text(yaml.safe_dump(base))
     with pytest.raises(ScenarioError):
         load_scenario(str(path))
+
+
+@pytest.mark.parametrize("change", [
+    {"target": "net-mesh", "bus": {"shards": 4, "backpressure": "drop_oldest"}, "steps": [
+        "flush", {"fault": {"kill_adapter": {"after": "1s", "restart_after": "2s"}}},
+        {"run": "2s"}, {"shutdown": {"grace": "1s"}}]},
+    {"target": {"net-mesh": {"driver": "binding", "adapter": "noop",
+                             "redis_url": "redis://127.0.0.1:6379/0"}},
+     "bus": {"shards": 2, "capacity": 1024}},
+    {"target": "builtin", "bus": {"adapter": {"kind": "verify", "bitmaps": True},
+                                  "mutations": ["batch_announced_late"]}},
+    {"checks": ["lossy_shutdown", {"lossy_shutdown": None}, {"lossy_shutdown": {"expect": "fail"}},
+                {"lossy_shutdown": True}, "flush_completes", {"flush_completes": {"expect": "fail"}}]},
+])
+def test_the_schema_accepts_what_validate_accepts(validator, tmp_path, change):
+    """The current scenario format: targets, kill_adapter, flush_completes, a
+    lossy_shutdown with no value, verify bitmaps, the newest mutation."""
+    base = yaml.safe_load((REPO / "scenarios" / "quickstart.yaml").read_text())
+    base.update(change)
+    assert not [e.message for e in validator.iter_errors(base)]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base))
+    load_scenario(str(path))
 
 
 def test_shipped_schema_file_is_the_generated_one_and_every_scenario_points_at_it():

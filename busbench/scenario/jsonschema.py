@@ -55,6 +55,19 @@ def _value_type(metadata) -> dict | None:
     return None
 
 
+def _checked_string(metadata) -> dict | None:
+    """Strings schema.py checks with a regular expression of its own (AfterValidators)."""
+    for m in metadata:
+        func = getattr(m, "func", None)
+        if func is S._version:
+            return {"type": "string", "pattern": r"^\d+\.\d+\.\d+$",
+                    "description": f"a release like {S.NET_MESH_VERSION}"}
+        if func is S._redis_url:
+            return {"type": "string", "pattern": r"^rediss?://\S+$",
+                    "description": "a Redis URL like redis://127.0.0.1:6379/0"}
+    return None
+
+
 def _doc(cls) -> str:
     return " ".join((cls.__doc__ or "").split())
 
@@ -91,6 +104,9 @@ def value_schema(annotation: Any, metadata=()) -> dict:
     value_type = _value_type(metadata)
     if value_type is not None:
         return _with_constraints(value_type, _constraints(metadata))
+    checked = _checked_string(metadata)
+    if checked is not None:
+        return checked
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         members = [m for m in get_args(annotation) if m is not type(None)]
@@ -224,9 +240,13 @@ def check_schema() -> dict:
             value = {"anyOf": [threshold, {"type": "object", "properties": {"expr": threshold, "expect": expect},
                                            "required": ["expr"], "additionalProperties": False}]}
         elif kind == "lossy_shutdown":
-            flag = {"type": "boolean", "description": "what shutdown_was_lossy must be"}
-            value = {"anyOf": [flag, {"type": "object", "properties": {"value": flag, "expect": expect},
-                                      "required": ["value"], "additionalProperties": False}]}
+            # no value: the flag must agree with what the producers saw
+            options.append({"const": kind})
+            flag = {"type": "boolean", "description": "what shutdown_was_lossy must be (leave "
+                    "out: the flag must agree with what the producers saw)"}
+            value = {"anyOf": [{"type": "null"}, flag,
+                               {"type": "object", "properties": {"value": flag, "expect": expect},
+                                "additionalProperties": False}]}
         else:
             options.append({"const": kind})
             value = {"anyOf": [{"type": "null"}, {"type": "object", "properties": {"expect": expect},

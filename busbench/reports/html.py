@@ -6,10 +6,12 @@ The page has no script, no stylesheet link and no font or CDN fetch; charts
 are inline SVG (``svg.py``), so it opens from a CI artifact, an e-mail or a
 laptop offline.
 
-What it shows, for each record: events ingested / dispatched / dropped per
-second with the steps marked, ring fill per shard as a heat map, latency
-percentiles (corrected and uncorrected side by side), the checks with their
-evidence, flushes and shutdown, the scenario as run and the environment.
+What it shows, for each record: the target, events ingested / dispatched /
+dropped per second with the steps marked, ring fill per shard as a heat map,
+latency percentiles (corrected and uncorrected side by side), the checks with
+their evidence (and which ones the target could not observe), flushes and
+shutdown, the scenario as run and the environment. What a target does not
+export (a counter, ring fill, latency) is said to be missing, never drawn as 0.
 Several records (a compare's variants, a baseline and a candidate) are
 overlaid on the same axes.
 """
@@ -21,18 +23,22 @@ from pathlib import Path
 
 import yaml
 
+from .. import names as N
 from ..units import format_count, format_duration, format_rate
 from . import svg
 
-COUNTERS = ("events_ingested", "events_dispatched", "events_dropped")
-RATE_NAMES = {"events_ingested": "ingested/s", "events_dispatched": "dispatched/s",
-              "events_dropped": "dropped/s"}
+COUNTERS = (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED)
+RATE_NAMES = {N.EVENTS_INGESTED: "ingested/s", N.EVENTS_DISPATCHED: "dispatched/s",
+              N.EVENTS_DROPPED: "dropped/s"}
+#: check outcomes the target or the run could not decide: never a pass, not a failure either
+UNDECIDED = (N.NOT_EVALUABLE, N.NOT_OBSERVABLE)
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
 #: the heat map draws at most this many rings (the fullest, in shard order)
 MAX_HEAT_ROWS = 64
 #: and at most this many columns (neighbouring samples merged, keeping the fuller)
 MAX_HEAT_COLUMNS = 400
-STATUS_CLASS = {"passed": "ok", "failed": "bad", "error": "bad", "interrupted": "warn"}
+STATUS_CLASS = {N.RUN_PASSED: "ok", N.RUN_FAILED: "bad", N.RUN_ERROR: "bad",
+                N.RUN_INTERRUPTED: "warn"}
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1180px}
@@ -67,6 +73,21 @@ def load_record(path) -> dict:
 
 
 # --------------------------------------------------------------------------- derived numbers
+def exports(record: dict, counter: str) -> bool:
+    """Whether the record's target exported ``counter`` (a counter it does not
+    export is absent from its counters and series, never 0)."""
+    caps = record.get("capabilities")
+    if isinstance(caps, dict) and "counters" in caps:
+        return counter in caps["counters"]
+    if counter in (record.get("counters") or {}):
+        return True
+    return any(counter in row for row in record.get("series", []))
+
+
+def _target(record: dict) -> str:
+    return str(record.get("target") or "?")
+
+
 def rate_points(series: list, counter: str) -> list[tuple[float, float]]:
     """Per-second rate of ``counter`` over each sampling interval, placed at the
     interval's end. The bus starts at t=0 with every counter at 0."""
@@ -134,35 +155,47 @@ def _summary(records, labels) -> str:
         m = rec.get("metrics", {})
         checks = rec.get("checks", [])
         ok = sum(1 for c in checks if c.get("ok"))
+        unobservable = sum(1 for c in checks if c.get("outcome") == N.NOT_OBSERVABLE)
         tp = m.get("throughput")
         p99 = m.get("latency.p99")
-        rows.append([escape(label), _status(rec.get("status", "?")), escape(rec.get("layout", "")),
+        dropped = m.get("dropped_ratio") if exports(rec, N.EVENTS_DROPPED) else None
+        passed = f"{ok}/{len(checks)}"
+        if unobservable:
+            passed += f' <span class="warn">({unobservable} not observable)</span>'
+        rows.append([escape(label), _status(rec.get("status", "?")), escape(_target(rec)),
+                     escape(rec.get("layout", "")),
                      format_rate(tp) if tp is not None else "–",
-                     f"{m.get('dropped_ratio', 0.0):.2%}",
+                     f"{dropped:.2%}" if dropped is not None else "–",
                      format_duration(p99) if p99 is not None else "–",
-                     f"{rec.get('load_s', 0.0):.2f} s", f"{ok}/{len(checks)}"])
-    return _table(["run", "status", "counters", "throughput", "dropped", "latency p99", "load",
-                   "checks passed"], rows, num_cols=(3, 4, 5, 6))
+                     f"{rec.get('load_s', 0.0):.2f} s", passed])
+    return _table(["run", "status", "target", "counters", "throughput", "dropped", "latency p99",
+                   "load", "checks as declared"], rows, num_cols=(4, 5, 6, 7))
 
 
 def _throughput_section(records, labels) -> str:
     x_max = max((float(r["series"][-1]["t"]) for r in records if r.get("series")), default=1.0)
     x_max = max([x_max] + [m.end for m in step_markers(records[0])])
-    out = []
+    out, missing = [], []
     if len(records) == 1:
         rec = records[0]
         lines = [svg.Line(RATE_NAMES[c], tuple(rate_points(rec["series"], c)), color=svg.PALETTE[i])
-                 for i, c in enumerate(COUNTERS)]
-        out.append(svg.line_chart(lines, title="events per second", y_format=format_rate,
-                                  markers=step_markers(rec), x_max=x_max))
+                 for i, c in enumerate(COUNTERS) if exports(rec, c)]
+        missing = [f"the {_target(rec)} target does not export {c}"
+                   for c in COUNTERS if not exports(rec, c)]
+        if lines:
+            out.append(svg.line_chart(lines, title="events per second", y_format=format_rate,
+                                      markers=step_markers(rec), x_max=x_max))
     else:
         for c in COUNTERS:
             lines = [svg.Line(label, tuple(rate_points(rec["series"], c)),
                               color=svg.PALETTE[i % len(svg.PALETTE)], dashed=i >= len(svg.PALETTE))
-                     for i, (rec, label) in enumerate(zip(records, labels))]
-            out.append(svg.line_chart(lines, title=f"{RATE_NAMES[c].replace('/s', '')} per second",
-                                      y_format=format_rate, markers=step_markers(records[0]),
-                                      x_max=x_max))
+                     for i, (rec, label) in enumerate(zip(records, labels)) if exports(rec, c)]
+            missing += [f"{label} (target {_target(rec)}) does not export {c}"
+                        for rec, label in zip(records, labels) if not exports(rec, c)]
+            if lines:
+                out.append(svg.line_chart(lines, title=f"{RATE_NAMES[c].replace('/s', '')} per second",
+                                          y_format=format_rate, markers=step_markers(records[0]),
+                                          x_max=x_max))
     steps = []
     for m in step_markers(records[0]):
         steps.append([str(m.number), escape(m.kind), escape(m.label), f"{m.start:.3f} s",
@@ -175,7 +208,8 @@ def _throughput_section(records, labels) -> str:
             f'<p class="muted">Rates over each sampling interval ({every.strip() or "as sampled"}); '
             "numbered lines mark where each step began, shaded bands the steps that are not "
             "load (flush, fault, shutdown…).</p>"
-            + "".join(f'<div class="chart">{c}</div>' for c in out) + note
+            + "".join(f'<div class="chart">{c}</div>' for c in out)
+            + "".join(f'<p class="warn">Not drawn: {escape(m)}.</p>' for m in missing) + note
             + _table(["step", "kind", "label", "started", "took"], steps, num_cols=(3, 4)))
 
 
@@ -186,8 +220,12 @@ def _ring_section(records, labels) -> str:
         heat = _heat_rows(rec)
         title = f"events queued per ring (capacity {capacity:,})" + (f": {label}" if len(records) > 1 else "")
         if heat is None:
+            caps = rec.get("capabilities") or {}
+            why = (f"the {_target(rec)} target cannot observe its rings' fill"
+                   if caps and not caps.get("shard_fill") else
+                   "written before busbench recorded it")
             out.append(f"<p class=\"muted\">{escape(label)}: this record has no per-shard fill "
-                       "(written before busbench recorded it).</p>")
+                       f"({escape(why)}).</p>")
             continue
         times, rows, shards = heat
         x_max = max([times[-1] if times else 1.0] + [m.end for m in step_markers(rec)])
@@ -205,8 +243,14 @@ def _latency_section(records, labels) -> str:
     present = [(rec, label) for rec, label in zip(records, labels)
                if rec.get("latency") and rec["latency"].get("corrected", {}).get("count")]
     if not present:
-        return ("<h2>Latency</h2><p class=\"muted\">Not measured (the scenario ran with "
-                "<code>bus.latency: false</code>, or no event was dispatched).</p>")
+        cannot = [_target(r) for r in records
+                  if (r.get("capabilities") or {}) and not r["capabilities"].get("latency")]
+        why = ("the scenario ran with <code>bus.latency: false</code>, or no event was dispatched"
+               if not cannot or len(cannot) < len(records) else
+               f"the {escape(', '.join(dict.fromkeys(cannot)))} target does not measure it, or "
+               "the scenario ran with <code>bus.latency: false</code>")
+        return f'<h2>Latency</h2><p class="muted">Not measured ({why}).</p>'
+
     bars, rows = [], []
     color = 0
     for rec, label in present:
@@ -246,49 +290,123 @@ def _checks_section(records, labels) -> str:
             out.append(f'<p class="warn">The checks were not evaluated: the run ended '
                        f'{escape(rec.get("status", ""))} ({escape(str(reason))}).</p>')
             continue
-        rows = []
+        rows, unobservable = [], []
         for c in checks:
             outcome = c.get("outcome", "")
-            verdict = "not evaluable" if outcome == "not_evaluable" else outcome.replace("_", " ")
-            if c.get("expect") == "fail":
+            verdict = N.OUTCOME_WORDS.get(outcome, outcome.replace("_", " "))
+            if c.get("expect") == "fail" and outcome not in UNDECIDED:
                 verdict += " (expected to fail)"
-            cls = "ok" if c.get("ok") else "bad"
             name = c["name"] if c.get("at", "end") == "end" else f"{c['name']} ({c['at']})"
+            if outcome in UNDECIDED:       # could not tell: never a pass, and not a failure seen
+                cls, mark = "warn", "?"
+            else:
+                cls, mark = ("ok", "✓") if c.get("ok") else ("bad", "✗")
+            if outcome == N.NOT_OBSERVABLE:
+                unobservable.append(name)
             numbers = c.get("numbers") or {}
             details = (f"<details><summary>numbers</summary><pre>"
                        f"{escape(json.dumps(numbers, indent=1, default=str))}</pre></details>"
                        if numbers else "")
-            rows.append([f'<span class="{cls}">{"✓" if c.get("ok") else "✗"}</span>', escape(name),
+            rows.append([f'<span class="{cls}">{mark}</span>', escape(name),
                          f'<span class="{cls}">{escape(verdict)}</span>',
                          escape(c.get("evidence", "")) + details])
         out.append(_table(["", "check", "verdict", "evidence"], rows))
+        if unobservable:
+            out.append(_not_observable_note(rec, unobservable))
         if rec.get("status") in ("interrupted", "error"):
             out.append(f'<p class="warn">The end checks were not evaluated: the run ended '
                        f'{escape(rec.get("status", ""))}.</p>')
     return "".join(out)
 
 
+def _not_observable_note(record: dict, names: list[str]) -> str:
+    """Which checks the target could not observe, and what it lacks."""
+    caps = record.get("capabilities") or {}
+    lacks = [f"{escape(str(what))}: {escape(str(why))}"
+             for what, why in (caps.get("reasons") or {}).items()]
+    if caps and not caps.get("witness"):
+        hint = caps.get("witness_hint")
+        lacks.append("no downstream witness of deliveries"
+                     + (f" (for one: <code>{escape(hint)}</code>)" if hint else ""))
+    more = f" It lacks {'; '.join(lacks)}." if lacks else ""
+    return (f'<p class="warn">Not observable on the {escape(_target(record))} target: '
+            f'{escape(", ".join(names))}. These are not passes: the target does not provide '
+            f"the evidence they read.{more}</p>")
+
+
 def _flush_shutdown_section(records, labels) -> str:
     rows = []
     for rec, label in zip(records, labels):
         for f in rec.get("flushes", []):
-            unsettled = sum(s.get("unsettled", 0) for s in f.get("shards", []))
             rows.append([escape(label), f"flush (step {f.get('step', 0) + 1})"
                          + (" under load" if f.get("under_load") else ""),
-                         "reached" if f.get("reached") else ("timed out" if f.get("timed_out") else "not reached"),
+                         escape(_flush_claim(f)),
                          f"{f.get('waited_s', 0.0) * 1000:.2f} ms of {f.get('timeout_s', 0.0):g} s",
-                         (f"in flight at call {format_count(f.get('in_flight_at_call', 0))}; "
-                          f"unsettled at return {format_count(unsettled)}")])
+                         escape(_flush_evidence(f))])
         sd = rec.get("shutdown")
         if sd:
-            rows.append([escape(label), "shutdown", "lossy" if sd.get("lossy") else "clean",
+            lossy = sd.get("lossy")
+            said = ("lossy" if lossy else "clean") if lossy is not None else "the bus does not say"
+            rows.append([escape(label), "shutdown", escape(said),
                          f"{sd.get('duration_s', 0.0) * 1000:.2f} ms of grace {sd.get('grace_s', 0.0):g} s",
-                         (f"stranded {format_count(sd.get('stranded_events', 0))}; flag set "
-                          f"{str(sd.get('flag_set')).lower()}; left in rings "
-                          f"{format_count(sd.get('residue', 0))}")])
+                         escape(_shutdown_evidence(sd))])
     if not rows:
         return ""
     return "<h2>Flushes and shutdown</h2>" + _table(["run", "what", "result", "took", "evidence"], rows)
+
+
+def _count_or(value, missing="not said by the bus") -> str:
+    return format_count(value) if isinstance(value, int) else missing
+
+
+def _flush_claim(f: dict) -> str:
+    """What the bus claimed (schema 2: claimed_reached; schema 1: reached)."""
+    reached = f.get("claimed_reached", f.get("reached"))
+    if f.get("timed_out"):
+        return "timed out"
+    return "claimed reached" if reached else "not reached"
+
+
+def _flush_evidence(f: dict) -> str:
+    def total(key):
+        rows = f.get(key)
+        return sum(sum(row) for row in rows) if isinstance(rows, list) else None
+
+    parts = []
+    landed, received = total("landed_before"), total("received_after")
+    dropped = [v for v in (total("evicted_after"), total("rejected_after")) if v is not None]
+    if landed is not None:
+        since = [f"landed before the call {format_count(landed)}"]
+        if received is not None:
+            since.append(f"received by the {f.get('witness') or 'witness'} at return "
+                         f"{format_count(received)}")
+        if dropped:
+            since.append(f"dropped by the bus at return {format_count(sum(dropped))}")
+        parts.append("since the start: " + ", ".join(since))
+    if f.get("witness_shortfall") is not None:
+        parts.append(f"witness shortfall {format_count(f['witness_shortfall'])}")
+    # the bus's own positions: schema 2 keeps them apart as a second opinion
+    positions = f.get("positions") if "positions" in f else f
+    if positions:
+        unsettled = sum(s.get("unsettled", 0) for s in positions.get("shards", []))
+        if "in_flight_at_call" in positions:
+            parts.append(f"bus positions: in flight at call "
+                         f"{format_count(positions['in_flight_at_call'])}, unsettled at return "
+                         f"{format_count(unsettled)}")
+    elif "positions" in f:
+        parts.append("no bus positions (the target has none)")
+    return "; ".join(parts)
+
+
+def _shutdown_evidence(sd: dict) -> str:
+    parts = [f"stranded {_count_or(sd.get('stranded_events'))}"]
+    if "flag_set" in sd:                     # schema 1
+        parts.append(f"flag set {str(sd.get('flag_set')).lower()}")
+    abandoned = sd.get("abandoned_producers")
+    if abandoned:
+        parts.append(f"abandoned producers {', '.join(str(p) for p in abandoned)}")
+    parts.append(f"left in rings {_count_or(sd.get('residue'))}")
+    return "; ".join(parts)
 
 
 def _scenario_section(records, labels) -> str:

@@ -65,6 +65,8 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
     fig, ax = _figure()
     for i, (rec, label) in enumerate(zip(records, labels)):
         for j, c in enumerate(counters):
+            if not html.exports(rec, c):      # not exported: not drawn as 0
+                continue
             pts = html.rate_points(rec["series"], c)
             name = html.RATE_NAMES[c] if len(records) == 1 else label
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name,

@@ -105,12 +105,18 @@ def waiting_line(s: Snapshot) -> str | None:
         if queued:
             fullest = max(range(len(s.shards)), key=lambda i: s.shards[i].fill)
             eta = s.drain_eta_s
-            drain = (f"draining {_rate(s.drain_rate)}, ~{_elapsed(eta)} left" if eta is not None
-                     else "not draining (nothing dispatched in the last interval)")
+            if s.drain_rate is None:
+                drain = "drain rate not observable on this target (no events_dispatched)"
+            elif eta is not None:
+                drain = f"draining {_rate(s.drain_rate)}, ~{_elapsed(eta)} left"
+            else:
+                drain = "not draining (nothing dispatched in the last interval)"
             parts.append(f"{_count(queued)} events in the rings (fullest shard {fullest}: "
                          f"{_count(s.shards[fullest].fill)}), {drain}")
         else:
             parts.append("the rings are empty")
+    else:
+        parts.append("ring fill not observable on this target")
     return "; ".join(parts)
 
 
@@ -336,6 +342,7 @@ class PlainProgress:
         self._last_line_at: Optional[float] = None
         self._last_step: Optional[int] = None
         self._long_label: str | None = None
+        self._printed: Snapshot | None = None
 
     def update(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -349,6 +356,7 @@ class PlainProgress:
                 self._long_label = snapshot.step_label
             if step_changed or due or turned_long:
                 self._print(snapshot)
+                self._printed = snapshot
                 self._last_line_at = now
                 self._last_step = snapshot.step_index
 
@@ -378,7 +386,8 @@ class PlainProgress:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         with self._lock:
-            if self._latest is not None:
+            # the final line, unless the final frame was printed already
+            if self._latest is not None and self._latest is not self._printed:
                 self._print(self._latest)
         return False
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .names import (
     CHECK_PENDING,
     COUNTER_NAMES,
+    EVENTS_DISPATCHED,
     FAILED,
     NOT_EVALUABLE,
     NOT_OBSERVABLE,
@@ -86,15 +87,19 @@ class Snapshot:
         return sum(shard.fill for shard in self.shards)
 
     @property
-    def drain_rate(self) -> float:
-        """Events leaving the rings per second (dispatched), over the last interval."""
-        return max(0.0, self.rates.get("events_dispatched", 0.0))
+    def drain_rate(self) -> float | None:
+        """Events leaving the rings per second (dispatched), over the last interval;
+        None when the target does not export events_dispatched."""
+        if EVENTS_DISPATCHED not in self.counters:
+            return None
+        return max(0.0, self.rates.get(EVENTS_DISPATCHED, 0.0))
 
     @property
     def drain_eta_s(self) -> float | None:
-        """Seconds until the rings are empty at the current drain rate (None: not draining)."""
+        """Seconds until the rings are empty at the current drain rate (None: not
+        draining, or the rate is not observable)."""
         rate = self.drain_rate
-        return self.queued / rate if rate > 0 else None
+        return self.queued / rate if rate else None
 
     @property
     def long_step(self) -> bool:

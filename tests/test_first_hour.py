@@ -228,6 +228,28 @@ def test_a_step_on_time_or_a_stalled_drain_reads_truthfully():
     assert "the rings are empty" in empty
 
 
+def test_a_long_step_on_a_target_that_cannot_see_it_says_so():
+    """No events_dispatched (net-mesh): no drain rate made up from a 0; no ring
+    fill: said, not left out silently."""
+    counters = {"events_ingested": 10, "events_dropped": 0}
+    no_dispatch = waiting_line(long_shutdown(counters=counters, rates={"events_ingested": 0.0}))
+    assert "drain rate not observable on this target" in no_dispatch
+    assert "not draining" not in no_dispatch and "left" not in no_dispatch
+    no_fill = waiting_line(long_shutdown(shards=()))
+    assert "ring fill not observable on this target" in no_fill
+
+
+def test_plain_progress_prints_the_final_frame_once():
+    """The runner's final frame is a step change when the last step was quick:
+    printed by update, it is not printed again on exit."""
+    out = io.StringIO()
+    with PlainProgress(file=out, interval_s=10.0, clock=lambda: 0.0) as progress:
+        progress.update(make_snapshot(step_index=0))
+        progress.update(make_snapshot(step_index=4, status="finished"))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and " finished: " in lines[-1]
+
+
 def test_plain_progress_says_at_once_when_a_step_turns_long():
     out = io.StringIO()
     now = [0.0]

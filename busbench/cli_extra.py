@@ -41,8 +41,7 @@ def report(records, html_path, png_dir):
     records (a baseline and a candidate, say) are overlaid.
     """
     from .reports import check_writable
-    from .reports.html import RecordError, load_record
-    from .reports.html import write_pngs
+    from .reports.html import RecordError, load_record, write_pngs
     from .reports.png import PlotUnavailable, ensure_available
     loaded = []
     for path in records:

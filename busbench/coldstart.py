@@ -35,7 +35,6 @@ from pathlib import Path
 from numba.core import event
 
 
-
 def compiling_message(what: str) -> str:
     return f"compiling {what} (first run only, cached afterwards)…"
 

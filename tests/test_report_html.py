@@ -411,3 +411,72 @@ def test_compare_html_overlays_the_variants_and_prints_each_warning_once(tmp_pat
     names = [l["data-name"] for l in page.find("polyline", "series")]
     assert names == ["bus.counters=padded", "bus.counters=packed"] * 3
     assert "Comparison of throughput" in page.plain and "warning: synthetic noise warning" in page.plain
+
+
+# --------------------------------------------------------------------------- records of any target
+
+
+def test_sampler_rows_carry_shard_fill_only_when_the_target_can_see_it():
+    from busbench.sampler import Sampler
+    counters = {"events_ingested": 5}
+    seeing = Sampler(lambda: counters, lambda: False, 0.0, fill=lambda: [3, 0])
+    sample = seeing.sample()
+    assert sample.shard_fill == [3, 0] and seeing.series[-1]["shard_fill"] == [3, 0]
+    blind = Sampler(lambda: counters, lambda: False, 0.0)            # target.shard_fill() -> None
+    assert blind.sample().shard_fill is None and "shard_fill" not in blind.series[-1]
+
+
+def _fake_run(target):
+    from busbench.runner import Runner
+    from busbench.scenario.schema import Scenario
+    scenario = Scenario.model_validate({
+        "name": "fake", "description": "a scripted foreign bus", "bus": {"shards": 2},
+        "load": {"producers": 2, "batch": 10},
+        "steps": [{"run": {"events": 200}}, "flush", {"shutdown": {"grace": "100ms"}}],
+        "checks": ["conservation", "ground_truth", "lossy_shutdown", "flush_barrier"]})
+    return Runner(scenario, "fake.yaml", target=target, sample_interval_s=0.01).run().to_dict()
+
+
+def test_a_run_of_a_target_that_sees_its_rings_records_and_draws_their_fill():
+    from busbench.targets.fake import FakeTarget
+    record = _fake_run(FakeTarget(shards=2, producers=2))
+    assert record["series"] and all(len(row["shard_fill"]) == 2 for row in record["series"])
+    page = Marks(H.render([record]))
+    assert len(page.find("rect", "cell")) == 2 * len(record["series"])
+    assert "fake" in page.plain
+
+
+def test_a_run_of_a_blind_target_without_a_witness_reads_as_such_in_the_report():
+    from busbench.targets.base import Capabilities
+    from busbench.targets.fake import FakeTarget
+
+    class Blind(FakeTarget):
+        """Exports no events_dispatched, cannot see its rings, has no witness."""
+
+        def __init__(self):
+            super().__init__(shards=2, producers=2)
+            self.capabilities = Capabilities(
+                counters=frozenset({"events_ingested", "events_dropped"}), witness=None,
+                reasons={"witness": "a fire-and-forget bus"})
+
+        def counters(self):
+            c = super().counters()
+            return {k: c[k] for k in ("events_ingested", "events_dropped")}
+
+        def shard_fill(self):
+            return None
+
+        def delivery(self):
+            return None
+
+    record = _fake_run(Blind())
+    assert record["series"] and not any("shard_fill" in row for row in record["series"])
+    assert not any("events_dispatched" in row for row in record["series"])
+    outcomes = {c["kind"]: c["outcome"] for c in record["checks"]}
+    assert outcomes["ground_truth"] == "not_observable"
+    page = Marks(H.render([record]))
+    assert "dispatched/s" not in {a["data-name"] for a in page.find("polyline", "series")}
+    assert "does not export events_dispatched" in page.plain
+    assert "cannot observe its rings' fill" in page.plain
+    assert "Not observable on the fake target:" in page.plain and "ground_truth" in page.plain
+    assert "witness: a fire-and-forget bus" in page.plain

@@ -480,3 +480,19 @@ def test_a_run_of_a_blind_target_without_a_witness_reads_as_such_in_the_report()
     assert "cannot observe its rings' fill" in page.plain
     assert "Not observable on the fake target:" in page.plain and "ground_truth" in page.plain
     assert "witness: a fire-and-forget bus" in page.plain
+
+
+def test_open_loop_latency_with_no_uncorrected_side_is_drawn_from_the_corrected_alone(tmp_path):
+    """c-abi and python targets record one time per event: in open loop their
+    uncorrected latency is None (metrics.latency_summaries)."""
+    record = make_record()
+    record["latency"]["uncorrected"] = None
+    page = Marks(H.render([record]))
+    bars = {(a["data-group"], a["data-name"]) for a in page.find("rect", "bar")}
+    assert bars == {(shown, "corrected") for _, shown in H.PERCENTILES}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    names = sorted(p.name for p in H.write_pngs([record], tmp_path))
+    assert names == ["latency.png", "ring_fill.png", "throughput.png"]

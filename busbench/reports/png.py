@@ -95,7 +95,7 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
 
     bars = [(label, kind, rec["latency"][kind]) for rec, label in zip(records, labels)
             if rec.get("latency") for kind in ("corrected", "uncorrected")
-            if rec["latency"].get(kind, {}).get("count")]
+            if (rec["latency"].get(kind) or {}).get("count")]
     if bars:
         fig, ax = _figure(height=3.2)
         keys = html.PERCENTILES

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from . import __version__
+from .completion import scenario_files, set_keys
 
 from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -34,7 +36,8 @@ class UsageProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file=None):
-        err.print(f"[bold red]error:[/] {self.message}", markup=True, highlight=False)
+        # escaped: a message such as "pip install 'busbench[plot]'" is text, not markup
+        err.print(f"[bold red]error:[/] {rich_escape(self.message)}", markup=True, highlight=False)
 
 
 @contextmanager
@@ -92,6 +95,8 @@ def main():
     busbench check results/run.json             re-evaluate a record's checks, no run
     busbench list scenarios/                    what each shipped scenario does
     busbench lab false-sharing                  the cache-line microbenchmark
+    busbench report results/quickstart-*.json   a picture of a run (HTML)
+    busbench init my_bus                        a commented starter scenario
 
     Exit codes: 0 all checks passed, 1 a check or threshold failed, 2 usage or
     scenario error, 3 the run could not complete, 130 interrupted.
@@ -99,8 +104,9 @@ def main():
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False),
+                shell_complete=scenario_files)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", shell_complete=set_keys,
               help="Override a scenario field by dotted path; VALUE is read as YAML "
                    "(--set bus.shards=8 --set bus.mutations=[flush_single_window]).")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
@@ -108,6 +114,8 @@ def main():
               type=click.Path(file_okay=False), help="Where run records (JSON) are written.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML (one test case per check).")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Also write a Markdown summary.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML report of the run(s) (see `busbench report`).")
 @click.option("--live/--no-live", default=None,
               help="Live dashboard (default: on when stdout is a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; the summary still prints.")
@@ -115,7 +123,8 @@ def main():
               help="A previous run record: fail when throughput regressed (see --max-regression).")
 @click.option("--max-regression", default="10%", show_default=True,
               help="With --baseline: the largest throughput loss tolerated.")
-def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline, max_regression):
+def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
+        max_regression):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -127,7 +136,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
     base_samples = _baseline_samples(baseline) if baseline else None
-    for path in [p for p in (junit, markdown) if p]:
+    for path in [p for p in (junit, markdown, html_path) if p]:
         try:
             check_writable(path)
         except OSError as e:
@@ -150,7 +159,18 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
             err.print("interrupted")
             exit_code = EXIT_INTERRUPTED
     _write_reports(results, junit, markdown)
+    if html_path and results:
+        from .cli_extra import write_html_report
+        console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
     sys.exit(exit_code)
+
+
+def _say(mode, console):
+    """Where a target's prepare lines go (e.g. "compiling Numba kernels"): the
+    progress output (above the live dashboard), or stderr under --quiet, so a
+    long first run is never silent."""
+    target = err if mode == "quiet" else console
+    return lambda line: target.print(line, markup=False, highlight=False)
 
 
 def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) -> int:
@@ -158,11 +178,12 @@ def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) 
     from .reports import json_report, write_atomic
     from .reports import summary
     from .runner import Runner
+    say = _say(mode, console)
     exit_code = EXIT_OK
     for source, scenario in scenarios:
         progress = make_progress(mode, console=console)
         with progress:
-            result = Runner(scenario, source, progress=progress).run()
+            result = Runner(scenario, source, progress=progress, say=say).run()
         if base_samples is not None and result.status == "passed":
             _apply_gate(result, base_samples, max_reg)
         record = write_atomic(json_report.new_record_path(out_dir, result),
@@ -226,8 +247,10 @@ def _apply_gate(result, base_samples, max_reg):
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for run.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False),
+                shell_complete=scenario_files)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for run.",
+              shell_complete=set_keys)
 def validate(files, overrides):
     """Check scenario FILES without running them (exit 2 on the first error)."""
     scenarios = _load_all(files, overrides)
@@ -313,7 +336,7 @@ def list_cmd(directory):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=scenario_files)
 @click.option("--vary", "vary", multiple=True, required=True, metavar="KEY=V1,V2",
               help="A field and the values to compare (repeatable: the product is run).")
 @click.option("--repeat", default=7, show_default=True, type=click.IntRange(2, 1000),
@@ -324,7 +347,9 @@ def list_cmd(directory):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the comparison as Markdown.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a plot (needs busbench[plot]).")
-def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write an HTML report: the verdicts, and the last run of each variant overlaid.")
+def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, html_path):
     """Run variants of a scenario interleaved and compare a metric with
     bootstrap confidence intervals (e.g. --vary bus.counters=padded,packed)."""
     from . import compare as cmp
@@ -343,7 +368,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
         variants = cmp.variants(list(vary))
     except cmp.CompareUsageError as e:
         raise UsageProblem(f"--vary: {e}") from None
-    for path in [p for p in (json_path, markdown, plot) if p]:
+    for path in [p for p in (json_path, markdown, plot, html_path) if p]:
         try:
             check_writable(path)
         except OSError as e:
@@ -370,8 +395,13 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
     console = _out()
     higher_is_better = metric in ("throughput", "ingest_rate", "mean_batch_size")
 
+    last_records = {}         # the last run of each variant, for --html
+    say = _say("plain", console)     # the first run's compile notice
+
     def run_once(variant):
-        result = Runner(loaded[variant.label], file).run()
+        result = Runner(loaded[variant.label], file, say=say).run()
+        if html_path:
+            last_records[variant.label] = result.to_dict()
         if result.status in ("error", "interrupted"):
             if result.status == "interrupted":
                 raise KeyboardInterrupt
@@ -399,9 +429,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
         except RuntimeError as e:
             err.print(f"[bold red]error:[/] {e}")
             sys.exit(EXIT_ERROR)
-    console.print(cmp.render_table(result))
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+    console.print(cmp.render_table(result))     # its caption carries the warnings
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
     if markdown:
@@ -409,6 +437,10 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
     if plot:
         cmp.render_plot(result, plot)
         console.print(f"plot: {plot}")
+    if html_path:
+        from .cli_extra import write_html_report
+        labels = [v.label for v in variants if v.label in last_records]
+        console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
 
 
 @main.group()
@@ -484,6 +516,14 @@ def releases_list():
         gaps = f"  (lacks {', '.join(rel.missing)})" if rel.missing else ""
         console.print(f"{rel.version}  {rel.library}{gaps}", markup=False, highlight=False)
 
+
+def _add_first_hour_commands():
+    from .cli_extra import COMMANDS
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_first_hour_commands()
 
 if __name__ == "__main__":
     main()

@@ -94,6 +94,32 @@ def _step(snapshot: Snapshot) -> str:
     return f"step {snapshot.step_index + 1}/{snapshot.step_count} {snapshot.step_label}"
 
 
+def waiting_line(s: Snapshot) -> str | None:
+    """On a step that runs long: what it waits for, what is left in the rings,
+    how fast it drains and when it should be done. None on a step on time."""
+    if not s.long_step:
+        return None
+    parts = [f"waiting {_elapsed(s.step_elapsed_s or 0.0)} for {s.waiting_for}"]
+    if s.shards:
+        queued = s.queued
+        if queued:
+            fullest = max(range(len(s.shards)), key=lambda i: s.shards[i].fill)
+            eta = s.drain_eta_s
+            if s.drain_rate is None:
+                drain = "drain rate not observable on this target (no events_dispatched)"
+            elif eta is not None:
+                drain = f"draining {_rate(s.drain_rate)}, ~{_elapsed(eta)} left"
+            else:
+                drain = "not draining (nothing dispatched in the last interval)"
+            parts.append(f"{_count(queued)} events in the rings (fullest shard {fullest}: "
+                         f"{_count(s.shards[fullest].fill)}), {drain}")
+        else:
+            parts.append("the rings are empty")
+    else:
+        parts.append("ring fill not observable on this target")
+    return "; ".join(parts)
+
+
 # --- small drawing helpers ---
 
 def sparkline(values: Iterable[float], width: int) -> str:
@@ -145,7 +171,11 @@ def _header(s: Snapshot) -> Panel:
         second.append("  ")
         second.append_text(_bar(s.step_progress, STEP_BAR_WIDTH, "cyan"))
         second.append(f" {s.step_progress:4.0%}")
-    return Panel(Group(first, second), title=f"[bold]busbench[/] · {s.scenario}",
+    lines = [first, second]
+    waiting = waiting_line(s)
+    if waiting is not None:
+        lines.append(Text(waiting, style="yellow"))
+    return Panel(Group(*lines), title=f"[bold]busbench[/] · {s.scenario}",
                  title_align="left", box=box.ROUNDED)
 
 
@@ -311,6 +341,8 @@ class PlainProgress:
         self._latest: Optional[Snapshot] = None
         self._last_line_at: Optional[float] = None
         self._last_step: Optional[int] = None
+        self._long_label: str | None = None
+        self._printed: Snapshot | None = None
 
     def update(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -318,33 +350,44 @@ class PlainProgress:
             now = self._clock()
             step_changed = snapshot.step_index != self._last_step
             due = self._last_line_at is None or now - self._last_line_at >= self._interval_s
-            if step_changed or due:
+            # a step turning long says so at once, not at the next interval
+            turned_long = snapshot.long_step and self._long_label != snapshot.step_label
+            if turned_long:
+                self._long_label = snapshot.step_label
+            if step_changed or due or turned_long:
                 self._print(snapshot)
+                self._printed = snapshot
                 self._last_line_at = now
                 self._last_step = snapshot.step_index
 
     def _print(self, s: Snapshot) -> None:
         c = s.counters
-        line = (f"[{s.elapsed_s:7.1f}s] {s.scenario} {_step(s)}: "
+        # the last line of a run says how it ended, not the step it ended in
+        where = _step(s) if s.status == "running" else s.status
+        line = (f"[{s.elapsed_s:7.1f}s] {s.scenario} {where}: "
                 f"ingested {_count(c.get('events_ingested', 0))} "
                 f"dispatched {_count(c.get('events_dispatched', 0))} "
                 f"dropped {_count(c.get('events_dropped', 0))} ({_ratio(s.dropped_ratio)}) "
                 f"{_rate(s.rates.get('events_dispatched'))}")
         if s.shutdown_was_lossy:
             line += " LOSSY"
-        if s.status != "running":
-            line += f" {s.status}"
-        if len(line) > self.MAX_LINE:  # a long scenario name or label must not make a log line wrap
-            line = line[:self.MAX_LINE - 1] + "…"
+        lines = [line]
+        waiting = waiting_line(s)
+        if waiting is not None:      # its own line: the first one is full already
+            lines.append(f"  {waiting}")
         file = self._file or sys.stdout
-        print(line, file=file, flush=True)
+        for text in lines:
+            if len(text) > self.MAX_LINE:  # a long scenario name or label must not make a log line wrap
+                text = text[:self.MAX_LINE - 1] + "…"
+            print(text, file=file, flush=True)
 
     def __enter__(self) -> "PlainProgress":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         with self._lock:
-            if self._latest is not None:
+            # the final line, unless the final frame was printed already
+            if self._latest is not None and self._latest is not self._printed:
                 self._print(self._latest)
         return False
 

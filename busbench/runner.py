@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from . import checks as C
 from . import names as N
+from . import waiting
 from .bus import histogram
 from .evidence import EvidenceCollector
 from .load.generator import LoadGenerator, LoadSpec
@@ -46,10 +47,11 @@ def load_spec(scenario) -> LoadSpec:
                     retry_failed=load.on_fail == "retry", seed=scenario.seed)
 
 
-def warm_up() -> float:
-    """Compile the builtin target's kernels (kept for callers of the old name)."""
+def warm_up(say=None) -> float:
+    """Compile the builtin target's kernels (kept for callers of the old name);
+    ``say`` as for ``Target.prepare``. Returns seconds spent."""
     from .targets.builtin import warm_up as builtin_warm_up
-    return builtin_warm_up()
+    return builtin_warm_up(say)
 
 
 def step_label(step) -> str:
@@ -73,10 +75,14 @@ def step_label(step) -> str:
 
 class Runner:
     def __init__(self, scenario, source: str = "<scenario>", progress=None,
-                 sample_interval_s: float = SAMPLE_INTERVAL_S, target=None):
+                 sample_interval_s: float = SAMPLE_INTERVAL_S, target=None,
+                 say=lambda line: None):
         self.scenario = scenario
         self.source = source
         self.progress = progress
+        # one-off lines (what the target's prepare compiles or loads): the CLI
+        # prints them before any progress, on stderr under --quiet
+        self.say = say
         self.sample_interval_s = sample_interval_s
         self.spec = load_spec(scenario)
         self._target = target          # tests may hand in a target (a fake); else built in run()
@@ -84,6 +90,8 @@ class Runner:
         self.step_index = 0
         self.step_label = "starting"
         self.step_progress = None
+        self.step_started = time.monotonic()
+        self.step_expected_s, self.waiting_for = 0.0, ""     # waiting.plan(step)
         self.status = "running"
         self.check_states: dict = {}
         for spec in scenario.checks:
@@ -97,7 +105,7 @@ class Runner:
 
     def snapshot(self, sample) -> Snapshot:
         t = self.target
-        fill = t.shard_fill()
+        fill = sample.shard_fill
         shards = tuple(ShardFill(f, t.capacity) for f in fill) if fill is not None else ()
         latency = None
         hists = t.latency_histograms()
@@ -113,7 +121,9 @@ class Runner:
             rates=sample.rates or {k: 0.0 for k in N.COUNTER_NAMES if k in counters},
             shutdown_was_lossy=bool(counters.get(N.SHUTDOWN_WAS_LOSSY, False)), shards=shards,
             throughput_history=sample.history, checks=tuple(self.check_states.values()),
-            latency_ns=latency, status=self.status)
+            latency_ns=latency, status=self.status,
+            step_elapsed_s=time.monotonic() - self.step_started,
+            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for)
 
     # ------------------------------------------------------------------ verdicts
     def _record_verdicts(self, specs, at) -> C.Evidence:
@@ -204,27 +214,32 @@ class Runner:
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            series_interval_s=self.sample_interval_s)
         sampler = Sampler(t.counters, lambda: self.loading, self.t0, self._on_sample,
-                          self.sample_interval_s)
+                          self.sample_interval_s, fill=t.shard_fill)
         steps = list(sc.steps)
         try:
             self.step_label = "compiling kernels"
-            t.prepare()
+            t.prepare(self.say)
             self.t0 = sampler.t0 = time.monotonic()
             t.start()
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
-                started = time.monotonic()
+                self.step_expected_s, self.waiting_for = waiting.plan(step)
+                started = self.step_started = time.monotonic()
                 details = self._step(i, step)
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started, t.counters(), details))
             if not t.shut_down:
                 self.step_label = "shutdown (implicit)"
+                self.step_started, self.step_expected_s = time.monotonic(), 0.0
+                self.waiting_for = waiting.shutdown_waits_for(int(IMPLICIT_GRACE_S * 1e9))
                 details = {"shutdown": t.shutdown(IMPLICIT_GRACE_S).to_dict()}
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0, t.counters(),
                                                details))
             self.step_label = "waiting for producers"
+            self.step_started, self.step_expected_s = time.monotonic(), 0.0
+            self.waiting_for = waiting.PRODUCERS_TO_RETURN
             self.gen.stop()      # a stalled producer wakes at the end of its stall
             self._record_verdicts(sc.checks, "end")
             ok = all(v.ok for v in self.verdicts)
@@ -236,8 +251,10 @@ class Runner:
             result.status = N.RUN_ERROR
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self._teardown(sampler)
+            # before the final frame, so that it says how the run ended
             self.status = N.DISPLAY_STATUS.get(result.status, result.status)
+            self.waiting_for = ""
+            self._teardown(sampler)
         self._fill(result, sampler)
         return result
 

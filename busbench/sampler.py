@@ -23,15 +23,21 @@ class Sample:
     counters: dict            # what the target exported
     rates: dict               # names.COUNTER_NAMES (those exported) -> per second, last interval
     history: tuple            # events_dispatched per second, oldest first (the sparkline)
+    shard_fill: list | None = None  # events queued per ring; None: the target cannot observe it
 
 
 class Sampler(threading.Thread):
     """``read()`` -> counters dict; ``loading()`` -> is the load running now;
-    ``listener(sample)`` is called from the sampler's thread."""
+    ``listener(sample)`` is called from the sampler's thread; ``fill()`` ->
+    events queued per ring, or None when the target cannot observe it (then a
+    series row has no ``shard_fill``, as a counter a target does not export is
+    absent, never 0)."""
 
-    def __init__(self, read, loading, t0, listener=None, interval_s=SAMPLE_INTERVAL_S):
+    def __init__(self, read, loading, t0, listener=None, interval_s=SAMPLE_INTERVAL_S,
+                 fill=lambda: None):
         super().__init__(name="busbench-sampler", daemon=True)
         self._read, self._loading, self.t0 = read, loading, t0
+        self._fill = fill
         self._listener = listener
         self.interval_s = interval_s
         self.done = threading.Event()
@@ -50,7 +56,12 @@ class Sampler(threading.Thread):
             t = time.monotonic() - self.t0
             loading = self._loading()
             counters = self._read()
-            self.series.append({"t": round(t, 4), **counters})
+            fill = self._fill()
+            fill = None if fill is None else [int(x) for x in fill]
+            row = {"t": round(t, 4), **counters}
+            if fill is not None:      # the report's ring-fill heat map reads it from the record
+                row["shard_fill"] = fill
+            self.series.append(row)
             rates = {}
             if self._last is not None:
                 dt = t - self._last[0]
@@ -64,7 +75,7 @@ class Sampler(threading.Thread):
                     if loading and self._last[2]:
                         self.throughput_samples.append(rate)
             self._last = (t, counters, loading)
-            sample = Sample(t, counters, rates, tuple(self._history))
+            sample = Sample(t, counters, rates, tuple(self._history), fill)
         if self._listener is not None:
             self._listener(sample)
         return sample

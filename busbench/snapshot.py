@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .names import (
     CHECK_PENDING,
     COUNTER_NAMES,
+    EVENTS_DISPATCHED,
     FAILED,
     NOT_EVALUABLE,
     NOT_OBSERVABLE,
@@ -33,6 +34,9 @@ __all__ = [
     "ShardFill",
     "Snapshot",
 ]
+
+#: a step this much longer than planned says what it is waiting for
+LONG_STEP_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,41 @@ class Snapshot:
     checks: tuple = ()        # tuple[CheckState, ...]
     latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
+    # What a long step is waiting for (busbench/waiting.py), and for how long:
+    step_elapsed_s: float | None = None     # time in the current step
+    step_expected_s: float = 0.0            # how long the step should take (a run's duration)
+    waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"
 
     @property
     def in_flight(self) -> int:
         c = self.counters
         return c.get("events_ingested", 0) - c.get("events_dispatched", 0) - c.get("events_dropped", 0)
+
+    @property
+    def queued(self) -> int:
+        """Events in the rings now (claimed by a producer, not yet taken out by a worker)."""
+        return sum(shard.fill for shard in self.shards)
+
+    @property
+    def drain_rate(self) -> float | None:
+        """Events leaving the rings per second (dispatched), over the last interval;
+        None when the target does not export events_dispatched."""
+        if EVENTS_DISPATCHED not in self.counters:
+            return None
+        return max(0.0, self.rates.get(EVENTS_DISPATCHED, 0.0))
+
+    @property
+    def drain_eta_s(self) -> float | None:
+        """Seconds until the rings are empty at the current drain rate (None: not
+        draining, or the rate is not observable)."""
+        rate = self.drain_rate
+        return self.queued / rate if rate else None
+
+    @property
+    def long_step(self) -> bool:
+        """The step has run a second past what it should take and is waiting on something."""
+        return bool(self.waiting_for) and self.step_elapsed_s is not None \
+            and self.step_elapsed_s >= self.step_expected_s + LONG_STEP_GRACE_S
 
     @property
     def dropped_ratio(self) -> float:

@@ -385,7 +385,7 @@ def test_ctrl_c_during_warm_up_exits_130(tmp_path, short_ok, monkeypatch):
     runner; click turns the KeyboardInterrupt into "Aborted!" and exit code 1,
     which CI reads as "a check failed", and no record is written. PRODUCT.md:
     130 interrupted."""
-    def interrupted():
+    def interrupted(*_say):
         raise KeyboardInterrupt
     import busbench.targets.builtin
     monkeypatch.setattr(busbench.targets.builtin, "warm_up", interrupted)

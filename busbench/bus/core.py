@@ -294,9 +294,17 @@ class ReferenceBus:
         return int(self.state.pos[(shard * 4 + field_) * SLOT])
 
     def shard_fill(self) -> list[int]:
-        """Events queued in each shard's ring now (claimed and not yet taken out)."""
-        return [max(0, self._pos(s, POS_TAIL) - self._pos(s, POS_HEAD))
-                for s in range(self.config.shards)]
+        """Events queued in each shard's ring now (claimed and not yet taken out).
+
+        The head is read before the tail: both only grow and tail >= head, so
+        a reader delayed between the two reads (a loaded machine) can only
+        overstate, never show a full ring as empty; the capacity bounds it."""
+        cap = self.config.capacity
+        fills = []
+        for s in range(self.config.shards):
+            head = self._pos(s, POS_HEAD)
+            fills.append(min(cap, max(0, self._pos(s, POS_TAIL) - head)))
+        return fills
 
     def producer_stalling(self, producer: int) -> bool:
         return bool(self.state.stripes[producer * SLOT + ST_STALLING])

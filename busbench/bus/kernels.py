@@ -274,14 +274,15 @@ def stall_hook(st, writer):
 
 
 @kernel
-def publish(st, shard, first, k, events, idx, start, values, t_int, t_sent):
-    """Write and publish k events into positions [first, first + k)."""
+def publish(st, shard, first, k, events, start, values, t_int, t_sent):
+    """Write and publish k events (``events[start:start + k]``) into positions
+    [first, first + k)."""
     cap = st.cfg[CFG_CAPACITY]
     mask = st.cfg[CFG_MASK]
     base = shard * cap
     latency = st.cfg[CFG_LATENCY]
     for j in range(k):
-        e = events[idx + start + j]
+        e = events[start + j]
         slot = base + ((first + j) & mask)
         st.ring_val[slot] = values[e]
         if latency:
@@ -305,7 +306,9 @@ def push_group(st, writer, shard, events, idx, n, values, t_int, t_sent, landed)
             stall_hook(st, writer)
             if not enter_commit(st, writer):
                 return -1
-            publish(st, shard, first, k, events, idx, done, values, t_int, t_sent)
+            # one offset, not (idx, done): push_group is inlined where idx and done
+            # are the constant 0, and each literal would compile its own publish
+            publish(st, shard, first, k, events, idx + done, values, t_int, t_sent)
             st.stripes[writer * SLOT + ST_PENDING] -= k
             leave_commit(st, writer, ACTIVE)
             for j in range(k):

@@ -11,6 +11,15 @@ from ..units import format_duration, format_rate
 STYLE = {"passed": "green", "failed": "red", "error": "red", "interrupted": "yellow"}
 
 
+def not_evaluated(result) -> Text:
+    """Instead of an empty checks table: why there are no verdicts."""
+    what = "end checks" if result.checks else "checks"
+    why = {"interrupted": "the run was interrupted before its end",
+           "error": f"the run could not complete ({result.error})"}.get(
+        result.status, "the scenario declares no checks")
+    return Text(f"{what}: not evaluated, {why}", "yellow")
+
+
 def render(result):
     r = result
     head = Text.assemble((f"{r.scenario_name}", "bold"), "  ",
@@ -50,7 +59,11 @@ def render(result):
         if v.expect == "fail" and v.outcome in ("passed", "failed"):
             verdict += " (expected to fail)"
         checks.add_row(mark, v.name if v.at == "end" else f"{v.name} ({v.at})", verdict, v.evidence)
-    parts = [head, counters, checks]
+    parts = [head, counters]
+    if r.checks:
+        parts.append(checks)
+    if not r.checks or r.status in ("interrupted", "error"):
+        parts.append(not_evaluated(r))
     if r.error:
         parts.insert(1, Text(f"error: {r.error}", "red"))
     return Group(*parts)

@@ -8,9 +8,6 @@ faults, and the readers of its evidence.
 """
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 
 from .. import names as N
@@ -65,33 +62,15 @@ def bus_config(scenario) -> BusConfig:
         **adapter_settings(b.adapter))
 
 
-_warm = False
-_warm_lock = threading.Lock()
-
-
-def warm_up() -> float:
+def warm_up(say=None) -> float:
     """Compile (or load from the on-disk cache) every kernel once per process,
-    so no run's measured time is spent compiling. Returns seconds spent."""
-    global _warm
-    with _warm_lock:
-        if _warm:
-            return 0.0
-        from ..load.generator import LoadGenerator, LoadSpec
-        t0 = time.monotonic()
-        target = BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
-        target.start()
-        gen = LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
-                            target.producer_stalling)
-        try:
-            gen.start(events=256)
-            gen.wait()
-            target.flush(5.0)
-            target.delivery()
-        finally:
-            gen.stop()
-            target.close()
-        _warm = True
-        return time.monotonic() - t0
+    so no run's measured time is spent compiling (busbench/coldstart.py: on a
+    cold cache the worker side compiles in a helper process). ``say`` gets
+    "compiling Numba kernels (first run only, cached afterwards)…" as soon as
+    a compile starts and the seconds it took at the end; nothing on a warm
+    cache. Returns seconds spent."""
+    from ..coldstart import prepare
+    return prepare(say).seconds
 
 
 class BuiltinTarget(Target):
@@ -126,9 +105,7 @@ class BuiltinTarget(Target):
 
     # ------------------------------------------------------------------ lifecycle
     def prepare(self, say=lambda msg: None) -> None:
-        if not _warm:
-            say("compiling kernels (cached after the first run)")
-        warm_up()
+        warm_up(say)
 
     def start(self) -> None:
         self.bus.start()

@@ -1,0 +1,272 @@
+"""The first run's compile: say it is happening, and make it short.
+
+Any target's ``prepare(say)`` can announce its own compile with
+``announcing_compiles(say, what)``: one line as soon as Numba starts compiling
+(never on a warm cache) and one with the seconds it took. The rest of this
+module is the builtin target's kernels (the reference bus and its load loop).
+
+A fresh install has no Numba cache, so the first run compiles every kernel
+(measured on a 2-core machine: ~8 s, half of it ``produce`` and what it calls,
+a third ``worker_loop`` and what it calls). Numba compiles under one global
+lock per process, so threads cannot share that work; a second *process* can.
+On a cold cache, ``compile_kernels`` starts ``python -m busbench.coldstart``
+to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
+the on-disk cache while this process compiles the producer side; this process
+then loads the worker side from the cache the child wrote. With one core, a
+machine whose cores are all busy, or the worker side already cached,
+everything is compiled here.
+
+Every kernel a scenario can reach is compiled whatever the scenario: modes,
+adapters and layouts are runtime values (STYLE.md), so one specialization of
+each kernel serves every scenario and the cache is shared by all of them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from numba.core import event
+
+
+def compiling_message(what: str) -> str:
+    return f"compiling {what} (first run only, cached afterwards)…"
+
+
+def compiled_message(what: str, seconds: float) -> str:
+    return f"compiled {what} in {seconds:.1f} s"
+
+
+BUILTIN_KERNELS = "Numba kernels"
+COMPILING_MESSAGE = compiling_message(BUILTIN_KERNELS)
+#: the child compiling the worker side is given this long before it is killed
+CHILD_TIMEOUT_S = 600.0
+
+_lock = threading.Lock()
+_warm = False
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """What getting the kernels ready cost this process."""
+    seconds: float
+    compiled: int          # kernels compiled here (0: all loaded from the cache)
+    helper_process: bool   # a second process compiled the worker side
+
+    @property
+    def was_cold(self) -> bool:
+        return self.compiled > 0 or self.helper_process
+
+
+class _CompileWatch:
+    """Counts Numba compilations (cache misses only: a cache hit is not an
+    event) and announces the first one, from whichever thread it happens on."""
+
+    def __init__(self, announce: Callable[[str], None] | None, message: str = COMPILING_MESSAGE):
+        self.announce = announce
+        self.message = message
+        self.count = 0
+        self.announced = False
+        self._lock = threading.Lock()
+        self._listener = _Listener(self)
+
+    def started(self):
+        with self._lock:
+            self.count += 1
+        self.first()
+
+    def first(self):
+        with self._lock:
+            if self.announced:
+                return
+            self.announced = True
+        if self.announce is not None:
+            self.announce(self.message)
+
+    def __enter__(self):
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        event.unregister("numba:compile", self._listener)
+        return False
+
+
+class _Listener(event.Listener):
+    def __init__(self, watch: _CompileWatch):
+        self.watch = watch
+
+    def on_start(self, ev):
+        self.watch.started()
+
+    def on_end(self, ev):
+        pass
+
+
+@contextmanager
+def announcing_compiles(say: Callable[[str], None] | None,
+                        what: str = BUILTIN_KERNELS) -> Iterator[_CompileWatch]:
+    """For a target's ``prepare(say)``: around the code that compiles (or loads
+    from the cache) its kernels, say "compiling <what> (first run only, cached
+    afterwards)…" as soon as the first compile starts, from whichever thread,
+    and "compiled <what> in N s" at the end. Silent when everything came from
+    the cache."""
+    t0 = time.monotonic()
+    with _CompileWatch(say, compiling_message(what)) as watch:
+        yield watch
+    if watch.announced and say is not None:
+        say(compiled_message(what, time.monotonic() - t0))
+
+
+def _tiny_target():
+    from .bus.config import BusConfig
+    from .targets.builtin import BuiltinTarget
+    return BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
+
+
+def _generator(target):
+    from .load.generator import LoadGenerator, LoadSpec
+    return LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
+                         target.producer_stalling)
+
+
+def warm_producer_side() -> None:
+    """Compile ``produce`` and the ingest path it calls, without starting a
+    worker (so ``worker_loop`` is not compiled here): the producer fills the
+    small rings and the rest is refused."""
+    target = _tiny_target()
+    gen = _generator(target)
+    try:
+        gen.start(events=256)
+        gen.wait()
+    finally:
+        gen.stop()
+    # Not shut down: shutdown starts the workers for its final drain, which
+    # would compile worker_loop here. A bus that never started a worker has
+    # no thread to join and nothing to drain; it is simply dropped.
+
+
+def warm_worker_side() -> None:
+    """Compile ``worker_loop`` and what it calls, and the flush and shutdown
+    helpers: a bus with a worker and no producer, flushed and shut down."""
+    target = _tiny_target()
+    target.start()
+    try:
+        target.flush(5.0)
+    finally:
+        target.close()
+
+
+def warm_everything() -> None:
+    """Run every kernel once: a bus with a worker, a producer, a flush and a
+    shutdown, and the witness's tallies read (what the runner needs before its
+    clock starts)."""
+    target = _tiny_target()
+    target.start()
+    gen = _generator(target)
+    try:
+        gen.start(events=256)
+        gen.wait()
+        target.flush(5.0)
+        target.delivery()
+    finally:
+        gen.stop()
+        target.close()
+
+
+def _cached_on_disk(dispatcher) -> bool | None:
+    """Whether Numba has a cache index for ``dispatcher`` (None: cannot tell).
+    An index can still miss (another CPU, a changed source): then this
+    process compiles what is missing itself, just without help."""
+    try:
+        return Path(dispatcher._cache._cache_file._index_path).exists()
+    except AttributeError:      # a Numba whose cache internals moved
+        return None
+
+
+def _a_core_is_free() -> bool:
+    """A second compiling process only helps when it gets a core of its own.
+    Measured on 2 cores: at load 1.6, 6.4 s with the helper against 9.2 s
+    without; at load 7.5, 20-21 s against 15-16 s (it only adds work there).
+    The 1-minute load counts this user's previous run too, hence ``< cores``."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return cores > 1 and load < cores
+
+
+def _spawn_worker_side() -> subprocess.Popen | None:
+    """``python -m busbench.coldstart`` importing this very copy of busbench."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "busbench.coldstart"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+
+
+def compile_kernels(announce: Callable[[str], None] | None = None,
+                    helper: bool | None = None) -> ColdStart:
+    """Compile (or load from the on-disk cache) every kernel a run needs, once
+    per process. ``announce`` is called with a one-line message as soon as a
+    compile starts (never on a warm cache). ``helper``: use a second process
+    for the worker side (default: when the cache is cold and there are two cores)."""
+    global _warm
+    with _lock:
+        if _warm:
+            return ColdStart(0.0, 0, False)
+        from .bus import kernels
+        t0 = time.monotonic()
+        child = None
+        with _CompileWatch(announce) as watch:
+            if helper is None:
+                helper = _cached_on_disk(kernels.worker_loop) is False and _a_core_is_free()
+            if helper:
+                child = _spawn_worker_side()
+                if child is not None:
+                    watch.first()
+            try:
+                if child is not None:
+                    warm_producer_side()
+                    try:
+                        child.wait(timeout=CHILD_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        pass        # compiled here instead, below
+                warm_everything()
+            finally:
+                if child is not None:
+                    _stop(child)
+        _warm = True
+        return ColdStart(time.monotonic() - t0, watch.count, child is not None)
+
+
+def prepare(say: Callable[[str], None] | None) -> ColdStart:
+    """``compile_kernels`` for the builtin target's ``prepare(say)``: one line
+    when compiling starts and one with the seconds it took; nothing when the
+    cache is warm."""
+    cold = compile_kernels(announce=say)
+    if cold.was_cold and say is not None:
+        say(compiled_message(BUILTIN_KERNELS, cold.seconds))
+    return cold
+
+
+if __name__ == "__main__":
+    # The helper process: fill the on-disk cache with the worker side.
+    warm_worker_side()

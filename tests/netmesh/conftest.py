@@ -2,8 +2,8 @@
 
 Risky native calls (garbage handles, version mismatches) run in subprocesses
 so a segfault cannot take pytest down. Every test stops what it started; the
-``no_redis_left`` fixture checks that no redis-server this session started
-survives a test.
+``no_redis_left`` fixture checks that no redis-server this test process
+started (a child of it) survives a test; servers of other processes are left alone.
 """
 from __future__ import annotations
 
@@ -20,14 +20,20 @@ if MISSING:
 
 
 def _redis_pids() -> set[int]:
+    """redis-servers this test process started (its children): others' are none of ours."""
     pids = set()
+    me = os.getpid()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == "redis-server":
-                        pids.add(int(entry))
-            except OSError:
+                    if f.read().strip() != "redis-server":
+                        continue
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                if parent == me:
+                    pids.add(int(entry))
+            except (OSError, ValueError, IndexError):
                 pass
     return pids
 

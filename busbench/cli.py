@@ -325,7 +325,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
 
     def run_once(variant):
         result = Runner(loaded[variant.label], file).run()
-        if result.status in ("error", "interrupted"):
+        if result.status in ("error", "timed_out", "interrupted"):
             if result.status == "interrupted":
                 raise KeyboardInterrupt
             raise RuntimeError(f"{variant.label}: {result.error}")

@@ -42,7 +42,8 @@ LATENCY_KEYS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"
 #: panel beside it takes the same height so the two read as one block
 NUMBERS_HEIGHT = 1 + len(COUNTER_NAMES) + 1 + 2
 STATUS_STYLES = {"running": "bold cyan", "finished": "bold green",
-                 "failed": "bold red", "interrupted": "bold yellow"}
+                 "failed": "bold red", "timed_out": "bold red",
+                 "interrupted": "bold yellow"}
 
 
 # --- human formatters (private on purpose: busbench/units.py is written concurrently) ---

@@ -11,7 +11,8 @@ SCHEMA_VERSION = 1
 
 # Run statuses, and the exit codes they map to (PRODUCT.md).
 PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
-EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 3, INTERRUPTED: 130}
+TIMED_OUT = "timed_out"          # the watchdog ended the run at its deadline
+EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 3, TIMED_OUT: 3, INTERRUPTED: 130}
 
 
 def cpu_model() -> str:
@@ -72,6 +73,8 @@ class RunResult:
     checks: list = field(default_factory=list)     # Verdicts
     error: str | None = None
     gate: dict | None = None         # the --baseline regression gate, when asked for
+    deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
+    threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
 
     @property
     def exit_code(self) -> int:
@@ -90,6 +93,7 @@ class RunResult:
             "steps": [s.__dict__ for s in self.steps],
             "flushes": self.flushes, "shutdown": self.shutdown,
             "producers": self.producers, "bus_truth": self.bus_truth, "gate": self.gate,
+            "deadline": self.deadline, "threads_left": self.threads_left,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,
         }

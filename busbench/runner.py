@@ -14,12 +14,15 @@ from collections import deque
 from datetime import datetime, timezone
 
 from . import checks as C
+from . import watchdog as W
 from .bus import histogram
 from .bus.config import BusConfig
 from .bus.core import ReferenceBus
 from .bus.layout import CounterLayout
 from .load.generator import LoadGenerator, LoadSpec
-from .result import ERROR, FAILED, INTERRUPTED, PASSED, RunResult, StepRecord, environment
+from .quiescence import Quiescence
+from .result import (ERROR, FAILED, INTERRUPTED, PASSED, TIMED_OUT, RunResult, StepRecord,
+                     environment)
 from .snapshot import CHECK_FAILED, CHECK_PASSED, CHECK_PENDING, CheckState, ShardFill, Snapshot
 from .units import format_count, format_duration
 
@@ -150,8 +153,11 @@ class _Sampler(threading.Thread):
 
 class Runner:
     def __init__(self, scenario, source: str = "<scenario>", progress=None,
-                 sample_interval_s: float = SAMPLE_INTERVAL_S):
+                 sample_interval_s: float = SAMPLE_INTERVAL_S, timeout_s: float | None = None):
         self.scenario = scenario
+        self.deadline = W.run_deadline(scenario, timeout_s)
+        self.watchdog = W.Watchdog(self.deadline)
+        self.quiet = Quiescence()
         self.source = source
         self.progress = progress
         self.sample_interval_s = sample_interval_s
@@ -217,6 +223,7 @@ class Runner:
             "mean_batch_size": (counters["events_dispatched"] / counters["batches_dispatched"]
                                 if counters["batches_dispatched"] else 0.0),
             "late_sends": sum(t.late for t in self.gen.truths()),
+            "unsent": sum(t.unsent for t in self.gen.truths()),
             "duration": load_s,
         }
         if load_s > 0:
@@ -237,7 +244,7 @@ class Runner:
                 "uncorrected": histogram.summary(hists[1])}
 
     def _record_verdicts(self, specs, at):
-        ev = self.evidence(quiescent=not self.gen.running)
+        ev = self.evidence(quiescent=self.quiet.at_check(self.gen.running, self.bus.shut_down))
         for spec in specs:
             v = C.evaluate(spec, ev, at)
             self.verdicts.append(v)
@@ -252,6 +259,7 @@ class Runner:
             self.bus.schedule_adapter_stall(self.config.stall_at_ns, self.config.stall_for_ns)
             self._adapter_stall_armed = True
         t0 = time.monotonic()
+        self.quiet.load_started()
         self.gen.start(duration_ns=duration_ns, events=events)
         self.loading = True
         if duration_ns:
@@ -262,7 +270,7 @@ class Runner:
         try:
             # a producer stalled mid-push by a fault stays in flight: do not wait for it
             while not self.gen.wait(0.05) and not self.gen.only_stalled_left:
-                pass
+                self.watchdog.check()
         finally:
             self.loading = False
             self.gen.stop(wait_for_stalled=False)
@@ -276,17 +284,20 @@ class Runner:
             return {}
         if kind == "flush":
             timeout_s = step.timeout / 1e9
+            idle = not self.gen.running
             if step.under_load:
                 t0 = time.monotonic()
+                self.quiet.load_started()
                 self.gen.start()
                 try:
                     time.sleep(UNDER_LOAD_LEAD_S)
-                    result = self.bus.flush(timeout_s)
+                    result = self.bus.flush(self.watchdog.clip(timeout_s))
                 finally:
                     self.gen.stop(wait_for_stalled=False)
                     self.load_s += time.monotonic() - t0
             else:
-                result = self.bus.flush(timeout_s)
+                result = self.bus.flush(self.watchdog.clip(timeout_s))
+            self.quiet.flushed(result.reached, result.timed_out, step.under_load, idle)
             record = {"step": i, "reached": result.reached, "timed_out": result.timed_out,
                       "waited_s": result.waited_s, "timeout_s": timeout_s, "method": result.method,
                       "under_load": step.under_load, "in_flight_at_call": result.in_flight_at_call,
@@ -299,7 +310,7 @@ class Runner:
             self._record_verdicts(step.checks, f"step {i}")
             return {"checks": [v.to_dict() for v in self.verdicts if v.at == f"step {i}"]}
         if kind == "sleep":
-            time.sleep(step.duration / 1e9)
+            self.watchdog.sleep(step.duration / 1e9)
             return {}
         if kind == "fault":
             fault = step.fault
@@ -315,7 +326,7 @@ class Runner:
         raise AssertionError(f"unknown step {kind}")
 
     def _shutdown(self, grace_s):
-        report = self.bus.shutdown(grace_s)
+        report = self.bus.shutdown(self.watchdog.clip(grace_s))
         return dict(report.__dict__)
 
     # ------------------------------------------------------------------ run
@@ -332,19 +343,24 @@ class Runner:
                            target=sc.target, layout=self.config.counters.label,
                            environment=environment(),
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           series=self.series, series_interval_s=self.sample_interval_s)
+                           series=self.series, series_interval_s=self.sample_interval_s,
+                           deadline=self.deadline.to_dict())
         sampler = _Sampler(self, self.sample_interval_s)
         steps = list(sc.steps)
         try:
             self.step_label = "compiling kernels"
             warm_up()
             self.t0 = time.monotonic()
+            self.watchdog.on_expire = [self._release_everything]
+            self.watchdog.start()
             self.bus.start()
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
+                self.watchdog.where = f"step {i + 1} ({self.step_label})"
                 started = time.monotonic()
                 details = self._step(i, step)
+                self.watchdog.check()
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started,
                                                self.bus.stats().as_dict(), details))
@@ -354,11 +370,15 @@ class Runner:
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0,
                                                self.bus.stats().as_dict(), details))
-            self.step_label = "waiting for producers"
+            self.step_label = self.watchdog.where = "waiting for producers"
             self.gen.stop()      # a stalled producer wakes at the end of its stall
+            self.watchdog.check()
             self._record_verdicts(sc.checks, "end")
             ok = all(v.ok for v in self.verdicts)
             result.status = PASSED if ok else FAILED
+        except W.RunTimedOut as exc:     # the watchdog: stopped safely at the deadline, exit 3
+            result.status = TIMED_OUT
+            result.error = str(exc)
         except KeyboardInterrupt:
             result.status = INTERRUPTED
             result.error = "interrupted"
@@ -366,19 +386,18 @@ class Runner:
             result.status = ERROR
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self._teardown(sampler)
+            result.threads_left = self._teardown(sampler)
             self.status = {"passed": "finished", "failed": "failed"}.get(result.status, result.status)
         self._fill(result)
         return result
 
     def _teardown(self, sampler):
         """Stop everything we started, whatever happened (Ctrl-C may come again)."""
+        self.watchdog.cancel()
+        left = []
         for _attempt in range(3):
             try:
-                self.gen.stop_flag[0] = 1
-                self.bus.release_stalls()
-                self.gen.stop()
-                self.bus.close(0.0)
+                left = W.teardown(self.gen, self.bus)
                 break
             except KeyboardInterrupt:
                 continue
@@ -389,6 +408,13 @@ class Runner:
             sampler.sample()          # the final frame
         except Exception:
             pass
+        return left
+
+    def _release_everything(self):
+        """The watchdog's action at the deadline (its own thread): whatever the
+        runner waits on ends by itself."""
+        self.gen.stop_flag[0] = 1
+        self.bus.release_stalls()
 
     def _fill(self, result: RunResult):
         counters = self.bus.stats().as_dict()

@@ -10,7 +10,13 @@ Open loop follows wrk2: event k of a step is due at ``t0 + k / rate``; a call
 is made when the last event of its batch is due, every event is stamped with
 its own intended time (so latency measured from it cannot hide a stalled bus),
 and a call made more than ``late_after`` behind schedule counts its events as
-late. Nothing is skipped to catch up.
+late. Nothing is skipped to catch up, but nothing is sent after the step's
+deadline either: a producer that fell behind stops at the deadline (plus the
+call in progress) and counts the events its schedule wanted by then and it
+never sent as ``unsent``. Without that, a 100 ms step at 20M/s in front of a
+downstream taking 10k events/s worked through its backlog for minutes.
+A count step ended early (stop flag: the watchdog, shutdown's gate) counts the
+rest of its count as unsent.
 """
 import numpy as np
 from ..bus.jit import kernel, kernel_inline
@@ -32,7 +38,7 @@ GOLDEN = np.int64(-7046029254386353131)   # 0x9E3779B97F4A7C15, Fibonacci hashin
 
 # pstate: int64 array, the producer's own ground truth (persists across steps)
 (S_NEXT_SEQ, S_OFFERED, S_LANDED, S_REFUSED, S_TURNED_AWAY, S_STRANDED, S_LATE, S_CALLS,
- S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_LEN) = range(13)
+ S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_UNSENT, S_LEN) = range(14)
 
 STOP_FLAG = 0   # index in the runner's stop array
 
@@ -82,16 +88,20 @@ def choose_shard(params, pstate, zipf_cdf, seq):
 
 
 @kernel
-def wait_until_due(due):
-    """Sleep while the due time is far, spin politely when it is near."""
+def wait_until_due(due, stop):
+    """Sleep while the due time is far, spin politely when it is near.
+    Returns the time, or -1 when the stop flag went up meanwhile (a slow
+    schedule must not keep a producer asleep past a stop)."""
     spins = 0
     while True:
         now = monotonic_ns()
         left = due - now
         if left <= 0:
             return now
+        if load_relaxed(stop, STOP_FLAG) != 0:
+            return -1
         if left > 150_000:
-            sleep_ns(left - 100_000)
+            sleep_ns(min(left - 100_000, 2_000_000))
         elif spins < 64:
             cpu_relax()
             spins += 1
@@ -134,9 +144,11 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
         k = pstate[S_STEP_EVENTS]
         if open_loop:
             due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-            if deadline > 0 and due_last > deadline:
+            if deadline > 0 and (due_last > deadline or monotonic_ns() >= deadline):
                 break
-            now = wait_until_due(due_last)
+            now = wait_until_due(due_last, stop)
+            if now < 0:
+                break
             for i in range(n):
                 t_int[i] = t0 + ((k + i) * interval_ps) // 1000
             if now - due_last > late_after:
@@ -210,7 +222,30 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
             break
         if pstate[S_DONE] != 0:
             break
+    pstate[S_UNSENT] += unsent(params, pstate, monotonic_ns())
     return offered_here
+
+
+@kernel_inline
+def unsent(params, pstate, now):
+    """Events this step's schedule wanted sent by its end and that were never
+    sent: the rest of a count step, or (open loop) the whole batches due by the
+    deadline, or by ``now`` when stopped earlier. A closed loop without a count
+    has no schedule: 0."""
+    sent = pstate[S_STEP_EVENTS]
+    max_events = params[P_MAX_EVENTS]
+    if max_events >= 0:
+        return max(0, max_events - sent)
+    if params[P_OPEN_LOOP] == 0:
+        return 0
+    deadline = params[P_DEADLINE_NS]
+    end = deadline if (deadline > 0 and now >= deadline) else now
+    t0 = params[P_T0_NS]
+    if end < t0:
+        return 0
+    due = ((end - t0) * 1000) // params[P_INTERVAL_PS] + 1
+    batch = params[P_BATCH]
+    return max(0, (due // batch) * batch - sent)
 
 
 @kernel_inline

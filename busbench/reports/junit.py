@@ -9,7 +9,7 @@ def render(results) -> str:
     suites = ET.Element("testsuites", name="busbench")
     for r in results:
         failures = sum(1 for v in r.checks if not v.ok)
-        errors = 1 if r.status in ("error", "interrupted") else 0
+        errors = 1 if r.status in ("error", "timed_out", "interrupted") else 0
         suite = ET.SubElement(suites, "testsuite", name=r.scenario_name,
                               tests=str(max(1, len(r.checks))), failures=str(failures),
                               errors=str(errors), time=f"{r.duration_s:.3f}",

@@ -226,7 +226,7 @@ def produce(st, writer, producer, params, pstate, zipf_cdf, stop,
     return offered_here
 
 
-@kernel_inline
+@kernel
 def unsent(params, pstate, now):
     """Events this step's schedule wanted sent by its end and that were never
     sent: the rest of a count step, or (open loop) the whole batches due by the

@@ -124,7 +124,7 @@ class Watchdog:
         self._thread = None
         self.expire_errors: list[str] = []
 
-    def start(self) -> "Watchdog":
+    def start(self) -> Watchdog:
         self._end = time.monotonic() + self.deadline.seconds
         self._thread = threading.Thread(target=self._run, name="busbench-watchdog", daemon=True)
         self._thread.start()
@@ -137,7 +137,7 @@ class Watchdog:
         for action in self.on_expire:
             try:
                 action()
-            except Exception as exc:      # keep releasing what else can be released
+            except Exception as exc:  # noqa: BLE001 -- keep releasing what else can be released
                 self.expire_errors.append(f"{type(exc).__name__}: {exc}")
 
     def cancel(self) -> None:
@@ -196,7 +196,7 @@ def teardown(gen, bus, budget_s: float = TEARDOWN_BUDGET_S) -> list:
     def close():
         try:
             bus.close(0.0)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 -- re-raised below, in the caller's thread
             errors.append(exc)
 
     closer = threading.Thread(target=close, name="busbench-teardown", daemon=True)

@@ -66,7 +66,7 @@ def params(open_loop=1, batch=64, max_events=-1, deadline=0, t0=1_000_000_000, r
     prm[K.P_MAX_EVENTS] = max_events
     prm[K.P_DEADLINE_NS] = deadline
     prm[K.P_T0_NS] = t0
-    prm[K.P_INTERVAL_PS] = int(round(1e12 / rate))
+    prm[K.P_INTERVAL_PS] = round(1e12 / rate)
     return prm
 
 

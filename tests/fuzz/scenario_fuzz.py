@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import yaml
 from hypothesis import strategies as st
@@ -378,12 +378,28 @@ def _dispatch_frozen_manifested(r):
 
 
 @st.composite
+def backlogged_bus(draw, mutation, hot=False):
+    """Deep rings in front of a slow adapter: a backlog that takes ~10-100 ms to
+    drain when the run step ends (what a lying flush or a lazy final drain leaves)."""
+    shards = draw(st.integers(2, 8))
+    max_events = draw(st.sampled_from([16, 64, 256]))
+    return {"shards": shards, "capacity": draw(st.sampled_from([1024, 2048, 4096])),
+            "backpressure": draw(st.sampled_from(["drop_newest", "drop_oldest", "block"])),
+            "block_timeout": "1ms",
+            "batch": {"max_events": max_events, "max_delay": us(draw(st.integers(100, 2000)))},
+            "workers": draw(st.integers(1, min(2, shards))),
+            "adapter": {"kind": "slow", "per_batch": us(draw(st.integers(300, 2000)))},
+            "mutations": [mutation]}
+
+
+@st.composite
 def provoke_flush_single_window(draw):
-    return _scenario(draw, "flush_single_window",
-                     {"adapter_kinds": ("slow",)},
-                     steps=lambda d, b, lo: [{"run": ms(d(st.integers(20, 150)))},
-                                             {"flush": {"timeout": "3s"}}],
-                     checks=lambda b: ["flush_barrier", "conservation"])
+    bus = draw(backlogged_bus("flush_single_window"))
+    load = draw(loads(bus["shards"], max_producers=4))
+    return {"name": "fuzz-flush_single_window", "description": "provokes flush_single_window",
+            "seed": draw(st.integers(0, 2 ** 31)), "bus": bus, "load": load,
+            "steps": [{"run": ms(draw(st.integers(20, 100)))}, {"flush": {"timeout": "5s"}}],
+            "checks": ["flush_barrier", "conservation"]}
 
 
 def _flush_lied(r):
@@ -445,12 +461,13 @@ def _flag_missing(r):
 
 @st.composite
 def provoke_final_sweep_single_pass(draw):
-    return _scenario(draw, "final_sweep_single_pass",
-                     {"adapter_kinds": ("slow", "verify")},
-                     load_kw={"keys": {"hot": {"shard": 0, "share": 1.0}}},
-                     steps=lambda d, b, lo: [{"run": ms(d(st.integers(20, 150)))},
-                                             {"shutdown": {"grace": "1s"}}],
-                     checks=_totals_checks)
+    bus = draw(backlogged_bus("final_sweep_single_pass"))
+    bus["workers"] = 1
+    load = draw(loads(bus["shards"], keys={"hot": {"shard": 0, "share": 1.0}}, max_producers=4))
+    return {"name": "fuzz-final_sweep_single_pass", "description": "provokes final_sweep_single_pass",
+            "seed": draw(st.integers(0, 2 ** 31)), "bus": bus, "load": load,
+            "steps": [{"run": ms(draw(st.integers(20, 100)))}, {"shutdown": {"grace": "1s"}}],
+            "checks": ["conservation"]}
 
 
 @st.composite

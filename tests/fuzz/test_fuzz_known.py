@@ -1,0 +1,36 @@
+"""Failures the fuzzer found, kept as regression tests.
+
+1. (open; owned by branch `core`, issue 9 part 2) A flush that times out and
+   says so fails flush_barrier on a correct bus ("did not reach the barrier
+   within 0.05s"). Found with scenario_fuzz.PROVOKE_KNOWN = True: a producer
+   frozen mid-push by a fault holds claimed slots, so the next flush cannot
+   settle them before a short timeout. Strict xfail: when the rewritten
+   checks land, this passes, the xfail turns into a failure, and the marker
+   and PROVOKE_KNOWN = False in scenario_fuzz.py should go.
+"""
+from __future__ import annotations
+
+import pytest
+import scenario_fuzz as F
+
+HONEST_FLUSH_TIMEOUT = {
+    "name": "honest-flush-timeout",
+    "description": "a producer frozen mid-push before a short flush: the flush times out and says so",
+    "bus": {"shards": 2, "capacity": 1024},
+    "load": {"producers": 2},
+    "steps": [{"fault": {"stall_producer": {"producer": 0, "after": "5ms", "for": "300ms"}}},
+              {"run": "50ms"}, {"flush": {"timeout": "50ms"}}],
+    "checks": ["conservation", "ground_truth", "flush_barrier"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 9 part 2 (branch core): an honest flush timeout fails flush_barrier")
+def test_an_honest_flush_timeout_is_not_a_broken_barrier():
+    outcome = F.run_scenario(HONEST_FLUSH_TIMEOUT)
+    flush = outcome.record["flushes"][0]
+    if not (flush["timed_out"] and not flush["reached"]):   # not an AssertionError: never hidden
+        raise RuntimeError(f"the scenario no longer provokes a flush timeout: {flush}")
+    verdict, problems = F.judge_correct(outcome)
+    assert verdict == "ok", problems

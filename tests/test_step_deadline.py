@@ -42,7 +42,8 @@ def test_the_issues_overrunning_step_ends_at_its_duration_and_counts_unsent(tmp_
     path.write_text(OVERRUN, encoding="utf-8")
     out = tmp_path / "out"
     # The deadline is a hang guard, 200x the step: before the fix the step ran 60+ s.
-    result = cli("run", path, "--no-live", "--out", out, "--timeout", "20s")
+    result = cli("run", path, "--no-live", "--out", out, "--timeout", "20s",
+                 "--markdown", tmp_path / "summary.md")
     assert result.exit_code == 0, result.output
     record = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     assert record["status"] == "passed"
@@ -54,6 +55,8 @@ def test_the_issues_overrunning_step_ends_at_its_duration_and_counts_unsent(tmp_
         assert p["unsent"] > wanted_per_producer // 2      # most of the schedule was never sent
     assert record["metrics"]["unsent"] == sum(p["unsent"] for p in record["producers"])
     assert "late sends / unsent" in result.output
+    unsent = record["metrics"]["unsent"]
+    assert f"{unsent:,} events never sent" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------ the kernel's count, unit

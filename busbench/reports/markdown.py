@@ -30,8 +30,12 @@ def render(results) -> str:
         for k in ("events_ingested", "events_dropped", "batches_dispatched", "events_dispatched"):
             lines.append(f"| `{k}` | {c.get(k, 0):,} |")
         lines.append(f"| `shutdown_was_lossy` | {str(c.get('shutdown_was_lossy', False)).lower()} |")
+        m = r.metrics
+        behind = (f" Open loop behind schedule: {m.get('late_sends', 0):,} late sends, "
+                  f"{m.get('unsent', 0):,} events never sent." if m.get("late_sends") or m.get("unsent")
+                  else "")
         lines += ["", f"Layout `{r.layout}`, load {r.load_s:.2f} s, "
-                  f"{format_count(c.get('events_dispatched', 0))} events dispatched.", ""]
+                  f"{format_count(c.get('events_dispatched', 0))} events dispatched.{behind}", ""]
         if r.latency and r.latency["corrected"]["count"]:
             lat = r.latency
             lines += ["| latency | p50 | p90 | p99 | p99.9 | max |", "|---|---|---|---|---|---|"]

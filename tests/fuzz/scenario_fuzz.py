@@ -156,8 +156,28 @@ def steps_and_checks(draw, bus, load, allow_faults=True, allow_short_flush=None)
     rate = rate_of(load)
     verify = bus["adapter"]["kind"] == "verify"
     for _ in range(n):
-        kind = draw(st.sampled_from(["run", "run", "flush", "sleep", "fault", "check"]))
-        if kind == "run":
+        kind = draw(st.sampled_from(["run", "run", "flush", "sleep", "fault", "check", "pattern"]))
+        if kind == "pattern" and allow_faults:
+            # The adversarial orders: a flush meeting a producer frozen mid-push, or
+            # a frozen downstream while the flush runs under load.
+            short = allow_short_flush and draw(st.booleans())
+            timeout = ms(draw(st.integers(5, 100))) if short else "3s"
+            if draw(st.booleans()):
+                steps += [{"fault": {"stall_producer": {
+                    "producer": draw(st.integers(0, load["producers"] - 1)), "after": "1ms",
+                    "for": ms(draw(st.integers(50, MAX_STALL_MS)))}}},
+                    {"run": ms(draw(st.integers(10, 60)))},
+                    {"flush": {"timeout": timeout}}]
+                faults.append("stall_producer")
+                settled, flushed = False, True      # the frozen push is in flight at the flush
+            else:
+                steps += [{"run": ms(draw(st.integers(10, 60)))},
+                          {"fault": {"stall_adapter": {"after": "0s",
+                                                       "for": ms(draw(st.integers(20, 200)))}}},
+                          {"flush": {"timeout": timeout, "under_load": draw(st.booleans())}}]
+                faults.append("stall_adapter")
+                settled, flushed = False, True
+        elif kind == "run":
             if draw(st.booleans()):
                 steps.append({"run": ms(draw(st.integers(5, 150)))})
             else:

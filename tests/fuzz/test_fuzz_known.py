@@ -34,3 +34,37 @@ def test_an_honest_flush_timeout_is_not_a_broken_barrier():
         raise RuntimeError(f"the scenario no longer provokes a flush timeout: {flush}")
     verdict, problems = F.judge_correct(outcome)
     assert verdict == "ok", problems
+
+
+# --------------------------------------------------------------------- the judges are not vacuous
+
+LOSSY = {
+    "name": "judge-sees-loss",
+    "description": "refusals counted dropped but not ingested: the recount must see it without the checks",
+    "bus": {"shards": 2, "capacity": 16, "backpressure": "drop_newest",
+            "adapter": {"kind": "slow", "per_batch": "200us"}, "mutations": ["refusal_not_ingested"]},
+    "load": {"producers": 2},
+    "steps": [{"run": "50ms"}, "flush"],
+    "checks": [{"threshold": "events_ingested >= 0"}],      # no invariant check: the recount alone
+}
+
+
+@pytest.mark.slow
+def test_the_correct_bus_judge_recounts_loss_the_checks_were_not_asked_about():
+    outcome = F.run_scenario(LOSSY)
+    assert sum(p["refused"] for p in outcome.record["producers"]) > 0, "no refusal provoked"
+    verdict, problems = F.judge_correct(outcome)
+    assert verdict == "failure"
+    assert any(p.startswith("silent loss: counters do not conserve") for p in problems), problems
+
+
+@pytest.mark.slow
+def test_a_hang_is_judged_a_hang():
+    stalled = {"name": "hang", "description": "an adapter frozen far past the deadline",
+               "bus": {"shards": 2, "capacity": 64, "backpressure": "block"},
+               "steps": [{"fault": {"stall_adapter": {"for": "60s"}}}, {"run": "100ms"},
+                         {"flush": {"timeout": "60s"}}],
+               "checks": ["conservation"]}
+    outcome = F.run_scenario(stalled, timeout_s=1.0)
+    assert F.judge_correct(outcome)[0] == "hang"
+    assert outcome.threads_left == []

@@ -2,9 +2,10 @@
 
 1. (open; owned by branch `core`, issue 9 part 2) A flush that times out and
    says so fails flush_barrier on a correct bus ("did not reach the barrier
-   within 0.05s"). Found with scenario_fuzz.PROVOKE_KNOWN = True: a producer
-   frozen mid-push by a fault holds claimed slots, so the next flush cannot
-   settle them before a short timeout. Strict xfail: when the rewritten
+   within 0.05s"). Found with scenario_fuzz.PROVOKE_KNOWN = True (19 of 500
+   runs, every failure of that run): a producer frozen mid-push by a fault
+   holds claimed slots, or a frozen downstream holds a batch, so a flush with
+   a short timeout cannot settle them in time, and says so. Strict xfail: when the rewritten
    checks land, this passes, the xfail turns into a failure, and the marker
    and PROVOKE_KNOWN = False in scenario_fuzz.py should go.
 """
@@ -23,12 +24,27 @@ HONEST_FLUSH_TIMEOUT = {
     "checks": ["conservation", "ground_truth", "flush_barrier"],
 }
 
+# Found by `benchmarks/fuzz.py --examples 500 --seed 99 --provoke-known` (reduced): a
+# frozen downstream while a flush under load has a 5 ms timeout.
+FROZEN_DOWNSTREAM_SHORT_FLUSH = {
+    "name": "frozen-downstream-short-flush",
+    "description": "the adapter freezes for 60 ms; a flush under load gives up after 5 ms and says so",
+    "bus": {"shards": 16, "capacity": 16, "backpressure": "drop_oldest", "workers": 2,
+            "adapter": {"kind": "noop"}},
+    "load": {"producers": 2, "batch": 22, "keys": {"zipf": 1.1}},
+    "steps": [{"run": "25ms"}, {"fault": {"stall_adapter": {"after": "0s", "for": "60ms"}}},
+              {"flush": {"timeout": "5ms", "under_load": True}}, {"sleep": "24ms"}],
+    "checks": ["conservation", "flush_barrier"],
+}
+
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="issue 9 part 2 (branch core): an honest flush timeout fails flush_barrier")
-def test_an_honest_flush_timeout_is_not_a_broken_barrier():
-    outcome = F.run_scenario(HONEST_FLUSH_TIMEOUT)
+@pytest.mark.parametrize("scenario", [HONEST_FLUSH_TIMEOUT, FROZEN_DOWNSTREAM_SHORT_FLUSH],
+                         ids=["producer-frozen-mid-push", "frozen-downstream"])
+def test_an_honest_flush_timeout_is_not_a_broken_barrier(scenario):
+    outcome = F.run_scenario(scenario)
     flush = outcome.record["flushes"][0]
     if not (flush["timed_out"] and not flush["reached"]):   # not an AssertionError: never hidden
         raise RuntimeError(f"the scenario no longer provokes a flush timeout: {flush}")

@@ -108,9 +108,9 @@ class Watchdog:
     ``on_expire`` (raise the stop flag, release the stalls) once.
 
     The runner polls ``check()``; ``clip()`` shortens a wait that would cross
-    the deadline (and marks the run cut short, so the shortened wait's outcome,
-    a flush timed out or a shutdown made lossy, is never judged); ``sleep()``
-    wakes at the deadline.
+    the deadline (when the shortened wait ran into the deadline the run is cut
+    short, so its outcome, a flush timed out or a shutdown made lossy, is never
+    judged); ``sleep()`` wakes at the deadline.
     """
 
     def __init__(self, deadline: Deadline, on_expire=()):
@@ -151,7 +151,9 @@ class Watchdog:
 
     @property
     def cut_short(self) -> bool:
-        return self._expired.is_set() or self._clipped
+        """Past the deadline, or a wait was clipped to it and the deadline has come
+        (a clipped wait that ended early by itself, a flush that reached, is fine)."""
+        return self._expired.is_set() or (self._clipped and self.remaining() <= 0)
 
     def remaining(self) -> float:
         if self._end is None:

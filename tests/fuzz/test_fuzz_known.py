@@ -24,17 +24,17 @@ HONEST_FLUSH_TIMEOUT = {
     "checks": ["conservation", "ground_truth", "flush_barrier"],
 }
 
-# Found by `benchmarks/fuzz.py --examples 500 --seed 99 --provoke-known` (reduced): a
-# frozen downstream while a flush under load has a 5 ms timeout.
+# Found by `benchmarks/fuzz.py --examples 500 --seed 99 --provoke-known`: a frozen
+# downstream while a flush under load has a 5 ms timeout. Made deterministic here: the
+# downstream is frozen through the whole flush, with the rings full in front of it.
 FROZEN_DOWNSTREAM_SHORT_FLUSH = {
     "name": "frozen-downstream-short-flush",
-    "description": "the adapter freezes for 60 ms; a flush under load gives up after 5 ms and says so",
-    "bus": {"shards": 16, "capacity": 16, "backpressure": "drop_oldest", "workers": 2,
-            "adapter": {"kind": "noop"}},
-    "load": {"producers": 2, "batch": 22, "keys": {"zipf": 1.1}},
-    "steps": [{"run": "25ms"}, {"fault": {"stall_adapter": {"after": "0s", "for": "60ms"}}},
-              {"flush": {"timeout": "5ms", "under_load": True}}, {"sleep": "24ms"}],
-    "checks": ["conservation", "flush_barrier"],
+    "description": "the adapter freezes for 600 ms; a flush gives up after 20 ms and says so",
+    "bus": {"shards": 4, "capacity": 64, "adapter": {"kind": "verify"}},
+    "load": {"producers": 2},
+    "steps": [{"fault": {"stall_adapter": {"after": "0s", "for": "600ms"}}}, {"run": "50ms"},
+              {"flush": {"timeout": "20ms", "under_load": True}}],
+    "checks": ["conservation", "ground_truth", "flush_barrier"],
 }
 
 

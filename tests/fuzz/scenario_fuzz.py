@@ -22,15 +22,20 @@ Two judges:
 """
 from __future__ import annotations
 
+import io
+import json
 import math
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
 from hypothesis import strategies as st
+from rich.console import Console
 
+from busbench.reports import json_report, junit, markdown, summary
 from busbench.result import ERROR, TIMED_OUT
 from busbench.runner import Runner
 from busbench.scenario import ScenarioError, load_scenario_text
@@ -248,6 +253,7 @@ class Outcome:
     wall_s: float
     threads_left: list
     load_error: str | None = None
+    render_error: str | None = None   # a report that could not be rendered (a traceback)
 
 
 def busbench_threads() -> list:
@@ -263,7 +269,17 @@ def run_scenario(data: dict, timeout_s: float = RUN_TIMEOUT_S) -> Outcome:
     t0 = time.monotonic()
     result = Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
     wall = time.monotonic() - t0
-    return Outcome(text, result.to_dict(), wall, busbench_threads())
+    left = busbench_threads()
+    # Every output a user gets is rendered: a traceback there is a traceback too.
+    # The record judged is the JSON a user would read, not the live object.
+    try:
+        record = json.loads(json_report.render(result))
+        Console(file=io.StringIO(), width=160).print(summary.render(result))
+        markdown.render([result])
+        junit.render([result])
+    except Exception:  # noqa: BLE001 -- judged as a traceback, with its text
+        return Outcome(text, result.to_dict(), wall, left, render_error=traceback.format_exc())
+    return Outcome(text, record, wall, left)
 
 
 # --------------------------------------------------------------------------- judges
@@ -324,6 +340,10 @@ def recount(record) -> list:
         for key in ("duplicates", "order_violations", "received_and_dropped"):
             if bt[key]:
                 problems.append(f"{key}: {bt[key]}")
+    for f in record["flushes"]:
+        behind = [s["shard"] for s in f["shards"] if not s["reached"]]
+        if f["reached"] and behind:
+            problems.append(f"flush at step {f['step']} claimed success with shards {behind} behind")
     if sd is not None:
         if sd.get("residue"):
             problems.append(f"{sd['residue']} events left in the rings after the final drain")
@@ -337,6 +357,8 @@ def judge_correct(outcome: Outcome) -> tuple[str, list]:
     if outcome.record is None:
         return "invalid", [f"a valid scenario was refused: {outcome.load_error}"]
     r = outcome.record
+    if outcome.render_error:
+        return "traceback", [f"rendering the reports failed: {outcome.render_error}"]
     if r["status"] == TIMED_OUT:
         return "hang", [r["error"]]
     if r["status"] == ERROR:
@@ -545,6 +567,8 @@ def judge_mutation(mutation: str, outcome: Outcome) -> tuple[str, str]:
     if outcome.record is None:
         return "invalid", outcome.load_error
     r = outcome.record
+    if outcome.render_error:
+        return "traceback", outcome.render_error
     if r["status"] == TIMED_OUT:
         return "hang", r["error"]
     if r["status"] == ERROR:

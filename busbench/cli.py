@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from . import __version__
+from . import names as N
 
 from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -69,7 +70,21 @@ def _load_all(files, overrides=(), seed=None):
         for p in problems:
             err.print(p, markup=False, highlight=False)
         raise SystemExit(EXIT_USAGE)
+    for f, sc in scenarios:
+        if sc.checks_nothing:
+            err.print(f"{f}: warning: checks: [] and no check step: this scenario checks nothing; "
+                      f"its exit code 0 says only that it ran", markup=False, highlight=False)
     return scenarios
+
+
+def _parse_timeout(text):
+    from .units import UnitError, parse_duration
+    if text is None:
+        return None
+    try:
+        return parse_duration(text) / 1e9
+    except (UnitError, ValueError) as e:
+        raise UsageProblem(f"--timeout: {e}") from None
 
 
 def _parse_percent(text: str) -> float:
@@ -115,7 +130,12 @@ def main():
               help="A previous run record: fail when throughput regressed (see --max-regression).")
 @click.option("--max-regression", default="10%", show_default=True,
               help="With --baseline: the largest throughput loss tolerated.")
-def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline, max_regression):
+@click.option("--timeout", "timeout", default=None, metavar="DURATION",
+              help="Deadline of each run (e.g. 10m); past it the run stops, is recorded as "
+                   "timed_out and exits 3. Default: the scenario's timeout, else twice its "
+                   "planned time plus a minute.")
+def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline, max_regression,
+        timeout):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -124,6 +144,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     from .dashboard import default_mode
     from .reports import check_writable
 
+    timeout_s = _parse_timeout(timeout)
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
     base_samples = _baseline_samples(baseline) if baseline else None
@@ -143,7 +164,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     results, exit_code = [], EXIT_OK
     with _sigterm_as_interrupt():
         try:
-            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results)
+            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
+                                 timeout_s)
         except KeyboardInterrupt:
             # Interrupted outside a run (e.g. while compiling): every run that
             # started has already written its record.
@@ -153,7 +175,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     sys.exit(exit_code)
 
 
-def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) -> int:
+def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
+             timeout_s=None) -> int:
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
     from .reports import summary
@@ -162,8 +185,8 @@ def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) 
     for source, scenario in scenarios:
         progress = make_progress(mode, console=console)
         with progress:
-            result = Runner(scenario, source, progress=progress).run()
-        if base_samples is not None and result.status == "passed":
+            result = Runner(scenario, source, progress=progress, timeout_s=timeout_s).run()
+        if base_samples is not None and result.status == N.RUN_PASSED:
             _apply_gate(result, base_samples, max_reg)
         record = write_atomic(json_report.new_record_path(out_dir, result),
                               json_report.render(result))
@@ -372,8 +395,8 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot):
 
     def run_once(variant):
         result = Runner(loaded[variant.label], file).run()
-        if result.status in ("error", "interrupted"):
-            if result.status == "interrupted":
+        if result.status in N.RUN_INCOMPLETE:
+            if result.status == N.RUN_INTERRUPTED:
                 raise KeyboardInterrupt
             raise RuntimeError(f"{variant.label}: {result.error}")
         value = result.metrics.get(metric)

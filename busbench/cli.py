@@ -299,6 +299,10 @@ def check_cmd(records):
         for name, before, now in r.disagreements:
             console.print(f"[yellow]note:[/] {name}: the record says {before or 'nothing'}, "
                           f"re-evaluated {now}")
+        if r.incomplete:
+            console.print(f"[yellow]note:[/] the run did not complete (status {r.incomplete}): "
+                          "the checks of steps it did not reach and its end checks were never "
+                          "evaluated")
         if not r.ok:
             exit_code = EXIT_FAILED
     sys.exit(exit_code)

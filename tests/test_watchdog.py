@@ -66,6 +66,21 @@ def test_a_stalled_adapter_past_the_deadline_ends_the_run_timed_out_exit_3(tmp_p
     assert record["checks"] == []
 
 
+def test_busbench_check_on_a_timed_out_record_says_the_run_did_not_complete(tmp_path):
+    """The record of a run ended at its deadline has no evidence for the steps
+    it did not reach and no end checks: `busbench check` says so and exits 1
+    (never 0: nothing was judged), instead of refusing the record or judging
+    checks that were never evaluated."""
+    out = tmp_path / "out"
+    assert cli("run", write(tmp_path, STALLED_ADAPTER), "--no-live", "--out", out,
+               "--timeout", "1s").exit_code == 3
+    record = next(out.glob("*.json"))
+    result = cli("check", record)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "did not complete (status timed_out)" in flat(result.output)
+
+
 STALLED_PRODUCER = """\
 name: stalled-producer
 description: a producer freezes mid-push for a minute with a long shutdown grace

@@ -63,8 +63,12 @@ def planned_seconds(scenario) -> float:
     full rings per flush and at shutdown. An estimate for the default deadline."""
     bus, load = scenario.bus, scenario.load
     drain = _drain_s(scenario)
-    # the call in progress at a step's end: a block wait per shard group
-    last_call = bus.block_timeout * min(bus.shards, load.batch) / 1e9 \
+    # The call in progress at a step's end: every event of it may wait up to
+    # block_timeout for room (the wait starts again after each bit of progress),
+    # so a call lasts up to batch x block_timeout. min(shards, batch) waits, the
+    # estimate before, was 4x short for 4096 events into 1024 two-slot rings
+    # (a 52 ms step took 2.1 s; the fuzzer saw one such run pass 20 s).
+    last_call = bus.block_timeout * load.batch / 1e9 \
         if bus.backpressure in ("block", "drop_oldest") else 0.0
     total = 0.0
     shut_down = False

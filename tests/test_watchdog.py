@@ -180,6 +180,15 @@ def test_planned_time_counts_draining_full_rings_through_a_slow_adapter():
     assert W.planned_seconds(sc) == pytest.approx(1 + W.IMPLICIT_SHUTDOWN_GRACE_S + drain, abs=0.01)
 
 
+def test_planned_time_lets_each_event_of_a_call_in_progress_wait_for_room():
+    """block: a call of 4096 events may wait up to block_timeout per event (the
+    wait restarts after each bit of progress), not once per shard group."""
+    sc = scenario(BASE + "bus: {shards: 1024, capacity: 2, backpressure: block, "
+                  "block_timeout: 1ms}\nload: {batch: 4096}\nsteps: [run: 1s]\n")
+    assert W.planned_seconds(sc) == pytest.approx(1 + 4.096 + W.IMPLICIT_SHUTDOWN_GRACE_S,
+                                                  abs=0.01)
+
+
 def test_option_wins_over_the_scenario_timeout_which_wins_over_the_plan():
     sc = scenario(BASE + "timeout: 7s\nsteps: [run: 1s]\n")
     assert W.run_deadline(sc) .seconds == 7 and W.run_deadline(sc).source == W.FROM_SCENARIO

@@ -35,13 +35,15 @@ import yaml
 from hypothesis import strategies as st
 from rich.console import Console
 
+from busbench import watchdog as W
 from busbench.names import RUN_ERROR as ERROR
 from busbench.names import RUN_TIMED_OUT as TIMED_OUT
 from busbench.reports import json_report, junit, markdown, summary
 from busbench.runner import Runner
 from busbench.scenario import ScenarioError, load_scenario_text
 
-RUN_TIMEOUT_S = 20.0            # the watchdog's deadline for one fuzzed run
+RUN_TIMEOUT_S = 20.0            # the watchdog's deadline for one fuzzed run, at least
+PLAN_FACTOR = 3.0               # ...or this many times its planned time (watchdog.planned_seconds)
 MAX_SLOTS = 1 << 20             # shards x capacity
 DRAIN_BUDGET_NS = 100_000_000   # a slow or flaky adapter drains full rings in at most this
 MAX_STALL_MS = 300
@@ -266,12 +268,18 @@ def busbench_threads() -> list:
     return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith("busbench-")]
 
 
-def run_scenario(data: dict, timeout_s: float = RUN_TIMEOUT_S) -> Outcome:
+def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
+    """Run one scenario with a deadline: ``timeout_s``, else the larger of
+    RUN_TIMEOUT_S and PLAN_FACTOR x its planned time (a rare shape, thousands
+    of events per call blocking on tiny rings in front of a flaky adapter,
+    plans ~15 s and ran 27 s with the machine loaded: slow, not hung)."""
     text = yaml.safe_dump(data, sort_keys=False)
     try:
         scenario = load_scenario_text(text, "<fuzz>")
     except ScenarioError as error:
         return Outcome(text, None, 0.0, [], load_error=error.format())
+    if timeout_s is None:
+        timeout_s = max(RUN_TIMEOUT_S, PLAN_FACTOR * W.planned_seconds(scenario))
     t0 = time.monotonic()
     result = Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
     wall = time.monotonic() - t0

@@ -14,7 +14,7 @@ record alone (``busbench check``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import names as N
 from .names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
@@ -71,15 +71,17 @@ class Evidence:
     quiescent: bool                 # no producer running, nothing being ingested
     capabilities: dict = field(default_factory=dict)   # targets.base.Capabilities.to_dict()
     backpressure: str | None = None  # the bus's mode, when the target has one
+    unquiet: str = ""               # why not quiescent, when not (quiescence.Quiescence)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict) -> Evidence:
-        return cls(**{k: d.get(k) for k in ("counters", "producers", "delivery", "flushes",
-                                             "shutdown", "metrics", "quiescent", "capabilities",
-                                             "backpressure")})
+        ev = cls(**{k: d.get(k) for k in ("counters", "producers", "delivery", "flushes",
+                                           "shutdown", "metrics", "quiescent", "capabilities",
+                                           "backpressure")})
+        return replace(ev, unquiet=d.get("unquiet") or "")
 
 
 def _verdict(spec, outcome, evidence, numbers, at):
@@ -116,8 +118,8 @@ def conservation(spec, ev: Evidence, at="end") -> Verdict:
                "events_dropped": dropped, "difference": ingested - dispatched - dropped}
     if not ev.quiescent:
         return _verdict(spec, NOT_EVALUABLE,
-                        "producers were still running: conservation holds only at quiescence",
-                        numbers, at)
+                        f"{ev.unquiet or 'producers were still running'}: conservation holds "
+                        "only at quiescence", numbers, at)
     if dispatched + dropped == ingested:
         return _verdict(spec, PASSED, f"ingested {ingested:,} = dispatched {dispatched:,} + "
                         f"dropped {dropped:,}", numbers, at)
@@ -148,8 +150,8 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
     if d is None:
         return _no_witness(spec, ev, at, "ground_truth")
     if not ev.quiescent:
-        return _verdict(spec, NOT_EVALUABLE, "producers were still running: events in flight "
-                        "cannot be told from lost ones", {}, at)
+        return _verdict(spec, NOT_EVALUABLE, f"{ev.unquiet or 'producers were still running'}: "
+                        "events in flight cannot be told from lost ones", {}, at)
     if d.get("evicted_by_shard") is None or d.get("rejected_by_shard") is None:
         return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "drops", "the target does not "
                         "attribute the events it dropped to producers: a drop cannot be told from "

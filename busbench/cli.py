@@ -19,6 +19,7 @@ from rich.markup import escape as rich_escape
 
 from . import __version__
 from .completion import scenario_files, set_keys
+from . import names as N
 
 from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -72,7 +73,21 @@ def _load_all(files, overrides=(), seed=None):
         for p in problems:
             err.print(p, markup=False, highlight=False)
         raise SystemExit(EXIT_USAGE)
+    for f, sc in scenarios:
+        if sc.checks_nothing:
+            err.print(f"{f}: warning: checks: [] and no check step: this scenario checks nothing; "
+                      f"its exit code 0 says only that it ran", markup=False, highlight=False)
     return scenarios
+
+
+def _parse_timeout(text):
+    from .units import UnitError, parse_duration
+    if text is None:
+        return None
+    try:
+        return parse_duration(text) / 1e9
+    except (UnitError, ValueError) as e:
+        raise UsageProblem(f"--timeout: {e}") from None
 
 
 def _parse_percent(text: str) -> float:
@@ -123,8 +138,12 @@ def main():
               help="A previous run record: fail when throughput regressed (see --max-regression).")
 @click.option("--max-regression", default="10%", show_default=True,
               help="With --baseline: the largest throughput loss tolerated.")
+@click.option("--timeout", "timeout", default=None, metavar="DURATION",
+              help="Deadline of each run (e.g. 10m); past it the run stops, is recorded as "
+                   "timed_out and exits 3. Default: the scenario's timeout, else twice its "
+                   "planned time plus a minute.")
 def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
-        max_regression):
+        max_regression, timeout):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -133,6 +152,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     from .dashboard import default_mode
     from .reports import check_writable
 
+    timeout_s = _parse_timeout(timeout)
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
     base_samples = _baseline_samples(baseline) if baseline else None
@@ -152,7 +172,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     results, exit_code = [], EXIT_OK
     with _sigterm_as_interrupt():
         try:
-            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results)
+            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
+                                 timeout_s)
         except KeyboardInterrupt:
             # Interrupted outside a run (e.g. while compiling): every run that
             # started has already written its record.
@@ -173,7 +194,8 @@ def _say(mode, console):
     return lambda line: target.print(line, markup=False, highlight=False)
 
 
-def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) -> int:
+def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
+             timeout_s=None) -> int:
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
     from .reports import summary
@@ -183,8 +205,8 @@ def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) 
     for source, scenario in scenarios:
         progress = make_progress(mode, console=console)
         with progress:
-            result = Runner(scenario, source, progress=progress, say=say).run()
-        if base_samples is not None and result.status == "passed":
+            result = Runner(scenario, source, progress=progress, say=say, timeout_s=timeout_s).run()
+        if base_samples is not None and result.status == N.RUN_PASSED:
             _apply_gate(result, base_samples, max_reg)
         record = write_atomic(json_report.new_record_path(out_dir, result),
                               json_report.render(result))
@@ -299,6 +321,10 @@ def check_cmd(records):
         for name, before, now in r.disagreements:
             console.print(f"[yellow]note:[/] {name}: the record says {before or 'nothing'}, "
                           f"re-evaluated {now}")
+        if r.incomplete:
+            console.print(f"[yellow]note:[/] the run did not complete (status {r.incomplete}): "
+                          "the checks of steps it did not reach and its end checks were never "
+                          "evaluated")
         if not r.ok:
             exit_code = EXIT_FAILED
     sys.exit(exit_code)
@@ -402,8 +428,8 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
         result = Runner(loaded[variant.label], file, say=say).run()
         if html_path:
             last_records[variant.label] = result.to_dict()
-        if result.status in ("error", "interrupted"):
-            if result.status == "interrupted":
+        if result.status in N.RUN_INCOMPLETE:
+            if result.status == N.RUN_INTERRUPTED:
                 raise KeyboardInterrupt
             raise RuntimeError(f"{variant.label}: {result.error}")
         value = result.metrics.get(metric)

@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from busbench.names import OUTCOME_WORDS
+from busbench.names import DISPLAY_STATUS, OUTCOME_WORDS, RUN_TIMED_OUT
 from busbench.snapshot import (
     CHECK_FAILED,
     CHECK_PASSED,
@@ -43,7 +43,8 @@ LATENCY_KEYS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"
 #: panel beside it takes the same height so the two read as one block
 NUMBERS_HEIGHT = 1 + len(COUNTER_NAMES) + 1 + 2
 STATUS_STYLES = {"running": "bold cyan", "finished": "bold green",
-                 "failed": "bold red", "interrupted": "bold yellow"}
+                 "failed": "bold red", DISPLAY_STATUS[RUN_TIMED_OUT]: "bold red",
+                 "interrupted": "bold yellow"}
 
 
 # --- human formatters (private on purpose: busbench/units.py is written concurrently) ---

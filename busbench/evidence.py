@@ -50,7 +50,7 @@ class EvidenceCollector:
         self.flushes.append(record)
         return record
 
-    def collect(self, quiescent: bool, load_s: float) -> Evidence:
+    def collect(self, quiescent: bool, load_s: float, unquiet: str = "") -> Evidence:
         t = self.target
         counters = t.counters()
         truths = self.gen.truths()
@@ -62,4 +62,4 @@ class EvidenceCollector:
             flushes=list(self.flushes), shutdown=None if claim is None else claim.to_dict(),
             metrics=run_metrics(counters, truths, load_s, t.latency_histograms()),
             quiescent=quiescent, capabilities=t.capabilities.to_dict(),
-            backpressure=self.backpressure)
+            backpressure=self.backpressure, unquiet=unquiet)

@@ -18,7 +18,8 @@ def run_metrics(counters: dict, truths, load_s: float, hists) -> dict:
     """Metrics for thresholds; a counter the target lacks gives no metric (a
     threshold on it is then not evaluable, never a pass)."""
     c = counters
-    m = {"late_sends": sum(t.late for t in truths), "duration": load_s}
+    m = {"late_sends": sum(t.late for t in truths), "unsent": sum(t.unsent for t in truths),
+         "duration": load_s}
     for name in N.COUNTER_NAMES:
         if name in c:
             m[name] = c[name]

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import checks as C
+from . import names as N
 from .result import SCHEMA_VERSION
 
 
@@ -24,10 +25,11 @@ class Recheck:
     scenario_name: str
     verdicts: list = field(default_factory=list)       # re-evaluated
     disagreements: list = field(default_factory=list)  # (label, recorded outcome, now)
+    incomplete: str | None = None   # the run's status when it did not complete (timed_out...)
 
     @property
     def ok(self) -> bool:
-        return bool(self.verdicts) and all(v.ok for v in self.verdicts)
+        return self.incomplete is None and bool(self.verdicts) and all(v.ok for v in self.verdicts)
 
 
 def _evidence(d: dict, where: str) -> C.Evidence:
@@ -64,21 +66,29 @@ def recheck(path) -> Recheck:
                if k not in record]
     if missing:
         raise RecordError(f"{path}: the record lacks {', '.join(missing)}")
-    out = Recheck(str(path), scenario.name)
+    status = record.get("status")
+    # A run that did not complete (the watchdog's deadline, an error, Ctrl-C) has
+    # evidence only for the steps it reached, and no end checks: those are not
+    # re-evaluated (they were never evaluated), and the record never passes.
+    incomplete = status if status in N.RUN_INCOMPLETE else None
+    out = Recheck(str(path), scenario.name, incomplete=incomplete)
     recorded = {(v.get("at"), v.get("name")): v.get("outcome") for v in record.get("checks", [])}
     steps = {s.get("index"): s for s in record["steps"] if isinstance(s, dict)}
     for index, step in enumerate(scenario.steps):
         if not isinstance(step, CheckStep):
             continue
         details = (steps.get(index) or {}).get("details", {})
+        if "evidence" not in details and incomplete and index not in steps:
+            continue         # the run ended before this step
         if "evidence" not in details:
             raise RecordError(f"{path}: step {index} (check) has no recorded evidence")
         ev = _evidence(details["evidence"], f"{path}: step {index}")
         for spec in step.checks:
             out.verdicts.append(C.evaluate(spec, ev, f"step {index}"))
-    end = _evidence({**record, "quiescent": record.get("evidence_quiescent", True)}, str(path))
-    for spec in scenario.checks:
-        out.verdicts.append(C.evaluate(spec, end, "end"))
+    if not (incomplete and not any(at == "end" for at, _ in recorded)):
+        end = _evidence({**record, "quiescent": record.get("evidence_quiescent", True)}, str(path))
+        for spec in scenario.checks:
+            out.verdicts.append(C.evaluate(spec, end, "end"))
     for v in out.verdicts:
         before = recorded.get((v.at, v.name))
         if before != v.outcome:

@@ -12,6 +12,7 @@ from .names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
 from .names import RUN_FAILED as FAILED  # noqa: F401
 from .names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
 from .names import RUN_PASSED as PASSED
+from .names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 
 # 2: the evidence (producer tallies, witness, flush snapshots) is recorded, so
 # `busbench check` can re-evaluate the checks from the record alone.
@@ -78,6 +79,8 @@ class RunResult:
     checks: list = field(default_factory=list)     # Verdicts
     error: str | None = None
     gate: dict | None = None         # the --baseline regression gate, when asked for
+    deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
+    threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +101,7 @@ class RunResult:
             "producers": self.producers, "delivery": self.delivery,
             "capabilities": self.capabilities, "backpressure": self.backpressure,
             "evidence_quiescent": True, "gate": self.gate,
+            "deadline": self.deadline, "threads_left": self.threads_left,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,
         }

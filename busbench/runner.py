@@ -5,7 +5,8 @@ The runner knows no target's internals: it drives a ``Target`` (targets/) and
 a ``LoadGenerator`` (load/) built on the target's ``produce`` entry; evidence
 comes from ``evidence.py``, metrics from ``metrics.py``, the display's values
 from ``sampler.py``. Every thread started here is joined on every exit path,
-Ctrl-C included.
+Ctrl-C included, and every run has a deadline (``watchdog.py``): past it the
+run stops safely and is recorded as timed out.
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from datetime import datetime, timezone
 from . import checks as C
 from . import names as N
 from . import waiting
+from . import watchdog as W
 from .bus import histogram
 from .evidence import EvidenceCollector
+from .load import kernels as K
 from .load.generator import LoadGenerator, LoadSpec
 from .metrics import latency_summaries, run_metrics
+from .quiescence import Quiescence
 from .result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
@@ -26,7 +30,8 @@ from .targets import TargetConfigError, open_target
 from .units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
-IMPLICIT_GRACE_S = 5.0
+IMPLICIT_GRACE_S = W.IMPLICIT_SHUTDOWN_GRACE_S   # a scenario without a shutdown step
+STOP_GRACE_S = 1.0            # past the deadline, producers get this long to see the stop flag
 
 
 def load_spec(scenario) -> LoadSpec:
@@ -76,8 +81,11 @@ def step_label(step) -> str:
 class Runner:
     def __init__(self, scenario, source: str = "<scenario>", progress=None,
                  sample_interval_s: float = SAMPLE_INTERVAL_S, target=None,
-                 say=lambda line: None):
+                 say=lambda line: None, timeout_s: float | None = None):
         self.scenario = scenario
+        self.deadline = W.run_deadline(scenario, timeout_s)
+        self.watchdog = W.Watchdog(self.deadline)
+        self.quiet = Quiescence()
         self.source = source
         self.progress = progress
         # one-off lines (what the target's prepare compiles or loads): the CLI
@@ -127,7 +135,9 @@ class Runner:
 
     # ------------------------------------------------------------------ verdicts
     def _record_verdicts(self, specs, at) -> C.Evidence:
-        ev = self.collector.collect(quiescent=not self.gen.running, load_s=self.load_s)
+        quiescent = self.quiet.at_check(self.gen.running, self.target.shut_down)
+        ev = self.collector.collect(quiescent=quiescent, load_s=self.load_s,
+                                    unquiet="" if quiescent else self.quiet.reason)
         for spec in specs:
             v = C.evaluate(spec, ev, at)
             self.verdicts.append(v)
@@ -140,6 +150,7 @@ class Runner:
     def _run_load(self, duration_ns=None, events=None):
         self.target.before_load()
         t0 = time.monotonic()
+        self.quiet.load_started()
         self.gen.start(duration_ns=duration_ns, events=events)
         self.loading = True
         if duration_ns:
@@ -150,28 +161,43 @@ class Runner:
         try:
             # a producer stalled mid-push by a fault stays in flight: do not wait for it
             while not self.gen.wait(0.05) and not self.gen.only_stalled_left:
-                pass
+                self.watchdog.check()
         finally:
             self.loading = False
-            self.gen.stop(wait_for_stalled=False)
+            self._stop_producers(wait_for_stalled=False)
             self.load_s += time.monotonic() - t0
             self.step_progress = None
 
+    def _stop_producers(self, wait_for_stalled=True) -> None:
+        """Stop the producers, waiting at most until the deadline (plus a second
+        for the stop flag and the released stalls to be seen): a producer stuck
+        in a target's ingest must not hang the run; the caller's next
+        ``watchdog.check()`` then ends it as timed out, and teardown joins."""
+        self.gen.stop(wait_for_stalled=wait_for_stalled,
+                      timeout_s=self.watchdog.remaining() + STOP_GRACE_S)
+
     def _flush(self, i, step) -> dict:
         timeout_s = step.timeout / 1e9
+        idle = not self.gen.running
 
         def call():
-            return self.target.flush(timeout_s)
+            # clipped to the deadline: a flush cut short by it is never judged
+            # (the run ends timed out at the step's end)
+            return self.target.flush(self.watchdog.clip(timeout_s))
         if not step.under_load:
-            return self.collector.flush(i, timeout_s, False, call)
-        t0 = time.monotonic()
-        self.gen.start()
-        try:
-            time.sleep(UNDER_LOAD_LEAD_S)
-            return self.collector.flush(i, timeout_s, True, call)
-        finally:
-            self.gen.stop(wait_for_stalled=False)
-            self.load_s += time.monotonic() - t0
+            record = self.collector.flush(i, timeout_s, False, call)
+        else:
+            t0 = time.monotonic()
+            self.quiet.load_started()
+            self.gen.start()
+            try:
+                self.watchdog.sleep(UNDER_LOAD_LEAD_S)
+                record = self.collector.flush(i, timeout_s, True, call)
+            finally:
+                self._stop_producers(wait_for_stalled=False)
+                self.load_s += time.monotonic() - t0
+        self.quiet.flushed(record["claimed_reached"], record["timed_out"], step.under_load, idle)
+        return record
 
     def _step(self, i, step) -> dict:
         kind = step.tag
@@ -185,12 +211,12 @@ class Runner:
             return {"checks": [v.to_dict() for v in self.verdicts if v.at == f"step {i}"],
                     "evidence": ev.to_dict()}
         if kind == "sleep":
-            time.sleep(step.duration / 1e9)
+            self.watchdog.sleep(step.duration / 1e9)
             return {}
         if kind == "fault":
             return self.target.arm_fault(step.fault)
         if kind == "shutdown":
-            return {"shutdown": self.target.shutdown(step.grace / 1e9).to_dict()}
+            return {"shutdown": self.target.shutdown(self.watchdog.clip(step.grace / 1e9)).to_dict()}
         raise AssertionError(f"unknown step {kind}")
 
     # ------------------------------------------------------------------ run
@@ -205,45 +231,57 @@ class Runner:
             return RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
                              target=sc.target_name, layout="-", environment=environment(),
                              started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                             status=N.RUN_ERROR, error=f"target {sc.target_name}: {exc}")
+                             status=N.RUN_ERROR, error=f"target {sc.target_name}: {exc}",
+                             deadline=self.deadline.to_dict())
         t = self.target
         self.gen = LoadGenerator(self.spec, t.shards, t.produce, t.producer_stalling)
         self.collector = EvidenceCollector(t, self.gen, backpressure=sc.bus.backpressure)
         result = RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
                            target=t.name, layout=t.layout, environment=environment(),
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           series_interval_s=self.sample_interval_s)
+                           series_interval_s=self.sample_interval_s,
+                           deadline=self.deadline.to_dict())
         sampler = Sampler(t.counters, lambda: self.loading, self.t0, self._on_sample,
                           self.sample_interval_s, fill=t.shard_fill)
         steps = list(sc.steps)
         try:
             self.step_label = "compiling kernels"
             t.prepare(self.say)
+            # the deadline starts once the kernels are compiled (not the scenario's time)
             self.t0 = sampler.t0 = time.monotonic()
+            self.watchdog.on_expire = [self._release_everything]
+            self.watchdog.start()
             t.start()
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
                 self.step_expected_s, self.waiting_for = waiting.plan(step)
                 started = self.step_started = time.monotonic()
+                self.watchdog.where = f"step {i + 1} ({self.step_label})"
                 details = self._step(i, step)
+                self.watchdog.check()
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started, t.counters(), details))
             if not t.shut_down:
-                self.step_label = "shutdown (implicit)"
+                self.step_label = self.watchdog.where = "shutdown (implicit)"
                 self.step_started, self.step_expected_s = time.monotonic(), 0.0
                 self.waiting_for = waiting.shutdown_waits_for(int(IMPLICIT_GRACE_S * 1e9))
-                details = {"shutdown": t.shutdown(IMPLICIT_GRACE_S).to_dict()}
+                details = {"shutdown": t.shutdown(self.watchdog.clip(IMPLICIT_GRACE_S)).to_dict()}
+                self.watchdog.check()
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0, t.counters(),
                                                details))
-            self.step_label = "waiting for producers"
+            self.step_label = self.watchdog.where = "waiting for producers"
             self.step_started, self.step_expected_s = time.monotonic(), 0.0
             self.waiting_for = waiting.PRODUCERS_TO_RETURN
-            self.gen.stop()      # a stalled producer wakes at the end of its stall
+            self._stop_producers()      # a stalled producer wakes at the end of its stall
+            self.watchdog.check()
             self._record_verdicts(sc.checks, "end")
             ok = all(v.ok for v in self.verdicts)
             result.status = N.RUN_PASSED if ok else N.RUN_FAILED
+        except W.RunTimedOut as exc:     # the watchdog: stopped safely at the deadline, exit 3
+            result.status = N.RUN_TIMED_OUT
+            result.error = str(exc)
         except KeyboardInterrupt:
             result.status = N.RUN_INTERRUPTED
             result.error = "interrupted"
@@ -254,18 +292,18 @@ class Runner:
             # before the final frame, so that it says how the run ended
             self.status = N.DISPLAY_STATUS.get(result.status, result.status)
             self.waiting_for = ""
-            self._teardown(sampler)
+            result.threads_left = self._teardown(sampler)
         self._fill(result, sampler)
         return result
 
-    def _teardown(self, sampler):
-        """Stop everything we started, whatever happened (Ctrl-C may come again)."""
+    def _teardown(self, sampler) -> list:
+        """Stop everything we started, whatever happened (Ctrl-C may come again),
+        with bounded waits; the names of the threads still alive (normally none)."""
+        self.watchdog.cancel()
+        left = []
         for _attempt in range(3):
             try:
-                self.gen.stop_flag[0] = 1
-                self.target.release_faults()
-                self.gen.stop()
-                self.target.close()
+                left = W.teardown(self.gen, self.target)
                 break
             except KeyboardInterrupt:
                 continue
@@ -274,6 +312,13 @@ class Runner:
             sampler.sample()          # the final frame
         except Exception:
             pass
+        return left
+
+    def _release_everything(self):
+        """The watchdog's action at the deadline (its own thread): whatever the
+        runner waits on ends by itself."""
+        self.gen.stop_flag[K.STOP_FLAG] = 1
+        self.target.release_faults()
 
     def _fill(self, result: RunResult, sampler):
         t = self.target

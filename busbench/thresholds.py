@@ -45,6 +45,8 @@ METRICS: dict[str, MetricInfo] = {
     "batches_dispatched": MetricInfo("count", "batches delivered to the adapter"),
     "mean_batch_size": MetricInfo("number", "events_dispatched / batches_dispatched"),
     "late_sends": MetricInfo("count", "open-loop sends later than load.late_after behind schedule"),
+    "unsent": MetricInfo("count", "events a step's schedule (open loop) or count wanted and that "
+                                  "were never sent before the step ended"),
     "duration": MetricInfo("seconds", "seconds of load (the run steps)"),
     **_latency_metrics("latency", "ingest-to-dispatch latency, from each send's intended time"),
     **_latency_metrics("latency_uncorrected", "ingest-to-dispatch latency, from the actual send"),

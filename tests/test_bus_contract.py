@@ -361,3 +361,33 @@ def test_drop_oldest_ingest_keeps_returning_while_another_producer_is_stalled_mi
     time.sleep(0.3)
     assert bus.producer_stalling(0)
     assert gen.truth(1).calls > calls, "producer 1 made no ingest call in 0.3 s"
+
+
+def test_flush_waits_for_an_eviction_that_moved_the_head_but_has_not_counted_its_event_yet(
+        warm_bus_kernels):
+    """A drop_oldest eviction takes the head first and counts the event dropped
+    (and attributes it to its producer) after. The fuzzer caught a flush under
+    load that saw the head past its target in between, claimed success, and
+    left one event neither received nor dropped at return (flush_barrier
+    failed on the correct bus; producer 0, shard 0: 145,407 landed, 15,674
+    received, 129,732 dropped). Here an eviction is held half done (begun,
+    not ended): flush must not claim the barrier until it ends."""
+    from busbench.bus.config import (
+        EVICT_BEGUN,
+        EVICT_ENDED,
+        POS_EVICTIONS,
+        POS_FIELDS,
+        SLOT,
+    )
+    bus = ReferenceBus(BusConfig(shards=2, capacity=64, backpressure="drop_oldest",
+                                 adapter="verify", verify_events_per_producer=1 << 16)).start()
+    try:
+        evictions = (1 * POS_FIELDS + POS_EVICTIONS) * SLOT
+        bus.state.pos[evictions + EVICT_BEGUN] += 1          # an eviction on shard 1, half done
+        held = bus.flush(timeout_s=0.05)
+        assert not held.reached and held.timed_out
+        bus.state.pos[evictions + EVICT_ENDED] += 1          # it counted its event
+        done = bus.flush(timeout_s=5.0)
+        assert done.reached and not done.timed_out
+    finally:
+        bus.close(0.0)

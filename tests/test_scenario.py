@@ -23,12 +23,14 @@ name: minimal
 description: the least a scenario must say
 steps:
   - run: 1s
+checks: []
 """
 
 
 def scenario_with(extra: str = "", steps: str = "  - run: 1s\n") -> Scenario:
     """A minimal scenario with ``extra`` top-level YAML and the given steps."""
-    return load_scenario_text(f"name: t\ndescription: test\n{extra}steps:\n{steps}", "t.yaml")
+    checks = "" if "checks:" in extra else "checks: [conservation]\n"
+    return load_scenario_text(f"name: t\ndescription: test\n{extra}{checks}steps:\n{steps}", "t.yaml")
 
 
 def error_of(text: str, **options) -> ScenarioError:

@@ -114,7 +114,7 @@ def test_builtin_translates_each_adapter_kind_explicitly(kind):
     from busbench.targets.builtin import bus_config
     adapter = {"kind": kind, **({"for": "10ms"} if kind == "stall" else {})}
     sc = Scenario.model_validate({"name": "x", "description": "x", "bus": {"adapter": adapter},
-                                  "steps": [{"run": "10ms"}]})
+                                  "steps": [{"run": "10ms"}], "checks": []})
     assert bus_config(sc).adapter == kind
 
 

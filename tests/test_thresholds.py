@@ -8,7 +8,8 @@ from busbench.thresholds import METRICS, OPERATORS, Threshold, ThresholdError, p
 
 
 def test_the_registry_holds_every_documented_metric_with_a_unit_kind():
-    counts = {"events_ingested", "events_dropped", "events_dispatched", "batches_dispatched", "late_sends"}
+    counts = {"events_ingested", "events_dropped", "events_dispatched", "batches_dispatched", "late_sends",
+              "unsent"}
     latencies = {f"{prefix}.{stat}" for prefix in ("latency", "latency_uncorrected")
                  for stat in ("p50", "p90", "p99", "p999", "max", "mean")}
     assert set(METRICS) == {"throughput", "ingest_rate", "dropped_ratio", "mean_batch_size",

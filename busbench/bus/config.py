@@ -67,8 +67,13 @@ LATENCY_OFF, LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS = 0, 1, 2
 CTRL_GATE, CTRL_PHASE, CTRL_FLUSHING, CTRL_STALL_FROM, CTRL_STALL_UNTIL, CTRL_RELEASE, CTRL_LEN = range(7)
 PHASE_RUN, PHASE_DRAIN, PHASE_STOP = 0, 1, 2
 
-# --- per-shard position block: (shard * 4 + field) * 16 -----------------------
-POS_TAIL, POS_HEAD, POS_BATCH_START, POS_SETTLED = range(4)
+# --- per-shard position block: (shard * POS_FIELDS + field) * 16 ----------------
+POS_TAIL, POS_HEAD, POS_BATCH_START, POS_SETTLED, POS_EVICTIONS, POS_FIELDS = range(6)
+# In the POS_EVICTIONS block: drop_oldest evictions begun and ended on the shard.
+# An eviction moves the head before it counts the event dropped; a flush that
+# saw the head past its target waits until every eviction begun by then has
+# ended, so that the drop is counted when flush returns (found by the fuzzer).
+EVICT_BEGUN, EVICT_ENDED = 0, 1
 NO_BATCH = (1 << 62)        # BATCH_START when the shard's worker holds no batch
 
 # --- per-writer in-flight stripe: writer * 16 + field -------------------------

@@ -28,7 +28,8 @@ from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_A
                      CTRL_LEN, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM, CTRL_STALL_UNTIL,
                      LATENCY_ONE_STAMP, LATENCY_TWO_STAMPS, M_DISPATCH_FROZEN, M_FLUSH_GLOBAL_SUM, M_FLUSH_SINGLE_WINDOW,
                      M_LOSSY_NEVER_SET, M_NO_INFLIGHT_GATE, M_STRANDED_DOUBLE, NO_BATCH,
-                     PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED,
+                     EVICT_BEGUN, EVICT_ENDED, PHASE_DRAIN, PHASE_STOP, POS_BATCH_START,
+                     POS_EVICTIONS, POS_FIELDS, POS_HEAD, POS_SETTLED,
                      POS_TAIL, SEQ_BITS, SLOT, ST_PENDING, ST_STALL_FOR, ST_STALL_FROM,
                      ST_STALLING, ST_STATE, ST_STRANDED, STATUS_NAMES, BusConfig)
 from .layout import (EVENTS_DROPPED, SHUTDOWN_WAS_LOSSY, CounterArray, aligned_zeros)
@@ -203,9 +204,9 @@ class ReferenceBus:
         ring_seq = np.arange(slots, dtype=np.int64) % c.capacity   # slot i free for position i
         lat_slots = slots if c.latency else 1
         batch_slots = c.shards * c.max_events
-        pos = aligned_zeros(c.shards * 4 * SLOT)
+        pos = aligned_zeros(c.shards * POS_FIELDS * SLOT)
         for s in range(c.shards):
-            pos[(s * 4 + POS_BATCH_START) * SLOT] = NO_BATCH
+            pos[(s * POS_FIELDS + POS_BATCH_START) * SLOT] = NO_BATCH
         wrk = aligned_zeros(c.workers * SLOT)
         for w in range(c.workers):
             wrk[w * SLOT + kernels.W_RNG] = (c.seed * 0x9E3779B97F4A7C15 + w + 1) & 0x7FFFFFFFFFFFFFFF or 1
@@ -290,8 +291,11 @@ class ReferenceBus:
         return EventBusStats(v["events_ingested"], v["events_dropped"], v["batches_dispatched"],
                              v["events_dispatched"], bool(v["shutdown_was_lossy"]))
 
+    def _eviction(self, shard, which) -> int:
+        return int(_py_load(self.state.pos, (shard * POS_FIELDS + POS_EVICTIONS) * SLOT + which))
+
     def _pos(self, shard, field_):
-        return int(self.state.pos[(shard * 4 + field_) * SLOT])
+        return int(self.state.pos[(shard * POS_FIELDS + field_) * SLOT])
 
     def shard_fill(self) -> list[int]:
         """Events queued in each shard's ring now (claimed and not yet taken out).
@@ -416,9 +420,9 @@ class ReferenceBus:
         out = []
         for s, target in enumerate(targets):
             # Read head before batch start: the worker announces a batch before taking it.
-            head = int(_py_load(self.state.pos, (s * 4 + POS_HEAD) * SLOT))
-            start = int(_py_load(self.state.pos, (s * 4 + POS_BATCH_START) * SLOT))
-            settled = int(_py_load(self.state.pos, (s * 4 + POS_SETTLED) * SLOT))
+            head = int(_py_load(self.state.pos, (s * POS_FIELDS + POS_HEAD) * SLOT))
+            start = int(_py_load(self.state.pos, (s * POS_FIELDS + POS_BATCH_START) * SLOT))
+            settled = int(_py_load(self.state.pos, (s * POS_FIELDS + POS_SETTLED) * SLOT))
             out.append(ShardBarrier(s, int(target), head, start, settled))
         return tuple(out)
 
@@ -427,7 +431,8 @@ class ReferenceBus:
         dropped, on every shard; says whether it got there within the timeout."""
         c = self.config
         t0 = time.monotonic()
-        targets = [int(_py_load(self.state.pos, (s * 4 + POS_TAIL) * SLOT)) for s in range(c.shards)]
+        targets = [int(_py_load(self.state.pos, (s * POS_FIELDS + POS_TAIL) * SLOT))
+                   for s in range(c.shards)]
         in_flight = sum(max(0, t - self._pos(s, POS_SETTLED)) for s, t in enumerate(targets))
         deadline = t0 + timeout_s
         bits = c.mutation_bits
@@ -460,6 +465,13 @@ class ReferenceBus:
                 method = "per_shard"
                 reached = _poll_until(lambda: all(b.reached for b in self._barrier_evidence(targets)),
                                       deadline, workers_alive)
+                if reached:
+                    # An eviction moves the head first and counts the event after:
+                    # wait for those begun before the head was seen past the target.
+                    begun = [self._eviction(s, EVICT_BEGUN) for s in range(c.shards)]
+                    reached = _poll_until(lambda: all(self._eviction(s, EVICT_ENDED) >= b
+                                                      for s, b in enumerate(begun)),
+                                          deadline, True)
                 timed_out = not reached
         finally:
             _py_fetch_add(self.state.ctrl, CTRL_FLUSHING * SLOT, -1)
@@ -564,7 +576,7 @@ def _run_shutdown(st, c, counters, workers, stranded_by_producer, cold_writer, r
         for t in workers:
             t.join()
         _py_exchange(ctrl, CTRL_PHASE * SLOT, PHASE_STOP)
-        residue = sum(max(0, int(st.pos[(s * 4 + POS_TAIL) * SLOT]) - int(st.pos[(s * 4 + POS_HEAD) * SLOT]))
+        residue = sum(max(0, int(st.pos[(s * POS_FIELDS + POS_TAIL) * SLOT]) - int(st.pos[(s * POS_FIELDS + POS_HEAD) * SLOT]))
                       for s in range(c.shards))
         report = ShutdownReport(
             lossy=lossy, flag_set=bool(counters.read(SHUTDOWN_WAS_LOSSY)), stranded_events=stranded,

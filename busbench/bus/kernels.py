@@ -37,7 +37,8 @@ from .config import (ABANDONED, ACTIVE, BLOCK, CFG_ADAPTER, CFG_BLOCK_TIMEOUT_NS
                      CTRL_FLUSHING, CTRL_GATE, CTRL_PHASE, CTRL_RELEASE, CTRL_STALL_FROM,
                      CTRL_STALL_UNTIL, DROP_OLDEST, DROPPED, FAIL_PRODUCER, FAILED, FLAKY,
                      IDLE, M_BATCH_ANNOUNCED_LATE, M_DISPATCH_FROZEN, M_FINAL_SINGLE_PASS, M_REFUSAL_NOT_INGESTED,
-                     M_UNCOUNTED_EVICTION, NO_BATCH, OK, PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_HEAD, POS_SETTLED, POS_TAIL,
+                     M_UNCOUNTED_EVICTION, NO_BATCH, OK, PHASE_DRAIN, PHASE_STOP, POS_BATCH_START, POS_EVICTIONS, POS_FIELDS, POS_HEAD, POS_SETTLED, POS_TAIL,
+                     EVICT_BEGUN, EVICT_ENDED,
                      SHUTTING_DOWN, SLOT, SLOW, ST_PENDING, ST_STALL_FOR,
                      ST_STALL_FROM, ST_STALLING, ST_STATE, STRANDED, VERIFY)
 from .layout import BATCHES_DISPATCHED, EVENTS_DISPATCHED, EVENTS_DROPPED, EVENTS_INGESTED
@@ -45,7 +46,7 @@ from .layout import BATCHES_DISPATCHED, EVENTS_DISPATCHED, EVENTS_DROPPED, EVENT
 BusState = namedtuple("BusState", [
     "cfg",          # int64[CFG_LEN], read-only
     "ctrl",         # int64[CTRL_LEN * 16]: gate, phase, flushing, adapter stall window
-    "pos",          # int64[shards * 4 * 16]: tail, head, batch start, settled per shard
+    "pos",          # int64[shards * POS_FIELDS * 16]: tail, head, batch start, settled, evictions
     "ring_seq",     # int64[shards * capacity]
     "ring_val",     # int64[shards * capacity]: producer << 40 | seq
     "ring_t_int",   # int64[shards * capacity]: intended send time (latency, corrected)
@@ -96,7 +97,7 @@ def count(st, counter, writer, n):
 
 @kernel_inline
 def pos_index(shard, field):
-    return (shard * 4 + field) * SLOT
+    return (shard * POS_FIELDS + field) * SLOT
 
 
 @kernel
@@ -154,7 +155,20 @@ def evict_oldest(st, shard, writer):
 
     Returns False when the oldest slot is not published yet (its producer is
     mid-push) or another thread took it first; the caller retries.
+
+    Begun before the head moves and ended after the event is counted (the
+    POS_EVICTIONS block): flush waits for the evictions begun before it saw
+    the head past its target, so none is half counted when it returns.
     """
+    evictions = pos_index(shard, POS_EVICTIONS)
+    fetch_add(st.pos, evictions + EVICT_BEGUN, 1)
+    taken = take_oldest(st, shard, writer)
+    fetch_add(st.pos, evictions + EVICT_ENDED, 1)
+    return taken
+
+
+@kernel_inline
+def take_oldest(st, shard, writer):
     cap = st.cfg[CFG_CAPACITY]
     base = shard * cap
     head_i = pos_index(shard, POS_HEAD)

@@ -42,6 +42,7 @@ class ProducerTruth:
     turned_away: int    # events turned away at the gate (shutting down), not counted
     stranded: int       # events of a push that shutdown abandoned
     late: int           # open loop: events sent more than late_after behind schedule
+    unsent: int         # events a step's schedule or count wanted and that were never sent
     calls: int
     retries: int
     next_seq: int
@@ -123,8 +124,16 @@ class LoadGenerator:
         try:
             self._produce(p, self.params[p], self.pstate[p], self.by_shard[p], self.zipf_cdf,
                           self.stop_flag, self.events[p])
+            # The step's end for this producer: what its schedule or count wanted
+            # sent and it never sent (counted here, once, whatever the target's loop).
+            self.pstate[p][K.S_UNSENT] += K.unsent(self.params[p], self.pstate[p],
+                                                    time.monotonic_ns())
         except BaseException as exc:
             self._errors.append(exc)
+
+    def threads(self) -> list:
+        """The producer threads started and not yet joined."""
+        return list(self._threads)
 
     @property
     def running(self) -> bool:
@@ -148,20 +157,25 @@ class LoadGenerator:
         self._reap()
         return True
 
-    def stop(self, wait_for_stalled: bool = True) -> None:
-        """Raise the stop flag and join the producer threads.
+    def stop(self, wait_for_stalled: bool = True, timeout_s: float | None = None) -> bool:
+        """Raise the stop flag and join the producer threads; True when none is left.
 
         With ``wait_for_stalled=False`` a producer stalled mid-push by a fault is
         left in flight (that is the point of the fault: shutdown must meet it);
-        a later ``stop()`` joins it once its stall ends.
+        a later ``stop()`` joins it once its stall ends. ``timeout_s`` bounds
+        the whole wait (the watchdog's teardown).
         """
         self.stop_flag[K.STOP_FLAG] = 1
+        end = None if timeout_s is None else time.monotonic() + timeout_s
         for t in self._threads:
             while t.is_alive():
                 if not wait_for_stalled and self.producer_stalling(t.producer):
                     break
+                if end is not None and time.monotonic() >= end:
+                    return False
                 t.join(0.02)
         self._reap()
+        return not self._threads
 
     def _reap(self):
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -176,6 +190,7 @@ class LoadGenerator:
         return ProducerTruth(offered=int(s[K.S_OFFERED]), landed=int(s[K.S_LANDED]),
                              refused=int(s[K.S_REFUSED]), turned_away=int(s[K.S_TURNED_AWAY]),
                              stranded=int(s[K.S_STRANDED]), late=int(s[K.S_LATE]),
+                             unsent=int(s[K.S_UNSENT]),
                              calls=int(s[K.S_CALLS]), retries=int(s[K.S_RETRIES]),
                              next_seq=int(s[K.S_NEXT_SEQ]),
                              # the sum over [0, next_seq) plus the producer's adjustments

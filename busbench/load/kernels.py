@@ -23,7 +23,14 @@ Open loop follows wrk2: event k of a step is due at ``t0 + k / rate``; a call
 is made when the last event of its batch is due, every event is stamped with
 its own intended time (so latency measured from it cannot hide a stalled bus),
 and a call made more than ``late_after`` behind schedule counts its events as
-late. Nothing is skipped to catch up.
+late. Nothing is skipped to catch up, but nothing is sent after the step's
+deadline either: a producer that fell behind stops at the deadline (plus the
+call in progress), and the events its schedule wanted sent by then and it
+never sent are counted as ``unsent`` (``unsent``, called by the load
+generator when a producer's step ends, for every target). Without that, a
+100 ms step at 20M/s in front of a downstream taking 10k events/s worked
+through its backlog for minutes. A count step ended early (stop flag: the
+watchdog, shutdown's gate) counts the rest of its count as unsent.
 """
 import numpy as np
 
@@ -47,7 +54,7 @@ GOLDEN = np.int64(-7046029254386353131)   # 0x9E3779B97F4A7C15, Fibonacci hashin
 # pstate: int64 array, the producer's own ground truth (persists across steps)
 (S_NEXT_SEQ, S_OFFERED, S_LANDED, S_REFUSED, S_TURNED_AWAY, S_STRANDED, S_LATE, S_CALLS,
  S_RNG, S_STEP_EVENTS, S_RETRIES, S_DONE, S_OFFERED_SUM, S_REFUSED_SUM, S_STRANDED_SUM,
- S_BATCH_SUM, S_SPINS, S_NOW, S_RETRYING, S_LEN) = range(20)
+ S_BATCH_SUM, S_SPINS, S_NOW, S_RETRYING, S_UNSENT, S_LEN) = range(21)
 
 STOP_FLAG = 0   # index in the runner's stop array
 
@@ -150,6 +157,29 @@ def wait_until_due(due):
             yield_cpu()
 
 
+@kernel
+def wait_until_due_or_stop(due, stop):
+    """``wait_until_due`` that also watches the stop flag: returns the time, or
+    -1 when the flag went up meanwhile (a slow schedule must not keep a
+    producer asleep past a stop: the watchdog, a flush under load ending).
+    Sleeps in slices of at most 2 ms so the flag is seen promptly."""
+    spins = 0
+    while True:
+        now = monotonic_ns()
+        left = due - now
+        if left <= 0:
+            return now
+        if load_relaxed(stop, STOP_FLAG) != 0:
+            return -1
+        if left > 150_000:
+            sleep_ns(min(left - 100_000, 2_000_000))
+        elif spins < 64:
+            cpu_relax()
+            spins += 1
+        else:
+            yield_cpu()
+
+
 @kernel_inline
 def begin_step(pstate):
     pstate[S_STEP_EVENTS] = 0
@@ -178,9 +208,11 @@ def next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int):
         t0 = params[P_T0_NS]
         interval_ps = params[P_INTERVAL_PS]
         due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-        if deadline > 0 and due_last > deadline:
+        if deadline > 0 and (due_last > deadline or monotonic_ns() >= deadline):
+            return 0     # behind schedule past the step's end: the rest is unsent
+        now = wait_until_due_or_stop(due_last, stop)
+        if now < 0:
             return 0
-        now = wait_until_due(due_last)
         for i in range(n):
             t_int[i] = t0 + ((k + i) * interval_ps) // 1000
         if now - due_last > params[P_LATE_AFTER_NS]:
@@ -310,3 +342,24 @@ def stopping(params, stop):
     deadline = params[P_DEADLINE_NS]
     return load_relaxed(stop, STOP_FLAG) != 0 or (deadline > 0 and monotonic_ns() >= deadline)
 
+
+@kernel
+def unsent(params, pstate, now):
+    """Events this step's schedule wanted sent by its end and that were never
+    sent: the rest of a count step, or (open loop) the whole batches due by the
+    deadline, or by ``now`` when stopped earlier. A closed loop without a count
+    has no schedule: 0. ``now`` is CLOCK_MONOTONIC (``time.monotonic_ns``)."""
+    sent = pstate[S_STEP_EVENTS]
+    max_events = params[P_MAX_EVENTS]
+    if max_events >= 0:
+        return max(0, max_events - sent)
+    if params[P_OPEN_LOOP] == 0:
+        return 0
+    deadline = params[P_DEADLINE_NS]
+    end = deadline if (deadline > 0 and now >= deadline) else now
+    t0 = params[P_T0_NS]
+    if end < t0:
+        return 0
+    due = ((end - t0) * 1000) // params[P_INTERVAL_PS] + 1
+    batch = params[P_BATCH]
+    return max(0, (due // batch) * batch - sent)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_ERROR, RUN_INTERRUPTED
+from ..names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_INCOMPLETE
 
 
 def render(results) -> str:
@@ -11,7 +11,7 @@ def render(results) -> str:
     suites = ET.Element("testsuites", name="busbench")
     for r in results:
         failures = sum(1 for v in r.checks if not v.ok)
-        errors = 1 if r.status in (RUN_ERROR, RUN_INTERRUPTED) else 0
+        errors = 1 if r.status in RUN_INCOMPLETE else 0
         suite = ET.SubElement(suites, "testsuite", name=r.scenario_name,
                               tests=str(max(1, len(r.checks))), failures=str(failures),
                               errors=str(errors), time=f"{r.duration_s:.3f}",

@@ -32,8 +32,12 @@ def render(results) -> str:
             lines.append(f"| `{k}` | {c[k]:,} |" if k in c else f"| `{k}` | not exported |")
         lines.append(f"| `{SHUTDOWN_WAS_LOSSY}` | {str(c[SHUTDOWN_WAS_LOSSY]).lower()} |"
                      if SHUTDOWN_WAS_LOSSY in c else f"| `{SHUTDOWN_WAS_LOSSY}` | not exported |")
+        m = r.metrics
+        behind = (f" Open loop behind schedule: {m.get('late_sends', 0):,} late sends, "
+                  f"{m.get('unsent', 0):,} events never sent." if m.get("late_sends") or m.get("unsent")
+                  else "")
         lines += ["", f"Target `{r.target}`, layout `{r.layout}`, load {r.load_s:.2f} s, "
-                  f"{format_count(c.get('events_dispatched', 0))} events dispatched.", ""]
+                  f"{format_count(c.get('events_dispatched', 0))} events dispatched.{behind}", ""]
         if r.latency and r.latency["corrected"]["count"]:
             lat = r.latency
             lines += ["| latency | p50 | p90 | p99 | p99.9 | max |", "|---|---|---|---|---|---|"]

@@ -5,10 +5,20 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
+from ..names import (
+    COUNTER_NAMES,
+    OUTCOME_WORDS,
+    RUN_ERROR,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+    RUN_PASSED,
+    RUN_TIMED_OUT,
+    SHUTDOWN_WAS_LOSSY,
+)
 from ..units import format_duration, format_rate
 
-STYLE = {"passed": "green", "failed": "red", "error": "red", "interrupted": "yellow"}
+STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
+         RUN_INTERRUPTED: "yellow"}
 
 
 def not_evaluated(result) -> Text:
@@ -40,6 +50,9 @@ def render(result):
     if m.get("throughput") is not None:
         counters.add_row("throughput", format_rate(m["throughput"]))
     counters.add_row("dropped ratio", f"{m.get('dropped_ratio', 0):.2%}")
+    if m.get("late_sends") or m.get("unsent"):
+        # open loop behind schedule: late sends, and events the steps ended before sending
+        counters.add_row("late sends / unsent", f"{m.get('late_sends', 0):,} / {m.get('unsent', 0):,}")
     if "latency.p99" in m:
         counters.add_row("latency p50 / p99 / max",
                          f"{format_duration(m['latency.p50'])} / {format_duration(m['latency.p99'])}"

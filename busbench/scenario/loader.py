@@ -31,6 +31,14 @@ class Origin:
 
 Origins = dict[tuple, Origin]
 
+# Limits on what a scenario file may be, far above any real scenario (a few kB,
+# nesting 6 deep), so that a malformed or hostile file gets a message instead
+# of a RecursionError traceback (PyYAML composes nodes recursively) or minutes
+# of expanding aliases.
+MAX_FILE_BYTES = 1 << 20        # 1 MiB
+MAX_DEPTH = 50                  # nested mappings and lists
+MAX_VALUES = 100_000            # values read, aliases expanded
+
 
 def _dotted(path: tuple) -> str:
     return ".".join(map(str, path))
@@ -48,6 +56,7 @@ class _SourceMap:
         self.origins: Origins = {}
         self.problems: list[ScenarioError] = []
         self._open: set[int] = set()    # nodes being read, to stop on a recursive alias
+        self._values = 0                # values read so far, aliases expanded (MAX_VALUES)
 
     def note(self, path: tuple, node: yaml.Node) -> None:
         self.origins[path] = Origin(self.filename, node.start_mark.line + 1)
@@ -59,6 +68,13 @@ class _SourceMap:
     def read(self, node: yaml.Node, path: tuple) -> Any:
         if id(node) in self._open:
             self.problem(path, node, "an alias refers to itself; a scenario cannot be recursive")
+            return None
+        self._values += 1
+        if self._values > MAX_VALUES:
+            if self._values == MAX_VALUES + 1:
+                self.problem(path, node, f"the file expands to more than {MAX_VALUES:,} values "
+                                         f"(aliases repeated inside aliases?); a scenario is far "
+                                         f"smaller")
             return None
         self._open.add(id(node))
         try:
@@ -126,7 +142,36 @@ def _yaml_problem(error: yaml.YAMLError) -> tuple[int | None, str]:
     return (mark.line + 1 if mark is not None else None), message
 
 
+def _nesting_problem(text: str) -> tuple[int, int] | None:
+    """(line, depth) where mappings and lists nest deeper than MAX_DEPTH, else None.
+    Reads PyYAML's event stream, which (unlike composing) does not recurse.
+    A YAML error is left for the composer to report with its own message."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark.line + 1, depth
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def _too_deep() -> str:
+    return (f"mappings and lists nest more than {MAX_DEPTH} levels deep here; a scenario nests "
+            f"a few levels (steps: - fault: stall_producer: ...)")
+
+
 def _read_yaml(text: str, filename: str) -> tuple[Any, Origins]:
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError(filename, None, None, f"the file has {len(text):,} characters; a "
+                            f"scenario file may have at most {MAX_FILE_BYTES:,} (1 MiB)")
+    deep = _nesting_problem(text)
+    if deep is not None:
+        raise ScenarioError(filename, deep[0], None, _too_deep())
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -138,6 +183,8 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, Origins]:
     except yaml.YAMLError as error:
         line, message = _yaml_problem(error)
         raise ScenarioError(filename, line, None, f"invalid YAML: {message}") from None
+    except RecursionError:      # a nesting the event scan did not measure: still a message
+        raise ScenarioError(filename, None, None, _too_deep()) from None
     finally:
         loader.dispose()
     if source_map.problems:
@@ -176,6 +223,8 @@ def apply_override(data: dict, origins: Origins, override: str) -> None:
     if parts[0] not in top_keys:
         raise error(key, f"unknown key; expected one of: {', '.join(top_keys)}",
                     closest(parts[0], top_keys))
+    if len(value_text) > MAX_FILE_BYTES or _nesting_problem(value_text) is not None:
+        raise error(key, f"the value is too large or nests more than {MAX_DEPTH} levels deep")
     try:
         value = yaml.safe_load(value_text)
     except yaml.YAMLError as problem:
@@ -290,6 +339,10 @@ def load_scenario_text(text: str, filename: str = "<string>", overrides: Iterabl
 def load_scenario(path: str | Path, overrides: Iterable[str] = (), seed: int | None = None) -> Scenario:
     """Read, parse and validate a scenario file; every problem is a ScenarioError naming its line."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(str(path), None, None, f"the file is {size:,} bytes; a scenario "
+                                f"file may be at most {MAX_FILE_BYTES:,} bytes (1 MiB)")
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ScenarioError(str(path), None, None,

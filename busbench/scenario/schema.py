@@ -22,6 +22,7 @@ from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Liter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
                       Field, PlainSerializer, StrictBool, Tag, model_serializer, model_validator)
 
+from ..quiescence import unsettled_checks
 from ..thresholds import Threshold, ThresholdError, parse_threshold
 from ..units import (NS_PER_UNIT, UnitError, canonical_duration, canonical_rate, parse_count,
                      parse_duration, parse_fraction, parse_rate)
@@ -746,6 +747,8 @@ class Scenario(Section):
     load: Load = Load()
     steps: Annotated[tuple[Step, ...], AfterValidator(_at_least_one("step, like - run: 2s"))]
     checks: tuple[CheckSpec, ...] = ()
+    # The watchdog's deadline for the whole run (busbench.watchdog); None: planned time + slack.
+    timeout: Duration | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -782,6 +785,22 @@ class Scenario(Section):
             if check.kind in ("flush_barrier", "flush_completes") and not flushed:
                 yield InvalidValue(f"{check.kind} needs a flush step in steps (e.g. `- flush`)",
                                    path=("checks", position))
+        for index, position, kind in unsettled_checks(self.steps):
+            yield InvalidValue(f"{kind} here would read the counters while events may still sit "
+                               f"in the rings (it holds only at a quiescent point); add `- flush` "
+                               f"(not under load) between the last run step and this check",
+                               path=("steps", index, "check", position))
+        if not self.all_checks and "checks" not in self.model_fields_set:
+            yield InvalidValue("the scenario checks nothing, so a run could only look green: add "
+                               "end checks, e.g. `checks: [conservation, ground_truth]`, or a "
+                               "`- check: [...]` step; to run it for its measurements only, write "
+                               "`checks: []` (each run then warns that nothing was checked)",
+                               path=("checks",), missing=True)
+
+    @property
+    def checks_nothing(self) -> bool:
+        """Declared with an explicit ``checks: []`` and no check step: runs, with a warning."""
+        return not self.all_checks
 
     def _refused_by_target(self) -> Iterator[InvalidValue]:
         """Keys the target cannot honour are errors naming the key and the target, never ignored."""

@@ -40,7 +40,10 @@ Contract (owned by the core; every target implements all of it):
   None; cheap (read just before a flush is called).
 * ``arm_fault(fault)`` -> dict describing what was armed; ``release_faults()``.
 * ``close()``: stop every thread and process the target started, on every
-  exit path (Ctrl-C included), with grace 0. Idempotent.
+  exit path (Ctrl-C included), with grace 0. Idempotent. The runner calls it on
+  a thread of its own with a bounded wait (``watchdog.teardown``).
+* ``threads()`` -> the threads the target started (optional): those still
+  alive after teardown are recorded as ``threads_left``.
 
 Adding a target (net-mesh next):
 
@@ -230,6 +233,10 @@ class Target(ABC):
 
     def release_faults(self) -> None:
         pass
+
+    def threads(self) -> list:
+        """The threads this target started (teardown reports those still alive)."""
+        return []
 
     @abstractmethod
     def close(self) -> None: ...

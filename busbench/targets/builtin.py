@@ -158,6 +158,9 @@ class BuiltinTarget(Target):
     def close(self) -> None:
         self.bus.close(0.0)
 
+    def threads(self) -> list:
+        return list(self.bus._workers)
+
     # ------------------------------------------------------------------ reading
     def counters(self) -> dict:
         return self.bus.stats().as_dict()

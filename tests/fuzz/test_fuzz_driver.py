@@ -1,0 +1,28 @@
+"""benchmarks/fuzz.py, the offline driver, runs end to end and prints its figures."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_offline_fuzzer_prints_runs_failures_hangs_and_tracebacks(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fuzz.py"), "--examples", "4",
+                           "--mutations", "1", "--seed", "3", "--out", str(tmp_path)],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = re.search(r"correct bus: (\d+) runs .*: ok (\d+), failures (\d+), hangs (\d+), "
+                     r"tracebacks (\d+), invalid (\d+)", proc.stdout)
+    assert line, proc.stdout
+    runs, ok, failures, hangs, tracebacks, invalid = map(int, line.groups())
+    assert runs == 4 and ok == 4 and failures == hangs == tracebacks == invalid == 0
+    for mutation in ("no_inflight_gate", "refusal_not_ingested"):
+        assert re.search(rf"^{mutation}: 1 runs, manifested in [01], caught [01], missed 0", proc.stdout,
+                         re.MULTILINE), proc.stdout

@@ -14,6 +14,7 @@ from collections import deque
 from datetime import datetime, timezone
 
 from . import checks as C
+from . import threadcpu
 from .bus import histogram
 from .bus.config import BusConfig
 from .bus.core import ReferenceBus
@@ -150,7 +151,7 @@ class _Sampler(threading.Thread):
 
 class Runner:
     def __init__(self, scenario, source: str = "<scenario>", progress=None,
-                 sample_interval_s: float = SAMPLE_INTERVAL_S):
+                 sample_interval_s: float = SAMPLE_INTERVAL_S, pin_threads: bool = False):
         self.scenario = scenario
         self.source = source
         self.progress = progress
@@ -165,6 +166,8 @@ class Runner:
         self.step_progress = None
         self.status = "running"
         self.check_states: dict = {}
+        self.worker_clocks = threadcpu.WorkerClocks()     # cpu_per_event (threadcpu.py)
+        self.pinning = threadcpu.Pinning(self.spec.producers) if pin_threads else None
         for spec in scenario.checks:
             self.check_states[spec.label] = CheckState(spec.label, CHECK_PENDING,
                                                        expected_to_fail=spec.expect == "fail")
@@ -219,6 +222,8 @@ class Runner:
             "late_sends": sum(t.late for t in self.gen.truths()),
             "duration": load_s,
         }
+        m.update(threadcpu.cpu_metrics(self.gen.cpu_ns, self.worker_clocks.total_ns,
+                                       counters["events_dispatched"]))
         if load_s > 0:
             m["throughput"] = counters["events_dispatched"] / load_s
             m["ingest_rate"] = counters["events_ingested"] / load_s
@@ -330,7 +335,7 @@ class Runner:
         self.gen = LoadGenerator(self.bus, self.spec)
         result = RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
                            target=sc.target, layout=self.config.counters.label,
-                           environment=environment(),
+                           environment=environment(sc.to_dict()),
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            series=self.series, series_interval_s=self.sample_interval_s)
         sampler = _Sampler(self, self.sample_interval_s)
@@ -340,11 +345,16 @@ class Runner:
             warm_up()
             self.t0 = time.monotonic()
             self.bus.start()
+            if self.pinning is not None:
+                self.gen.thread_setup = self.pinning.pin_current_producer
+                self.pinning.pin_workers(threadcpu.bus_worker_threads(self.bus))
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
                 started = time.monotonic()
+                self.worker_clocks.read(threadcpu.bus_worker_threads(self.bus))
                 details = self._step(i, step)
+                self.worker_clocks.read(threadcpu.bus_worker_threads(self.bus))
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started,
                                                self.bus.stats().as_dict(), details))
@@ -404,4 +414,6 @@ class Runner:
         result.latency = self.latency_summaries()
         result.metrics = self.metrics(counters)
         result.checks = list(self.verdicts)
+        if self.pinning is not None:
+            result.environment["pinning"] = self.pinning.report()
         result.throughput_samples = list(self.throughput_samples)

@@ -32,8 +32,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple
 
 from rich.table import Table
 
@@ -87,7 +88,7 @@ class ScheduleEntry(NamedTuple):
 class Progress:
     """Handed to ``on_progress`` after each run."""
     done: int  # runs finished, warm-ups included
-    total: Optional[int]  # None when rounds are added until a precision is reached
+    total: int | None  # None when rounds are added until a precision is reached
     entry: ScheduleEntry
     variant: Variant
     value: float
@@ -101,7 +102,7 @@ class Comparison:
     low: float  # its distribution-free interval; nan with too few rounds
     high: float
     verdict: str  # stats.FASTER | stats.SLOWER | stats.NO_DIFFERENCE
-    estimate: Optional[precision.Estimate] = None  # the paired estimate, with its resolution
+    estimate: precision.Estimate | None = None  # the paired estimate, with its resolution
     medians_ratio: float = math.nan  # median(variant) / median(baseline), the secondary view
     medians_low: float = math.nan  # its bootstrap interval
     medians_high: float = math.nan
@@ -126,19 +127,19 @@ class ComparisonResult:
     median_intervals: tuple[tuple[float, float], ...]  # per variant, bootstrap CI of its median
     comparisons: tuple[Comparison, ...]  # every variant but the first, against the first
     warnings: tuple[str, ...]
-    cpu_governor: Optional[str] = None
+    cpu_governor: str | None = None
     environment: dict = field(default_factory=dict)
     metric_description: str = ""
     warmup_rounds: int = 1
-    warmup_settled: Optional[bool] = None  # None: one fixed warm-up round ("once")
-    stopping: Optional[dict] = None  # --precision: the plan, why it stopped, time spent
+    warmup_settled: bool | None = None  # None: one fixed warm-up round ("once")
+    stopping: dict | None = None  # --precision: the plan, why it stopped, time spent
     noise: dict = field(default_factory=dict)  # the noise-reduction switches used
 
     @property
     def varied_keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.variants[0].settings)
 
-    def comparison_for(self, variant_index: int) -> Optional[Comparison]:
+    def comparison_for(self, variant_index: int) -> Comparison | None:
         for comparison in self.comparisons:
             if comparison.variant_index == variant_index:
                 return comparison
@@ -250,7 +251,7 @@ def parse_vary(spec: str) -> tuple[str, list[str]]:
     return key, values
 
 
-def variants(vary_specs: Sequence[Union[str, tuple[str, Sequence[str]]]]) -> list[Variant]:
+def variants(vary_specs: Sequence[str | tuple[str, Sequence[str]]]) -> list[Variant]:
     """Every combination of the ``--vary`` values, the first value of each key first.
 
     Each spec is a ``--vary`` string or an already parsed ``(key, values)`` pair.
@@ -310,7 +311,7 @@ def _settled(warmups: Sequence[Sequence[float]]) -> bool:
 
 def _compare_pair(reference: Sequence[float], values: Sequence[float], index: int,
                   confidence: float, higher_is_better: bool, seed: int, drop_spoiled: bool,
-                  estimate: Optional[precision.Estimate] = None) -> Comparison:
+                  estimate: precision.Estimate | None = None) -> Comparison:
     dropped: list[int] = []
     if drop_spoiled:
         dropped = precision.spoiled_rounds(reference, values)
@@ -328,13 +329,13 @@ def _compare_pair(reference: Sequence[float], values: Sequence[float], index: in
 
 def run_comparison(variants: Sequence[Variant], repeat: int,
                    run_once: Callable[[Variant], float], metric_name: str,
-                   on_progress: Optional[Callable[[Progress], None]] = None, *,
+                   on_progress: Callable[[Progress], None] | None = None, *,
                    higher_is_better: bool = True, confidence: float = 0.95,
-                   busy_threads: Optional[int] = None, cores: Optional[int] = None,
-                   environment: Optional[dict] = None, seed: int = 0,
-                   plan: Optional[precision.SequentialPlan] = None, warmup: str = "once",
+                   busy_threads: int | None = None, cores: int | None = None,
+                   environment: dict | None = None, seed: int = 0,
+                   plan: precision.SequentialPlan | None = None, warmup: str = "once",
                    drop_spoiled: bool = False, metric_description: str = "",
-                   noise: Optional[dict] = None,
+                   noise: dict | None = None,
                    clock: Callable[[], float] = time.monotonic) -> ComparisonResult:
     """Run the rounds, then compare every variant with the first.
 
@@ -564,9 +565,9 @@ def render_markdown(result: ComparisonResult) -> str:
     lines = [
         f"## Comparison: {result.metric}",
         "",
-        f"{_run_line(result)}; variants interleaved (order alternating each round). "
-        "Primary: the median of per-round ratios against the first variant, with a "
-        "distribution-free interval; beside it the ratio of medians with a bootstrap interval.",
+        (f"{_run_line(result)}; variants interleaved (order alternating each round). "
+         "Primary: the median of per-round ratios against the first variant, with a "
+         "distribution-free interval; beside it the ratio of medians with a bootstrap interval."),
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" if i in _TEXT_COLUMNS else "---:" for i in range(len(headers))) + "|",
@@ -588,7 +589,7 @@ def ensure_plot_available() -> None:
         raise PlotUnavailable("plotting needs matplotlib: pip install 'busbench[plot]'") from None
 
 
-def _as_number(text: str) -> Optional[float]:
+def _as_number(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:

@@ -7,9 +7,17 @@ import pytest
 from rich.console import Console
 
 from busbench import compare, precision, stats
-from busbench.compare import (CompareUsageError, PlotUnavailable, parse_vary,
-                              render_markdown, render_plot, render_table, run_comparison,
-                              schedule, variants)
+from busbench.compare import (
+    CompareUsageError,
+    PlotUnavailable,
+    parse_vary,
+    render_markdown,
+    render_plot,
+    render_table,
+    run_comparison,
+    schedule,
+    variants,
+)
 
 
 def test_parse_vary_splits_key_and_values_keeping_strings():

@@ -16,7 +16,7 @@ have told apart from no change:
   candidate is several runs, and whole runs differ far more than the 100 ms
   samples inside one run (issue 12: three runs of identical code gave 1.05x,
   1.45x and 1.67x against one baseline). Each run is summarised by one value
-  (its median sample, or its figure), and the ratio of the two sides'
+  (its figure: events dispatched / seconds of load), and the ratio of the two sides'
   geometric means gets a Welch t interval on the log scale: its variation is
   the between-run variation, measured, so its false-alarm rate is the
   advertised one (tests/test_precision.py checks it on simulated runs whose
@@ -63,8 +63,9 @@ POWER_FACTOR_80 = (1.959964 + 0.841621) / 1.959964
 
 PAIRED_METHOD = ("median of per-round ratios B/A; distribution-free interval of that median "
                  "(sign test: binomial order statistics of the per-round ratios)")
-RUNS_METHOD = ("ratio of geometric means of whole runs (each run summarised by its median "
-               "sample); Welch t interval on the log scale, so run-to-run variation is in it")
+RUNS_METHOD = ("ratio of geometric means of whole runs (each run summarised by its own figure, "
+               "e.g. events dispatched / seconds of load); Welch t interval on the log scale, so "
+               "run-to-run variation is in it")
 RESOLUTION_METHOD = ("half-width of the interval on the log scale, exp(h) - 1: a true change "
                      "this large is called significant about half the time, 1.4x as large "
                      "about 80% of the time")
@@ -403,7 +404,8 @@ def gate(baseline_runs, candidate_runs, max_regression: float, *, metric: str = 
     if bad_side:
         return GateVerdict(GATE_FAIL, message=f"Fail: {measured}, entirely beyond {allowed}.", **common)
     if good_side:
-        return GateVerdict(GATE_PASS, message=f"Pass: {measured}, entirely within {allowed}.", **common)
+        return GateVerdict(GATE_PASS, message=f"Pass: {measured}, entirely on the good side of "
+                           f"{allowed}.", **common)
     return GateVerdict(GATE_INCONCLUSIVE, message=(
         f"Inconclusive: {measured} straddles {allowed}; too few runs or too noisy to tell: "
         "more runs on each side (--repeat, more baseline records) narrow it."), **common)

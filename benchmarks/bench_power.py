@@ -46,11 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from busbench import compare as cmp  # noqa: E402
-from busbench import precision  # noqa: E402
-from busbench.runner import Runner, warm_up  # noqa: E402
-from busbench.scenario import load_scenario  # noqa: E402
-from busbench.stats import NO_DIFFERENCE  # noqa: E402
+from busbench import compare as cmp
+from busbench import precision
+from busbench.runner import Runner, warm_up
+from busbench.scenario import load_scenario
+from busbench.stats import NO_DIFFERENCE
 
 SCENARIO = "scenarios/throughput.yaml"
 
@@ -108,7 +108,8 @@ def gate_process(out_dir: Path, seconds: float, cost_ns: int, runs: int, baselin
         args += ["--baseline", str(baseline)]
     if allow:
         args.append("--allow-incomparable")
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
     records = sorted(out_dir.glob("throughput-*.json"))
     if proc.returncode not in (0, 1) or not records:
         raise RuntimeError(f"busbench run failed ({proc.returncode}): {proc.stderr[-2000:]}")

@@ -520,7 +520,8 @@ def _run_line(result: ComparisonResult) -> str:
     text = f"{result.repeat} interleaved rounds, {warm}"
     if result.stopping:
         reasons = sorted(set(result.stopping["stopped_by"].values()))
-        why = {"precision": f"precision ±{result.stopping['precision']:.1%} reached",
+        why = {"precision": f"precision ±{result.stopping['precision']:.1%} reached (projected "
+                            "from the rounds' spread; the resolution column is the interval's own)",
                "significant": "a significant difference found",
                "budget": f"time budget {result.stopping['max_time_s']:g} s spent"}
         text += f"; stopped: {', '.join(why[r] for r in reasons)} after {result.stopping['elapsed_s']:.0f} s"

@@ -340,8 +340,8 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
     """Run the rounds, then compare every variant with the first.
 
     Fixed mode: ``repeat`` rounds. With a ``plan`` (``--precision``), rounds
-    are added until every comparison has stopped by the plan's rule (at least
-    ``repeat`` is ignored; the plan's minimum applies) or the budget is spent.
+    are added until every comparison has stopped by the plan's rule or the
+    budget is spent; ``repeat`` is then unused (the plan has its own minimum).
     ``busy_threads`` (threads a run keeps busy) feeds the "more threads than
     cores" warning; ``cores`` defaults to this machine's count.
     """

@@ -117,7 +117,8 @@ def main():
 @click.option("--max-regression", default="10%", show_default=True,
               help="With --baseline: the largest loss tolerated.")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="Run each scenario N times (fresh bus and threads each); the record keeps "
+              help="Run each scenario N times, each run after the first in a process of its "
+                   "own (whole processes differ more than runs inside one); the record keeps "
                    "every run's figures. The gate needs 2 or more runs on each side.")
 @click.option("--metric", "gate_metric", default="throughput", show_default=True,
               help="With --baseline: the metric gated (throughput, or cpu_per_event: the bus "
@@ -155,7 +156,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
     with _sigterm_as_interrupt():
         try:
             exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
-                                 repeat=repeat, pin=pin, metric=gate_metric)
+                                 repeat=repeat, pin=pin, metric=gate_metric,
+                                 overrides=overrides, seed=seed)
         except KeyboardInterrupt:
             # Interrupted outside a run (e.g. while compiling): every run that
             # started has already written its record.
@@ -166,7 +168,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, live, quiet, baseline,
 
 
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
-             metric="throughput") -> int:
+             metric="throughput", overrides=(), seed=None) -> int:
     from . import gating
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
@@ -178,7 +180,9 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
             progress = make_progress(mode, console=console)
             with progress:
                 return Runner(scenario, source, progress=progress, pin_threads=pin).run()
-        result = gating.run_repeated(run_once, repeat)
+        def run_isolated(source=source):
+            return gating.run_isolated(source, overrides, seed, pin, Path(out_dir) / "repeats")
+        result = gating.run_repeated(run_once, repeat, run_isolated)
         if gates is not None and result.status == "passed":
             records, found = gates[scenario.name]
             gating.apply_gate(result, records, max_reg, metric, found)

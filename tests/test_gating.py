@@ -16,17 +16,20 @@ def _result(status="passed", throughput=1e6, cpu=50.0):
     return result
 
 
-def test_repeats_keep_every_run_and_report_the_first_that_did_not_pass():
-    results = iter([_result(throughput=1e6), _result("failed", 2e6), _result(throughput=3e6)])
-    chosen = gating.run_repeated(lambda: next(results), 3)
-    assert chosen.status == "failed" and chosen.metrics["throughput"] == 2e6
+def test_repeats_keep_every_run_and_the_worst_status_names_the_separate_run():
+    others = iter([{"status": "failed", "metrics": {"throughput": 2e6}, "record": "r2.json"},
+                   {"status": "passed", "metrics": {"throughput": 3e6}, "record": "r3.json"}])
+    chosen = gating.run_repeated(lambda: _result(throughput=1e6), 3, lambda: next(others))
+    assert chosen.status == "failed" and chosen.metrics["throughput"] == 1e6
     assert [run["metrics"]["throughput"] for run in chosen.runs] == [1e6, 2e6, 3e6]
+    assert "run 2 of 3 (a separate process) failed" in chosen.error and "r2.json" in chosen.error
 
 
-def test_an_interrupted_run_ends_the_repeats():
-    results = iter([_result(), _result("interrupted"), _result()])
-    chosen = gating.run_repeated(lambda: next(results), 3)
-    assert chosen.status == "interrupted" and len(chosen.runs) == 2
+def test_a_run_that_did_not_complete_ends_the_repeats():
+    others = iter([{"status": "error", "metrics": {}, "record": None},
+                   {"status": "passed", "metrics": {"throughput": 3e6}}])
+    chosen = gating.run_repeated(lambda: _result(), 3, lambda: next(others))
+    assert chosen.status == "error" and len(chosen.runs) == 2
 
 
 def test_records_give_one_value_per_counted_run_and_old_records_one_run():

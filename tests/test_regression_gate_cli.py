@@ -2,9 +2,10 @@
 
 A real `--repeat 3` run of a short throughput scenario is the candidate; the
 baselines are a first such record with every run's figure scaled, so the
-expected verdict is known whatever this machine's speed: a baseline four
-times as fast must fail the gate, one four times slower must pass it, and a
-one-run baseline cannot be judged. The gate's unit is the whole run
+expected verdict is known whatever this machine's speed: a baseline a hundred
+times as fast must fail the gate, one a hundred times slower must pass it (the
+runs are separate processes, whose spread on a loaded 2-core VM reaches 3x),
+and a one-run baseline cannot be judged. The gate's unit is the whole run
 (precision.gate): its statistics are tested on simulated runs in
 tests/test_precision.py.
 """
@@ -54,17 +55,17 @@ def _run_with(tmp_path, *baselines, extra=()):
     return result, (json.loads(records[0].read_text()) if records else None)
 
 
-def test_a_baseline_four_times_as_fast_fails_the_gate(tmp_path, current_record):
-    result, record = _run_with(tmp_path, _baseline(tmp_path, current_record, 4.0))
+def test_a_baseline_a_hundred_times_as_fast_fails_the_gate(tmp_path, current_record):
+    result, record = _run_with(tmp_path, _baseline(tmp_path, current_record, 100.0))
     assert result.exit_code == 1, result.output
     assert record["gate"]["status"] == "fail" and record["status"] == "failed"
     assert record["gate"]["baseline_runs"] == 3 and record["gate"]["candidate_runs"] == 3
     assert "regression gate: fail" in result.output
 
 
-def test_a_baseline_four_times_slower_passes_the_gate_and_states_its_resolution(tmp_path,
+def test_a_baseline_a_hundred_times_slower_passes_the_gate_and_states_its_resolution(tmp_path,
                                                                                 current_record):
-    result, record = _run_with(tmp_path, _baseline(tmp_path, current_record, 0.25))
+    result, record = _run_with(tmp_path, _baseline(tmp_path, current_record, 0.01))
     assert result.exit_code == 0, result.output
     assert record["gate"]["status"] == "pass"
     assert record["gate"]["resolution"] > 0 and "resolution ±" in record["gate"]["message"]
@@ -79,8 +80,8 @@ def test_a_one_run_baseline_is_inconclusive_with_the_reason(tmp_path, current_re
 
 
 def test_several_baseline_records_pool_their_runs(tmp_path, current_record):
-    one = _baseline(tmp_path, current_record, 0.25, keep=1, name="a")
-    two = _baseline(tmp_path, current_record, 0.25, keep=1, name="b")
+    one = _baseline(tmp_path, current_record, 0.01, keep=1, name="a")
+    two = _baseline(tmp_path, current_record, 0.01, keep=1, name="b")
     _, record = _run_with(tmp_path, one, two)
     assert record["gate"]["baseline_runs"] == 2 and record["gate"]["status"] == "pass"
 

@@ -42,6 +42,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# this checkout's busbench, not whichever one is installed (as bench_overhead.py does)
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from calibration import run_calibration  # noqa: E402  (this directory, not a package)
 

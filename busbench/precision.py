@@ -340,9 +340,11 @@ def runs_ratio(reference_runs, new_runs, confidence: float = 0.95) -> Estimate:
         return Estimate(point, math.nan, math.nan, confidence, RUNS_METHOD, n, reason=reason)
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se = math.sqrt(va + vb)
-    if se == 0.0:
+    if se < 1e-12:          # no spread at all (runs copied and scaled): rounding noise only
         return Estimate(point, point, point, confidence, RUNS_METHOD, n)
     df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    if not math.isfinite(df):
+        df = float(min(a.size, b.size) - 1)   # Welch's fallback: the smaller side's df
     half = t_quantile(0.5 + confidence / 2.0, df) * se
     centre = float(b.mean() - a.mean())
     return Estimate(point, math.exp(centre - half), math.exp(centre + half), confidence,

@@ -232,3 +232,10 @@ def test_gate_with_one_run_on_a_side_is_inconclusive_with_the_reason():
     assert verdict.status == GATE_INCONCLUSIVE
     assert "1 baseline run(s)" in verdict.message and "at least 2 runs" in verdict.message
     assert verdict.to_dict()["resolution"] is None
+
+
+def test_runs_scaled_copies_have_a_zero_width_interval_not_a_missing_one():
+    base = [3.1e7, 2.2e7, 4.4e7]
+    estimate = P.runs_ratio(base, [v * 0.25 for v in base])
+    assert estimate.has_interval and estimate.point == pytest.approx(0.25)
+    assert P.verdict(estimate) == SLOWER

@@ -114,7 +114,7 @@ def compare_trial(seconds: float, cost_ns: int, repeat: int, plan=None,
 
 
 def gate_process(out_dir: Path, seconds: float, cost_ns: int, runs: int, baseline=None,
-                 allow=False) -> dict:
+                 allow=False, metric: str = "throughput") -> dict:
     args = [sys.executable, "-m", "busbench", "run", SCENARIO, "--no-live", "-q",
             "--repeat", str(runs), "--out", str(out_dir)]
     for item in overrides(seconds, cost_ns):
@@ -123,6 +123,8 @@ def gate_process(out_dir: Path, seconds: float, cost_ns: int, runs: int, baselin
         args += ["--baseline", str(baseline)]
     if allow:
         args.append("--allow-incomparable")
+    if baseline is not None:
+        args += ["--metric", metric]
     proc = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     records = sorted(out_dir.glob("throughput-*.json"))
@@ -131,12 +133,12 @@ def gate_process(out_dir: Path, seconds: float, cost_ns: int, runs: int, baselin
     return json.loads(records[-1].read_text()) | {"_path": str(records[-1])}
 
 
-def gate_trial(seconds: float, cost_ns: int, runs: int) -> dict:
+def gate_trial(seconds: float, cost_ns: int, runs: int, metric: str = "throughput") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         base = gate_process(Path(tmp) / "base", seconds, 0, runs)
         cand = gate_process(Path(tmp) / "cand", seconds, cost_ns, runs, baseline=base["_path"],
-                            allow=cost_ns > 0)
+                            allow=cost_ns > 0, metric=metric)
         gate = cand["gate"] or {"status": "not judged (the candidate did not pass its checks)"}
         return {"status": gate["status"], "ratio": gate.get("ratio"), "low": gate.get("ci_low"),
                 "high": gate.get("ci_high"), "resolution": gate.get("resolution"),
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma list: compare-aa,compare-ab,compare-ab5,"
                                               "gate-aa,gate-ab (default: all)")
     p.add_argument("--metric", default="throughput", choices=["throughput", "cpu_per_event"],
-                   help="the metric compare judges (the gate always gates throughput)")
+                   help="the metric compare and the gate judge")
     p.add_argument("--json", dest="json_path")
     a = p.parse_args(argv)
     only = set(filter(None, a.only.split(","))) or {"compare-aa", "compare-ab", "compare-ab5",
@@ -253,14 +255,14 @@ def main(argv=None) -> int:
                               trials(a.ab5, precise, "A/B 5%"), "(power)", "compare-ab"))
         save()
     if "gate-aa" in only:
-        rows.append(summarize(f"gate A/A, {a.gate_runs}+{a.gate_runs} runs, 2 processes",
-                              trials(a.gate_aa, lambda: gate_trial(a.seconds, 0, a.gate_runs),
+        rows.append(summarize(f"gate A/A {a.metric}, {a.gate_runs}+{a.gate_runs} runs",
+                              trials(a.gate_aa, lambda: gate_trial(a.seconds, 0, a.gate_runs, a.metric),
                                      "gate A/A"), "<= 1 in 20", "gate-aa"))
         save()
     if "gate-ab" in only:
-        rows.append(summarize(f"gate A/B {k10['nominal_slowdown']:.1%}, {a.gate_runs}+{a.gate_runs} runs",
+        rows.append(summarize(f"gate A/B {k10['nominal_slowdown']:.1%} {a.metric}, {a.gate_runs}+{a.gate_runs} runs",
                               trials(a.gate_ab, lambda: gate_trial(a.seconds, k10["per_batch_ns"],
-                                                                   a.gate_runs), "gate A/B"),
+                                                                   a.gate_runs, a.metric), "gate A/B"),
                               "(power)", "gate-ab"))
         save()
     realized = [r for row in rows if row["experiment"].startswith("compare A/B")

@@ -190,6 +190,9 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
                               json_report.render(result))
         results.append(result)
         console.print(summary.render(result))
+        runs_line = gating.describe_runs(result)
+        if runs_line:
+            console.print(runs_line, highlight=False)
         if result.gate:
             console.print(f"regression gate: [bold]{result.gate['status']}[/] — {result.gate['message']}")
             for warning in result.gate.get("warnings", []):

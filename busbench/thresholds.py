@@ -46,6 +46,10 @@ METRICS: dict[str, MetricInfo] = {
     "mean_batch_size": MetricInfo("number", "events_dispatched / batches_dispatched"),
     "late_sends": MetricInfo("count", "open-loop sends later than load.late_after behind schedule"),
     "duration": MetricInfo("seconds", "seconds of load (the run steps)"),
+    "cpu_per_event": MetricInfo("duration", "CPU time of the producer and worker threads per "
+                                            "event dispatched (threadcpu.py)"),
+    "cpu_producers_per_event": MetricInfo("duration", "producer threads' CPU time per event dispatched"),
+    "cpu_workers_per_event": MetricInfo("duration", "worker threads' CPU time per event dispatched"),
     **_latency_metrics("latency", "ingest-to-dispatch latency, from each send's intended time"),
     **_latency_metrics("latency_uncorrected", "ingest-to-dispatch latency, from the actual send"),
 }

@@ -26,10 +26,10 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from busbench import precision  # noqa: E402
 from busbench.dashboard import LiveDashboard, NullProgress  # noqa: E402
 from busbench.runner import Runner, warm_up  # noqa: E402
 from busbench.scenario import load_scenario  # noqa: E402
-from busbench import precision  # noqa: E402
 from busbench.stats import bootstrap_ratio_ci, summarize, verdict  # noqa: E402
 
 GOALS = {"latency": 0.15, "dashboard": 0.02}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import environment as env
+from . import names as N
 from . import precision
 from .stats import GATE_FAIL
 
@@ -33,7 +34,7 @@ _RUN_METRICS = ("throughput", "ingest_rate", "cpu_per_event", "cpu_producers_per
                 "cpu_workers_per_event", "events_dispatched", "duration")
 
 #: statuses whose figures count (a run that errored or was interrupted has no honest figure)
-_COUNTED = ("passed", "failed")
+_COUNTED = (N.RUN_PASSED, N.RUN_FAILED)
 
 
 class BaselineError(ValueError):
@@ -56,7 +57,9 @@ def run_summary(result) -> dict:
             "load_average_at_start": result.environment.get("load_average_at_start")}
 
 
-_SEVERITY = {"passed": 0, "failed": 1, "error": 2, "interrupted": 3}
+# the record's status is the worst of its runs' (a status not listed, e.g. a
+# newer one, ranks as an error)
+_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_ERROR: 2, N.RUN_INTERRUPTED: 3}
 
 
 def run_repeated(run_once, repeat: int, run_isolated=None):
@@ -129,7 +132,7 @@ def run_isolated(source: str, overrides, seed, pin: bool, out_dir) -> dict:
         proc = subprocess.run(args, check=False, capture_output=True, text=True, env=env)
         records = sorted(Path(scratch).glob("*.json"))
         if not records:
-            return {"status": "error", "metrics": {}, "throughput_samples": [],
+            return {"status": N.RUN_ERROR, "metrics": {}, "throughput_samples": [],
                     "error": (proc.stderr or proc.stdout)[-2000:], "record": None}
         kept = Path(out_dir) / records[-1].name
         os.replace(records[-1], kept)
@@ -222,7 +225,7 @@ def apply_gate(result, baseline: Records, max_regression: float, metric: str = "
     gate["baseline_records"] = list(baseline.paths)
     result.gate = gate
     if verdict.status == GATE_FAIL:
-        result.status = "failed"
+        result.status = N.RUN_FAILED
     return verdict
 
 

@@ -47,7 +47,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from calibration import run_calibration  # noqa: E402  (this directory, not a package)
 
-from busbench import stats  # noqa: E402
+from busbench import precision, stats  # noqa: E402
 from busbench.bus.config import BusConfig  # noqa: E402
 from busbench.bus.core import ReferenceBus  # noqa: E402
 from busbench.bus.layout import CounterLayout  # noqa: E402
@@ -179,8 +179,11 @@ def _paired(denominator: list, numerator: list) -> dict:
     """Per-round ratios (both measured in the same round, seconds apart): robust
     to the machine changing between rounds, which a ratio of medians is not."""
     per_round = [n / d for n, d in zip(numerator, denominator)]
+    estimate = precision.paired_ratio(denominator, numerator)
     return {"median": float(np.median(per_round)), "min": min(per_round),
-            "max": max(per_round), "per_round": per_round}
+            "max": max(per_round), "per_round": per_round,
+            "estimate": estimate.to_dict(), "resolution": stats.json_number(estimate.resolution),
+            "verdict": precision.verdict(estimate), "description": precision.describe(estimate)}
 
 
 def run(seconds: float = 1.0, repeat: int = 5, variants=VARIANTS,
@@ -312,9 +315,12 @@ def render_pairs(result: dict) -> Table:
     table.add_column("ratio of medians [95% CI]", justify="right")
     table.add_column("verdict")
     table.add_column("paired: median (min-max)", justify="right")
+    table.add_column("paired verdict (resolution)")
     for pair in result["padded_vs_packed"]:
+        paired = pair["paired"]
+        resolution = "-" if paired["resolution"] is None else f"±{paired['resolution']:.1%}"
         table.add_row(f"{pair['numerator']} / {pair['denominator']}", _fmt_ratio(pair),
-                      pair["verdict"], _fmt_paired(pair))
+                      pair["verdict"], _fmt_paired(pair), f"{paired['verdict']} ({resolution})")
     return table
 
 
@@ -344,6 +350,11 @@ def notes(result: dict) -> list[str]:
                    "trust the paired (same-round) ratios over the ratio of medians.")
     out.append("vs calib 1P = ratio of medians with a bootstrap 95% interval; paired = median "
                "(min-max) over rounds of variant / calibration measured in the same round.")
+    out.append("paired verdict: median of per-round ratios with a distribution-free 95% interval "
+               "(6 rounds or more; --repeat 5 gives none); resolution = its half-width on the log "
+               "scale, the smallest change this run could see.")
+    for pair in result["padded_vs_packed"]:
+        out.append(f"{pair['numerator']} / {pair['denominator']}: {pair['paired']['description']}")
     summaries = {}
     for row in result["rows"]:
         summary = stats.Summary(**{k: (math.nan if x is None else x)

@@ -7,8 +7,11 @@
 record per event per clock). `dashboard`: the live dashboard rendering at its
 normal refresh rate into a terminal-sized recording console vs no display.
 Runs alternate on/off (after one warm-up of each) so machine drift hits both
-alike; the cost is reported as the ratio of median throughputs with a 95%
-bootstrap interval, never as a single pair of runs.
+alike. The cost is the median of the per-round ratios on/off with a
+distribution-free 95% interval (busbench.precision.paired_ratio), with the
+resolution: the smallest cost this run could have seen (half-width of the
+interval, log scale). The ratio of median throughputs with a bootstrap
+interval is reported beside it. Never a single pair of runs.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from busbench import precision  # noqa: E402
 from busbench.dashboard import LiveDashboard, NullProgress  # noqa: E402
 from busbench.runner import Runner, warm_up  # noqa: E402
 from busbench.scenario import load_scenario  # noqa: E402
@@ -65,7 +69,11 @@ def measure(feature: str, scenario_path: str, repeat: int, seconds: float, overr
     # Same-round pairs: when the VM moves its vCPUs between rounds (throughput
     # jumps 2-5x), the ratio within a round still compares like with like.
     paired = sorted(on / off for on, off in zip(samples[True], samples[False]))
-    return {"feature": feature, "scenario": scenario_path, "repeat": repeat, "seconds": seconds,
+    estimate = precision.paired_ratio(samples[False], samples[True])
+    return {
+            "paired_estimate": estimate.to_dict(), "resolution": estimate.resolution,
+            "paired_verdict": precision.verdict(estimate),
+            "paired_description": precision.describe(estimate),"feature": feature, "scenario": scenario_path, "repeat": repeat, "seconds": seconds,
             "off": samples[False], "on": samples[True],
             "off_summary": summarize(samples[False]).to_dict(),
             "on_summary": summarize(samples[True]).to_dict(),
@@ -94,6 +102,7 @@ def main(argv=None) -> dict:
     p = out["paired_ratios"]
     print(f"  paired (same round) on/off: median {out['paired_median']:.3f} "
           f"(min {p[0]:.3f}, max {p[-1]:.3f}): cost {1 - out['paired_median']:.1%}")
+    print(f"  paired on/off (primary): {out['paired_description']}")
     if a.json_path:
         Path(a.json_path).write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -134,16 +134,28 @@ def main():
 @click.option("--live/--no-live", default=None,
               help="Live dashboard (default: on when stdout is a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; the summary still prints.")
-@click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
-              help="A previous run record: fail when throughput regressed (see --max-regression).")
+@click.option("--baseline", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Previous run record(s) of the same scenario (repeatable; each may hold "
+                   "several runs, see --repeat): fail when the metric regressed beyond "
+                   "--max-regression, judged over whole runs.")
 @click.option("--max-regression", default="10%", show_default=True,
-              help="With --baseline: the largest throughput loss tolerated.")
+              help="With --baseline: the largest loss tolerated.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="Run each scenario N times, each run after the first in a process of its "
+                   "own (whole processes differ more than runs inside one); the record keeps "
+                   "every run's figures. The gate needs 2 or more runs on each side.")
+@click.option("--metric", "gate_metric", default="throughput", show_default=True,
+              help="With --baseline: the metric gated (throughput, or cpu_per_event: the bus "
+                   "threads' CPU time per event, quieter on a shared machine).")
+@click.option("--pin", is_flag=True, help="Pin producer and worker threads to CPUs where allowed.")
+@click.option("--allow-incomparable", is_flag=True,
+              help="With --baseline: compare even when CPU, cores or scenario differ (warned).")
 @click.option("--timeout", "timeout", default=None, metavar="DURATION",
               help="Deadline of each run (e.g. 10m); past it the run stops, is recorded as "
                    "timed_out and exits 3. Default: the scenario's timeout, else twice its "
                    "planned time plus a minute.")
 def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
-        max_regression, timeout):
+        max_regression, repeat, gate_metric, pin, allow_incomparable, timeout):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -155,7 +167,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     timeout_s = _parse_timeout(timeout)
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
-    base_samples = _baseline_samples(baseline) if baseline else None
+    gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
     for path in [p for p in (junit, markdown, html_path) if p]:
         try:
             check_writable(path)
@@ -172,8 +184,10 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     results, exit_code = [], EXIT_OK
     with _sigterm_as_interrupt():
         try:
-            exit_code = _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
-                                 timeout_s)
+            exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
+                                 repeat=repeat, pin=pin, metric=gate_metric,
+                                 overrides=overrides, seed=seed,
+                                 timeout_s=timeout_s, timeout=timeout)
         except KeyboardInterrupt:
             # Interrupted outside a run (e.g. while compiling): every run that
             # started has already written its record.
@@ -194,8 +208,10 @@ def _say(mode, console):
     return lambda line: target.print(line, markup=False, highlight=False)
 
 
-def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
-             timeout_s=None) -> int:
+def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
+             metric="throughput", overrides=(), seed=None, timeout_s=None,
+             timeout=None) -> int:
+    from . import gating
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
     from .reports import summary
@@ -203,17 +219,29 @@ def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results,
     say = _say(mode, console)
     exit_code = EXIT_OK
     for source, scenario in scenarios:
-        progress = make_progress(mode, console=console)
-        with progress:
-            result = Runner(scenario, source, progress=progress, say=say, timeout_s=timeout_s).run()
-        if base_samples is not None and result.status == N.RUN_PASSED:
-            _apply_gate(result, base_samples, max_reg)
+        def run_once(scenario=scenario, source=source):
+            progress = make_progress(mode, console=console)
+            with progress:
+                return Runner(scenario, source, progress=progress, say=say,
+                              pin_threads=pin, timeout_s=timeout_s).run()
+        def run_isolated(source=source):
+            return gating.run_isolated(source, overrides, seed, pin, Path(out_dir) / "repeats",
+                                       timeout=timeout)
+        result = gating.run_repeated(run_once, repeat, run_isolated)
+        if gates is not None and result.status == N.RUN_PASSED:
+            records, found = gates[scenario.name]
+            gating.apply_gate(result, records, max_reg, metric, found)
         record = write_atomic(json_report.new_record_path(out_dir, result),
                               json_report.render(result))
         results.append(result)
         console.print(summary.render(result))
+        runs_line = gating.describe_runs(result)
+        if runs_line:
+            console.print(runs_line, highlight=False)
         if result.gate:
             console.print(f"regression gate: [bold]{result.gate['status']}[/] — {result.gate['message']}")
+            for warning in result.gate.get("warnings", []):
+                console.print(f"[yellow]warning:[/] {warning}")
         console.print(f"record: {record}")
         exit_code = max(exit_code, result.exit_code) if result.exit_code != EXIT_INTERRUPTED else EXIT_INTERRUPTED
         if result.status == "interrupted":
@@ -243,29 +271,31 @@ def _write_reports(results, junit, markdown):
                           f"{e.strerror or e}")
 
 
-def _baseline_samples(path):
+def _prepare_gates(scenarios, baseline_paths, metric, allow_incomparable):
+    """Per scenario: its baseline records (matched by scenario name) and their comparability,
+    checked before anything runs (a refusal is exit 2 in a second, not after the run)."""
+    from . import gating
+    from .environment import describe
     try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        samples = record.get("throughput_samples")
-    except (OSError, ValueError) as e:
-        raise UsageProblem(f"--baseline {path}: not a busbench run record ({e})") from None
-    if not isinstance(samples, list) or not samples:
-        raise UsageProblem(f"--baseline {path}: the record has no throughput samples")
-    return samples
-
-
-def _apply_gate(result, base_samples, max_reg):
-    from .stats import GATE_FAIL, regression_gate
-    current = result.throughput_samples
-    if len(current) < 2:
-        result.gate = {"status": "inconclusive", "message": "the run was too short to sample "
-                       "its throughput more than once"}
-        return
-    gate = regression_gate(base_samples, current, max_reg)
-    result.gate = gate.to_dict()
-    if gate.status == GATE_FAIL:
-        result.status = "failed"
+        gating.check_metric(metric)
+        records = gating.load_records(baseline_paths)
+    except gating.BaselineError as e:
+        raise UsageProblem(str(e)) from None
+    gates = {}
+    for _source, scenario in scenarios:
+        mine = [i for i, r in enumerate(records.records) if r.get("scenario_name") == scenario.name]
+        if not mine:
+            raise UsageProblem(f"--baseline: no record of scenario {scenario.name!r} among "
+                               f"{', '.join(baseline_paths)}")
+        subset = gating.Records(paths=[records.paths[i] for i in mine],
+                                environments=[records.environments[i] for i in mine],
+                                records=[records.records[i] for i in mine])
+        try:
+            found = gating.guard(subset, describe(scenario.to_dict()), allow_incomparable)
+        except gating.IncomparableError as e:
+            raise UsageProblem(f"--baseline: {e}") from None
+        gates[scenario.name] = (subset, found)
+    return gates
 
 
 @main.command()
@@ -368,16 +398,29 @@ def list_cmd(directory):
 @click.option("--repeat", default=7, show_default=True, type=click.IntRange(2, 1000),
               help="Measured runs of each variant (after one warm-up run each).")
 @click.option("--metric", default="throughput", show_default=True,
-              help="The metric compared (any threshold metric, e.g. latency.p99).")
+              help="The metric compared (any threshold metric, e.g. latency.p99, or "
+                   "cpu_per_event: the bus threads' CPU time per event, quieter on a shared machine).")
+@click.option("--precision", "precision_text", default=None, metavar="PERCENT",
+              help="Add rounds until the interval is this narrow (±, e.g. 5%), or --max-time is spent.")
+@click.option("--max-time", default="120s", show_default=True,
+              help="With --precision: the time budget of the whole comparison.")
+@click.option("--warmup", type=click.Choice(["once", "settle"]), default="once", show_default=True,
+              help="One warm-up round, or warm-up rounds until the rate settles (within 5%, at most 6).")
+@click.option("--drop-spoiled", is_flag=True,
+              help="Drop rounds a placement change spoiled (ratio over 5 robust SDs from the "
+                   "median, at most 10% of rounds, 10 rounds or more); always reported.")
+@click.option("--pin", is_flag=True, help="Pin producer and worker threads to CPUs where allowed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the comparison as Markdown.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a plot (needs busbench[plot]).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write an HTML report: the verdicts, and the last run of each variant overlaid.")
-def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, html_path):
-    """Run variants of a scenario interleaved and compare a metric with
-    bootstrap confidence intervals (e.g. --vary bus.counters=padded,packed)."""
+def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_spoiled, pin,
+            overrides, json_path, markdown, plot, html_path):
+    """Run variants of a scenario interleaved and compare a metric: the median of
+    per-round ratios with a distribution-free interval, and the smallest change
+    the comparison could see (e.g. --vary bus.counters=padded,packed)."""
     from . import compare as cmp
     from .reports import check_writable, write_atomic
     from .result import environment
@@ -394,6 +437,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
         variants = cmp.variants(list(vary))
     except cmp.CompareUsageError as e:
         raise UsageProblem(f"--vary: {e}") from None
+    plan = _precision_plan(precision_text, max_time) if precision_text else None
     for path in [p for p in (json_path, markdown, plot, html_path) if p]:
         try:
             check_writable(path)
@@ -425,7 +469,7 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
     say = _say("plain", console)     # the first run's compile notice
 
     def run_once(variant):
-        result = Runner(loaded[variant.label], file, say=say).run()
+        result = Runner(loaded[variant.label], file, say=say, pin_threads=pin).run()
         if html_path:
             last_records[variant.label] = result.to_dict()
         if result.status in N.RUN_INCOMPLETE:
@@ -439,7 +483,8 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
 
     def on_progress(p):
         tag = "warm-up" if p.entry.is_warmup else f"round {p.entry.round}"
-        console.print(f"[{p.done}/{p.total}] {tag}: {p.variant.label}: {metric} = {p.value:,.4g}",
+        done = f"[{p.done}/{p.total}]" if p.total else f"[{p.done}]"
+        console.print(f"{done} {tag}: {p.variant.label}: {metric} = {p.value:,.4g}",
                       highlight=False)
 
     sc = next(iter(loaded.values()))
@@ -448,7 +493,10 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
         try:
             result = cmp.run_comparison(variants, repeat, run_once, metric, on_progress,
                                         higher_is_better=higher_is_better, busy_threads=busy,
-                                        cores=os.cpu_count(), environment=environment())
+                                        cores=os.cpu_count(), environment=environment(sc.to_dict()),
+                                        plan=plan, warmup=warmup, drop_spoiled=drop_spoiled,
+                                        metric_description=METRICS[metric].description,
+                                        noise={"pin": pin})
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
@@ -456,6 +504,8 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
             err.print(f"[bold red]error:[/] {e}")
             sys.exit(EXIT_ERROR)
     console.print(cmp.render_table(result))     # its caption carries the warnings
+    for line in cmp.describe_lines(result):
+        console.print(line, highlight=False)
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
     if markdown:
@@ -467,6 +517,61 @@ def compare(file, vary, repeat, metric, overrides, json_path, markdown, plot, ht
         from .cli_extra import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
+
+
+def _precision_plan(precision_text, max_time):
+    from .precision import SequentialPlan
+    from .units import UnitError, parse_duration, parse_percent
+    try:
+        asked = parse_percent(precision_text)
+    except ValueError as e:
+        raise UsageProblem(f"--precision: {e}") from None
+    if not 0 < asked < 1:
+        raise UsageProblem(f"--precision: give a half-width between 0% and 100%, e.g. 5%; got {precision_text}")
+    try:
+        budget_s = parse_duration(max_time) / 1e9
+    except (UnitError, ValueError) as e:
+        raise UsageProblem(f"--max-time: {e}") from None
+    return SequentialPlan(precision=asked, max_time_s=budget_s)
+
+
+@main.command(name="compare-records")
+@click.option("--baseline", "baseline", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="Reference run record(s).")
+@click.option("--candidate", "candidate", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False), help="Run record(s) to compare.")
+@click.option("--metric", default="throughput", show_default=True,
+              help="throughput, ingest_rate or cpu_per_event (and its producer/worker parts).")
+@click.option("--allow-incomparable", is_flag=True,
+              help="Compare even when CPU, cores or scenario differ (warned).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON.")
+def compare_records(baseline, candidate, metric, allow_incomparable, json_path):
+    """Compare run records (each may hold several runs, see run --repeat) run against
+    run, after checking they are comparable (same CPU, cores, scenario)."""
+    from . import gating
+    from .reports import write_atomic
+    try:
+        gating.check_metric(metric)
+        reference = gating.load_records(baseline, "--baseline")
+        others = gating.load_records(candidate, "--candidate")
+        found = None
+        for path, environment in zip(others.paths, others.environments):
+            found = gating.guard(reference, environment, allow_incomparable,
+                                 names=("baseline", f"candidate {path}"))
+    except gating.BaselineError as e:
+        raise UsageProblem(str(e)) from None
+    except gating.IncomparableError as e:
+        raise UsageProblem(str(e)) from None
+    out = gating.compare_records(reference, others, metric)
+    out["comparability"] = found.to_dict() if found else None
+    console = _out()
+    console.print(f"{metric}: {out['description']}", highlight=False)
+    console.print(f"({len(out['reference_runs'])} baseline run(s), {len(out['candidate_runs'])} "
+                  f"candidate run(s); {out['estimate']['method']})", highlight=False)
+    for w in (found.refusals + found.warnings) if found else ():
+        console.print(f"[yellow]warning:[/] {w}")
+    if json_path:
+        write_atomic(json_path, json.dumps(out, indent=1) + "\n")
 
 
 @main.group()

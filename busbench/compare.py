@@ -13,6 +13,17 @@ caches and the CPU clock; its figure is kept apart and never counted), then
 order (A B, B A, A B, ...) so that neither variant always runs first or last
 in a round: a drift in the machine (thermal, a neighbour on the VM) or a cost
 carried from one run into the next falls on both sides alike.
+
+The primary estimate is paired (``precision.paired_ratio``): the median of
+the per-round ratios B/A with a distribution-free interval, because a round's
+two runs share the machine's state of the moment. The ratio of medians with
+its bootstrap interval is reported beside it. Every comparison carries its
+resolution, the smallest change it could have seen. With a ``SequentialPlan``
+(``--precision 5% --max-time 120s``) rounds are added until the interval is
+that narrow or the budget is spent (``precision.SequentialPlan`` says why that
+keeps the false-alarm rate). Warm-up can run until the rate settles
+(``warmup="settle"``), and rounds a placement change spoiled can be dropped by
+``precision.spoiled_rounds``' rule, always reported.
 """
 from __future__ import annotations
 
@@ -20,14 +31,23 @@ import itertools
 import math
 import os
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple
 
 from rich.table import Table
 
-from . import stats
+from . import precision, stats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: warm-up "settle": rounds of warm-up until each variant's last two warm-up
+#: figures are within this fraction of each other ...
+SETTLE_TOLERANCE = 0.05
+#: ... or this many warm-up rounds have run (then the comparison says it did not settle)
+MAX_WARMUP_ROUNDS = 6
+WARMUP_MODES = ("once", "settle")
 
 #: the round number of the warm-up runs in a schedule
 WARMUP_ROUND = 0
@@ -68,7 +88,7 @@ class ScheduleEntry(NamedTuple):
 class Progress:
     """Handed to ``on_progress`` after each run."""
     done: int  # runs finished, warm-ups included
-    total: int
+    total: int | None  # None when rounds are added until a precision is reached
     entry: ScheduleEntry
     variant: Variant
     value: float
@@ -78,10 +98,20 @@ class Progress:
 class Comparison:
     variant_index: int
     baseline_index: int
-    ratio: float  # median(variant) / median(baseline)
-    low: float  # bootstrap interval of the ratio; nan with a single sample
+    ratio: float  # the primary (paired) estimate: median of per-round ratios variant / baseline
+    low: float  # its distribution-free interval; nan with too few rounds
     high: float
     verdict: str  # stats.FASTER | stats.SLOWER | stats.NO_DIFFERENCE
+    estimate: precision.Estimate | None = None  # the paired estimate, with its resolution
+    medians_ratio: float = math.nan  # median(variant) / median(baseline), the secondary view
+    medians_low: float = math.nan  # its bootstrap interval
+    medians_high: float = math.nan
+    dropped_rounds: tuple[int, ...] = ()  # 1-based rounds dropped as spoiled (never silently)
+    description: str = ""  # the verdict in words, with the resolution
+
+    @property
+    def resolution(self) -> float:
+        return self.estimate.resolution if self.estimate is not None else math.nan
 
 
 @dataclass(frozen=True)
@@ -97,14 +127,19 @@ class ComparisonResult:
     median_intervals: tuple[tuple[float, float], ...]  # per variant, bootstrap CI of its median
     comparisons: tuple[Comparison, ...]  # every variant but the first, against the first
     warnings: tuple[str, ...]
-    cpu_governor: Optional[str] = None
+    cpu_governor: str | None = None
     environment: dict = field(default_factory=dict)
+    metric_description: str = ""
+    warmup_rounds: int = 1
+    warmup_settled: bool | None = None  # None: one fixed warm-up round ("once")
+    stopping: dict | None = None  # --precision: the plan, why it stopped, time spent
+    noise: dict = field(default_factory=dict)  # the noise-reduction switches used
 
     @property
     def varied_keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.variants[0].settings)
 
-    def comparison_for(self, variant_index: int) -> Optional[Comparison]:
+    def comparison_for(self, variant_index: int) -> Comparison | None:
         for comparison in self.comparisons:
             if comparison.variant_index == variant_index:
                 return comparison
@@ -130,14 +165,27 @@ class ComparisonResult:
             "ci_low": num(c.low),
             "ci_high": num(c.high),
             "verdict": c.verdict,
+            "resolution": num(c.resolution),
+            "description": c.description,
+            "paired": c.estimate.to_dict() if c.estimate is not None else None,
+            "ratio_of_medians": {"ratio": num(c.medians_ratio), "ci_low": num(c.medians_low),
+                                 "ci_high": num(c.medians_high),
+                                 "method": "median(variant) / median(baseline), percentile "
+                                           "bootstrap resampling each side independently"},
+            "dropped_rounds": list(c.dropped_rounds),
         } for c in self.comparisons]
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "comparison",
             "metric": self.metric,
+            "metric_description": self.metric_description,
             "higher_is_better": self.higher_is_better,
             "repeat": self.repeat,
             "confidence": self.confidence,
+            "warmup_rounds": self.warmup_rounds,
+            "warmup_settled": self.warmup_settled,
+            "stopping": self.stopping,
+            "noise_reduction": dict(self.noise),
             "varied_keys": list(self.varied_keys),
             "variants": variants,
             "comparisons": comparisons,
@@ -203,7 +251,7 @@ def parse_vary(spec: str) -> tuple[str, list[str]]:
     return key, values
 
 
-def variants(vary_specs: Sequence[Union[str, tuple[str, Sequence[str]]]]) -> list[Variant]:
+def variants(vary_specs: Sequence[str | tuple[str, Sequence[str]]]) -> list[Variant]:
     """Every combination of the ``--vary`` values, the first value of each key first.
 
     Each spec is a ``--vary`` string or an already parsed ``(key, values)`` pair.
@@ -244,33 +292,118 @@ def schedule(variants: Sequence[Variant], repeat: int) -> list[ScheduleEntry]:
 # ---------------------------------------------------------------- running
 
 
+def round_order(variant_count: int, round_number: int) -> list[int]:
+    """The order of variants in a counted round: forward in odd rounds, reversed in even ones."""
+    forward = list(range(variant_count))
+    return forward if round_number % 2 == 1 else forward[::-1]
+
+
+def _settled(warmups: Sequence[Sequence[float]]) -> bool:
+    """Each variant's last two warm-up figures within SETTLE_TOLERANCE of each other."""
+    for values in warmups:
+        if len(values) < 2:
+            return False
+        last, before = values[-1], values[-2]
+        if abs(last - before) / max(last, before) > SETTLE_TOLERANCE:
+            return False
+    return True
+
+
+def _compare_pair(reference: Sequence[float], values: Sequence[float], index: int,
+                  confidence: float, higher_is_better: bool, seed: int, drop_spoiled: bool,
+                  estimate: precision.Estimate | None = None) -> Comparison:
+    dropped: list[int] = []
+    if drop_spoiled:
+        dropped = precision.spoiled_rounds(reference, values)
+    kept_a = [v for i, v in enumerate(reference) if i not in dropped]
+    kept_b = [v for i, v in enumerate(values) if i not in dropped]
+    if estimate is None or dropped:
+        estimate = precision.paired_ratio(kept_a, kept_b, confidence)
+    ratio, low, high = stats.bootstrap_ratio_ci(kept_a, kept_b, confidence=confidence, seed=seed)
+    return Comparison(index, 0, estimate.point, estimate.low, estimate.high,
+                      precision.verdict(estimate, higher_is_better), estimate=estimate,
+                      medians_ratio=ratio, medians_low=low, medians_high=high,
+                      dropped_rounds=tuple(i + 1 for i in dropped),
+                      description=precision.describe(estimate, higher_is_better))
+
+
 def run_comparison(variants: Sequence[Variant], repeat: int,
                    run_once: Callable[[Variant], float], metric_name: str,
-                   on_progress: Optional[Callable[[Progress], None]] = None, *,
+                   on_progress: Callable[[Progress], None] | None = None, *,
                    higher_is_better: bool = True, confidence: float = 0.95,
-                   busy_threads: Optional[int] = None, cores: Optional[int] = None,
-                   environment: Optional[dict] = None, seed: int = 0) -> ComparisonResult:
-    """Run the schedule, then summarise each variant and compare it with the first.
+                   busy_threads: int | None = None, cores: int | None = None,
+                   environment: dict | None = None, seed: int = 0,
+                   plan: precision.SequentialPlan | None = None, warmup: str = "once",
+                   drop_spoiled: bool = False, metric_description: str = "",
+                   noise: dict | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> ComparisonResult:
+    """Run the rounds, then compare every variant with the first.
 
+    Fixed mode: ``repeat`` rounds. With a ``plan`` (``--precision``), rounds
+    are added until every comparison has stopped by the plan's rule or the
+    budget is spent; ``repeat`` is then unused (the plan has its own minimum).
     ``busy_threads`` (threads a run keeps busy) feeds the "more threads than
     cores" warning; ``cores`` defaults to this machine's count.
     """
     variants = tuple(variants)
-    entries = schedule(variants, repeat)
+    if warmup not in WARMUP_MODES:
+        raise CompareUsageError(f"warm-up mode must be one of {', '.join(WARMUP_MODES)}, got {warmup!r}")
+    if plan is None:
+        schedule(variants, repeat)              # validates repeat and variants
+    elif not variants:
+        raise CompareUsageError("nothing to schedule: no variants")
+    started = clock()
+    total = None if plan is not None else len(variants) * (repeat + 1)
+    done = 0
     samples: list[list[float]] = [[] for _ in variants]
-    warmups = [math.nan] * len(variants)
-    for done, entry in enumerate(entries, start=1):
+    warmup_values: list[list[float]] = [[] for _ in variants]
+
+    def measure(entry: ScheduleEntry) -> float:
+        nonlocal done
         variant = variants[entry.variant_index]
         value = float(run_once(variant))
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{metric_name} of {variant.label} came out as {value}: "
                              "a sample must be a positive, finite number")
-        if entry.is_warmup:
-            warmups[entry.variant_index] = value
-        else:
-            samples[entry.variant_index].append(value)
+        done += 1
         if on_progress is not None:
-            on_progress(Progress(done, len(entries), entry, variant, value))
+            on_progress(Progress(done, total, entry, variant, value))
+        return value
+
+    # Warm-up: once, or until every variant's rate settles (bounded).
+    warmup_rounds, settled = 0, None
+    while True:
+        warmup_rounds += 1
+        for index in round_order(len(variants), warmup_rounds):
+            warmup_values[index].append(measure(ScheduleEntry(WARMUP_ROUND, index)))
+        if warmup == "once":
+            break
+        settled = _settled(warmup_values)
+        if settled or warmup_rounds >= MAX_WARMUP_ROUNDS:
+            break
+
+    stopped_by: dict[int, str] = {}
+    round_number, round_s = 0, 0.0
+    while True:
+        round_number += 1
+        round_started = clock()
+        for index in round_order(len(variants), round_number):
+            samples[index].append(measure(ScheduleEntry(round_number, index)))
+        round_s = clock() - round_started
+        if plan is None:
+            if round_number >= repeat:
+                break
+            continue
+        elapsed = clock() - started
+        for index in range(1, len(variants)):
+            if index not in stopped_by:
+                why = plan.decide(samples[0], samples[index], elapsed, round_s)
+                if why in ("precision", "significant"):
+                    stopped_by[index] = why
+                elif why == "budget":
+                    stopped_by = {i: stopped_by.get(i, "budget") for i in range(1, len(variants))}
+        if len(stopped_by) == len(variants) - 1:
+            break
 
     summaries = tuple(stats.summarize(values) for values in samples)
     median_intervals = tuple(
@@ -278,23 +411,50 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
         for values in samples)
     comparisons = []
     for index in range(1, len(variants)):
-        ratio, low, high = stats.bootstrap_ratio_ci(samples[0], samples[index],
-                                                    confidence=confidence, seed=seed)
-        comparisons.append(Comparison(index, 0, ratio, low, high,
-                                      stats.verdict(low, high, higher_is_better)))
+        estimate, level = None, confidence
+        if plan is not None:
+            estimate = plan.final_estimate(samples[0], samples[index], stopped_by[index])
+            level = estimate.level
+        comparisons.append(_compare_pair(samples[0], samples[index], index, level,
+                                         higher_is_better, seed, drop_spoiled, estimate))
     warnings = stats.noise_warnings(
         {variant.label: summary for variant, summary in zip(variants, summaries)},
         busy_threads, cores if cores is not None else os.cpu_count())
     governor_warning = stats.cpu_governor_warning()
     if governor_warning:
         warnings.append(governor_warning)
+    if settled is False:
+        warnings.append(f"warm-up did not settle within {MAX_WARMUP_ROUNDS} rounds (last two "
+                        f"figures more than {SETTLE_TOLERANCE:.0%} apart): the machine is drifting.")
+    for c in comparisons:
+        if c.dropped_rounds:
+            warnings.append(f"{variants[c.variant_index].label}: rounds {list(c.dropped_rounds)} "
+                            "dropped as spoiled by a placement change (ratio over 5 robust SDs "
+                            "from the median; at most 10% of rounds).")
+    stopping = None
+    if plan is not None:
+        elapsed = clock() - started
+        stopping = {**plan.to_dict(), "rounds": round_number, "elapsed_s": round(elapsed, 3),
+                    "stopped_by": {variants[i].label: why for i, why in sorted(stopped_by.items())},
+                    "reached": {variants[c.variant_index].label: stats.json_number(c.resolution)
+                                for c in comparisons}}
+        for c in comparisons:
+            label = variants[c.variant_index].label
+            if stopped_by[c.variant_index] == "budget":
+                warnings.append(f"{label}: the time budget ({plan.max_time_s:g} s) ran out after "
+                                f"{round_number} rounds at a resolution of ±{c.resolution:.1%}, "
+                                f"not the ±{plan.precision:.1%} asked for.")
     return ComparisonResult(
-        metric=metric_name, higher_is_better=higher_is_better, repeat=repeat,
+        metric=metric_name, higher_is_better=higher_is_better, repeat=round_number,
         confidence=confidence, variants=variants,
-        samples=tuple(tuple(values) for values in samples), warmup_samples=tuple(warmups),
+        samples=tuple(tuple(values) for values in samples),
+        warmup_samples=tuple(values[-1] for values in warmup_values),
         summaries=summaries, median_intervals=median_intervals,
         comparisons=tuple(comparisons), warnings=tuple(warnings),
-        cpu_governor=stats.read_cpu_governor(), environment=dict(environment or {}))
+        cpu_governor=stats.read_cpu_governor(), environment=dict(environment or {}),
+        metric_description=metric_description, warmup_rounds=warmup_rounds,
+        warmup_settled=settled, stopping=stopping,
+        noise={"warmup": warmup, "drop_spoiled": drop_spoiled, **(noise or {})})
 
 
 # ---------------------------------------------------------------- renderers
@@ -311,6 +471,23 @@ def _versus_baseline(result: ComparisonResult, index: int) -> tuple[str, str]:
             comparison.verdict)
 
 
+def _medians_text(result: ComparisonResult, index: int) -> str:
+    comparison = result.comparison_for(index)
+    if comparison is None:
+        return "-"
+    if math.isnan(comparison.medians_low):
+        return f"{comparison.medians_ratio:.2f}x"
+    return (f"{comparison.medians_ratio:.2f}x "
+            f"[{comparison.medians_low:.2f}-{comparison.medians_high:.2f}]")
+
+
+def _resolution_text(result: ComparisonResult, index: int) -> str:
+    comparison = result.comparison_for(index)
+    if comparison is None:
+        return ""
+    return "-" if math.isnan(comparison.resolution) else f"±{comparison.resolution:.1%}"
+
+
 def _rows(result: ComparisonResult) -> list[tuple[str, ...]]:
     """One row of text cells per variant, shared by the table and the Markdown."""
     rows = []
@@ -318,14 +495,49 @@ def _rows(result: ComparisonResult) -> list[tuple[str, ...]]:
         ratio_text, verdict_text = _versus_baseline(result, index)
         rows.append((variant.label, str(summary.n), stats.format_si(summary.median),
                      stats.format_si(summary.min), stats.format_si(summary.max),
-                     stats.format_cv(summary), ratio_text, verdict_text))
+                     stats.format_cv(summary), ratio_text, _resolution_text(result, index),
+                     verdict_text, _medians_text(result, index)))
     return rows
+
+
+#: the columns holding text (left-aligned); the verdict's position
+_TEXT_COLUMNS = (0, 8)
+_VERDICT_COLUMN = 8
 
 
 def _headers(result: ComparisonResult) -> tuple[str, ...]:
     level = f"{result.confidence:.0%}"
     return ("variant", "n", f"median {result.metric}", "min", "max", "CV",
-            f"vs baseline ({level} CI)", "verdict")
+            f"paired vs baseline ({level} CI)", "resolution", "verdict",
+            "ratio of medians [bootstrap CI]")
+
+
+def _run_line(result: ComparisonResult) -> str:
+    """How the rounds were run and why they stopped."""
+    warm = (f"{result.warmup_rounds} warm-up round(s) discarded"
+            + ("" if result.warmup_settled is None
+               else " (settled)" if result.warmup_settled else " (did not settle)"))
+    text = f"{result.repeat} interleaved rounds, {warm}"
+    if result.stopping:
+        reasons = sorted(set(result.stopping["stopped_by"].values()))
+        why = {"precision": f"precision ±{result.stopping['precision']:.1%} reached (projected "
+                            "from the rounds' spread; the resolution column is the interval's own)",
+               "significant": "a significant difference found",
+               "budget": f"time budget {result.stopping['max_time_s']:g} s spent"}
+        text += f"; stopped: {', '.join(why[r] for r in reasons)} after {result.stopping['elapsed_s']:.0f} s"
+    return text
+
+
+def describe_lines(result: ComparisonResult) -> list[str]:
+    """One sentence per comparison: the verdict and the smallest change it could see."""
+    lines = []
+    for c in result.comparisons:
+        lines.append(f"{result.variants[c.variant_index].label} vs "
+                     f"{result.variants[c.baseline_index].label}: {c.description}")
+    metric = result.metric + (f" ({result.metric_description})" if result.metric_description else "")
+    lines.append(f"metric: {metric}; estimate: {precision.PAIRED_METHOD}; "
+                 f"resolution: {precision.RESOLUTION_METHOD}.")
+    return lines
 
 
 _VERDICT_STYLES = {stats.FASTER: "green", stats.SLOWER: "red", stats.NO_DIFFERENCE: "dim"}
@@ -333,17 +545,17 @@ _VERDICT_STYLES = {stats.FASTER: "green", stats.SLOWER: "red", stats.NO_DIFFEREN
 
 def render_table(result: ComparisonResult) -> Table:
     """A rich table: one row per variant, the first being the baseline."""
-    table = Table(title=f"{result.metric}: {result.repeat} interleaved rounds, warm-up discarded",
+    table = Table(title=f"{result.metric}: {_run_line(result)}",
                   caption="\n".join(result.warnings) or None, caption_style="yellow")
     for position, header in enumerate(_headers(result)):
-        table.add_column(header, justify="left" if position in (0, 7) else "right")
+        table.add_column(header, justify="left" if position in _TEXT_COLUMNS else "right")
     for summary, row in zip(result.summaries, _rows(result)):
         cells = list(row)
         if summary.cv > stats.CV_WARNING_THRESHOLD:
             cells[5] = f"[yellow]{cells[5]}[/yellow]"
-        style = _VERDICT_STYLES.get(cells[7])
+        style = _VERDICT_STYLES.get(cells[_VERDICT_COLUMN])
         if style:
-            cells[7] = f"[{style}]{cells[7]}[/{style}]"
+            cells[_VERDICT_COLUMN] = f"[{style}]{cells[_VERDICT_COLUMN]}[/{style}]"
         table.add_row(*cells)
     return table
 
@@ -354,15 +566,16 @@ def render_markdown(result: ComparisonResult) -> str:
     lines = [
         f"## Comparison: {result.metric}",
         "",
-        f"{result.repeat} rounds, variants interleaved (order alternating each round), "
-        "one warm-up run each discarded. Ratios are medians against the first variant, "
-        f"with a {result.confidence:.0%} bootstrap interval.",
+        (f"{_run_line(result)}; variants interleaved (order alternating each round). "
+         "Primary: the median of per-round ratios against the first variant, with a "
+         "distribution-free interval; beside it the ratio of medians with a bootstrap interval."),
         "",
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i in (0, 7) else "---:" for i in range(len(headers))) + "|",
+        "|" + "|".join("---" if i in _TEXT_COLUMNS else "---:" for i in range(len(headers))) + "|",
     ]
     for row in _rows(result):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines += [""] + [f"- {line}" for line in describe_lines(result)]
     if result.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [f"- {warning}" for warning in result.warnings]
@@ -377,7 +590,7 @@ def ensure_plot_available() -> None:
         raise PlotUnavailable("plotting needs matplotlib: pip install 'busbench[plot]'") from None
 
 
-def _as_number(text: str) -> Optional[float]:
+def _as_number(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:

@@ -39,10 +39,11 @@ def flush_record(step_index, target, gen, timeout_s, under_load, call) -> dict:
 class EvidenceCollector:
     """Turns the target's and the producers' state into ``Evidence`` values."""
 
-    def __init__(self, target, gen, backpressure=None):
+    def __init__(self, target, gen, backpressure=None, cpu_time=None):
         self.target = target
         self.gen = gen
         self.backpressure = backpressure
+        self.cpu_time = cpu_time      # () -> metrics.CpuTime, for the cpu metrics; None: none
         self.flushes: list = []
 
     def flush(self, step_index, timeout_s, under_load, call) -> dict:
@@ -60,6 +61,7 @@ class EvidenceCollector:
             counters=counters, producers=[p.as_dict() for p in truths],
             delivery=None if delivery is None else delivery.to_dict(),
             flushes=list(self.flushes), shutdown=None if claim is None else claim.to_dict(),
-            metrics=run_metrics(counters, truths, load_s, t.latency_histograms()),
+            metrics=run_metrics(counters, truths, load_s, t.latency_histograms(),
+                                cpu=None if self.cpu_time is None else self.cpu_time()),
             quiescent=quiescent, capabilities=t.capabilities.to_dict(),
             backpressure=self.backpressure, unquiet=unquiet)

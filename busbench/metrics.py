@@ -1,10 +1,42 @@
 """Named metrics of a run (thresholds, compare, reports), from plain values."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import names as N
 from .bus import histogram
 
 LATENCY_STATS = ("p50", "p90", "p99", "p999", "max", "mean")
+
+#: CPU time per event dispatched (ns): the producer and worker threads' (threadcpu.py)
+CPU_PER_EVENT = "cpu_per_event"
+CPU_PRODUCERS_PER_EVENT = "cpu_producers_per_event"
+CPU_WORKERS_PER_EVENT = "cpu_workers_per_event"
+
+
+class CpuTime(NamedTuple):
+    """Thread CPU time of a run so far, in ns: each producer thread's (the load
+    generator's threads), and the target's worker threads' in all, or None when
+    the target cannot name its workers (``Target.worker_threads``)."""
+    producers_ns: tuple
+    workers_ns: int | None
+
+
+def cpu_metrics(cpu: CpuTime, events_dispatched: int | None) -> dict:
+    """``cpu_per_event`` and its producer and worker parts (ns per event
+    dispatched), and ``cpu_s``. What was not measured is absent, never 0: no
+    worker clocks (a target that cannot name its workers) gives the producers'
+    part only; no events dispatched, or no clock read at all, gives nothing."""
+    producers = int(sum(cpu.producers_ns))
+    workers = cpu.workers_ns
+    if not events_dispatched or events_dispatched <= 0 or producers + (workers or 0) <= 0:
+        return {}
+    m = {CPU_PRODUCERS_PER_EVENT: producers / events_dispatched}
+    if workers is not None:
+        m.update({CPU_PER_EVENT: (producers + workers) / events_dispatched,
+                  CPU_WORKERS_PER_EVENT: workers / events_dispatched,
+                  "cpu_s": (producers + workers) / 1e9})
+    return m
 
 
 def latency_summaries(hists) -> dict | None:
@@ -14,9 +46,10 @@ def latency_summaries(hists) -> dict | None:
     return {"corrected": histogram.summary(hists[0]), "uncorrected": histogram.summary(hists[1])}
 
 
-def run_metrics(counters: dict, truths, load_s: float, hists) -> dict:
+def run_metrics(counters: dict, truths, load_s: float, hists, cpu: CpuTime | None = None) -> dict:
     """Metrics for thresholds; a counter the target lacks gives no metric (a
-    threshold on it is then not evaluable, never a pass)."""
+    threshold on it is then not evaluable, never a pass). ``cpu``: the run's
+    thread CPU time, for the cpu metrics (absent without it)."""
     c = counters
     m = {"late_sends": sum(t.late for t in truths), "unsent": sum(t.unsent for t in truths),
          "duration": load_s}
@@ -34,6 +67,8 @@ def run_metrics(counters: dict, truths, load_s: float, hists) -> dict:
             m["throughput"] = dispatched / load_s
         if ingested is not None:
             m["ingest_rate"] = ingested / load_s
+    if cpu is not None:
+        m.update(cpu_metrics(cpu, dispatched))
     for key, summary in (latency_summaries(hists) or {}).items():
         prefix = "latency" if key == "corrected" else "latency_uncorrected"
         if summary["count"]:

@@ -2,9 +2,6 @@
 Markdown, summary table). Reports never re-read the scenario or the bus."""
 from __future__ import annotations
 
-import os
-import platform
-import sys
 from dataclasses import dataclass, field
 
 from .names import EXIT_CODES
@@ -19,25 +16,10 @@ from .names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 SCHEMA_VERSION = 2
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def environment() -> dict:
-    import numba
-    import numpy
-
-    from . import __version__
-    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
-            "os": platform.platform(), "python": sys.version.split()[0],
-            "numba": numba.__version__, "numpy": numpy.__version__, "busbench": __version__}
+def environment(scenario: dict | None = None) -> dict:
+    """What decides whether two runs compare: see busbench/environment.py."""
+    from .environment import describe
+    return describe(scenario)
 
 
 @dataclass
@@ -81,6 +63,7 @@ class RunResult:
     gate: dict | None = None         # the --baseline regression gate, when asked for
     deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
     threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
+    runs: list = field(default_factory=list)       # run --repeat N: each run's metrics (the gate's unit)
 
     @property
     def exit_code(self) -> int:
@@ -100,7 +83,7 @@ class RunResult:
             "flushes": self.flushes, "shutdown": self.shutdown,
             "producers": self.producers, "delivery": self.delivery,
             "capabilities": self.capabilities, "backpressure": self.backpressure,
-            "evidence_quiescent": True, "gate": self.gate,
+            "evidence_quiescent": True, "gate": self.gate, "runs": self.runs,
             "deadline": self.deadline, "threads_left": self.threads_left,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,

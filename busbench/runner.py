@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 
 from . import checks as C
 from . import names as N
-from . import waiting
+from . import threadcpu, waiting
 from . import watchdog as W
 from .bus import histogram
 from .evidence import EvidenceCollector
 from .load import kernels as K
 from .load.generator import LoadGenerator, LoadSpec
-from .metrics import latency_summaries, run_metrics
+from .metrics import CpuTime, latency_summaries, run_metrics
 from .quiescence import Quiescence
 from .result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
@@ -81,7 +81,8 @@ def step_label(step) -> str:
 class Runner:
     def __init__(self, scenario, source: str = "<scenario>", progress=None,
                  sample_interval_s: float = SAMPLE_INTERVAL_S, target=None,
-                 say=lambda line: None, timeout_s: float | None = None):
+                 say=lambda line: None, pin_threads: bool = False,
+                 timeout_s: float | None = None):
         self.scenario = scenario
         self.deadline = W.run_deadline(scenario, timeout_s)
         self.watchdog = W.Watchdog(self.deadline)
@@ -102,6 +103,11 @@ class Runner:
         self.step_expected_s, self.waiting_for = 0.0, ""     # waiting.plan(step)
         self.status = "running"
         self.check_states: dict = {}
+        # cpu_per_event: the producers' clocks (the load generator) and the
+        # target's worker threads' clocks, read at every step's start and end
+        self.worker_clocks = threadcpu.WorkerClocks()
+        self.workers_known = False
+        self.pinning = threadcpu.Pinning(self.spec.producers) if pin_threads else None
         for spec in scenario.checks:
             self.check_states[spec.label] = CheckState(spec.label, N.CHECK_PENDING,
                                                        expected_to_fail=spec.expect == "fail")
@@ -132,6 +138,18 @@ class Runner:
             latency_ns=latency, status=self.status,
             step_elapsed_s=time.monotonic() - self.step_started,
             step_expected_s=self.step_expected_s, waiting_for=self.waiting_for)
+
+    # ------------------------------------------------------------------ cpu time
+    def _read_worker_clocks(self) -> None:
+        threads = threadcpu.worker_threads_of(self.target)
+        self.workers_known = threads is not None
+        if threads:
+            self.worker_clocks.read(threads)
+
+    def _cpu_time(self) -> CpuTime:
+        """The CPU time so far; workers None when the target cannot name its threads."""
+        return CpuTime(tuple(self.gen.cpu_ns),
+                       self.worker_clocks.total_ns if self.workers_known else None)
 
     # ------------------------------------------------------------------ verdicts
     def _record_verdicts(self, specs, at) -> C.Evidence:
@@ -229,15 +247,17 @@ class Runner:
             self.target = self._target if self._target is not None else open_target(sc)
         except TargetConfigError as exc:     # the scenario asks what the target cannot do
             return RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
-                             target=sc.target_name, layout="-", environment=environment(),
+                             target=sc.target_name, layout="-",
+                             environment=environment(sc.to_dict()),
                              started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              status=N.RUN_ERROR, error=f"target {sc.target_name}: {exc}",
                              deadline=self.deadline.to_dict())
         t = self.target
         self.gen = LoadGenerator(self.spec, t.shards, t.produce, t.producer_stalling)
-        self.collector = EvidenceCollector(t, self.gen, backpressure=sc.bus.backpressure)
+        self.collector = EvidenceCollector(t, self.gen, backpressure=sc.bus.backpressure,
+                                           cpu_time=self._cpu_time)
         result = RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
-                           target=t.name, layout=t.layout, environment=environment(),
+                           target=t.name, layout=t.layout, environment=environment(sc.to_dict()),
                            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            series_interval_s=self.sample_interval_s,
                            deadline=self.deadline.to_dict())
@@ -252,13 +272,18 @@ class Runner:
             self.watchdog.on_expire = [self._release_everything]
             self.watchdog.start()
             t.start()
+            if self.pinning is not None:
+                self.gen.thread_setup = self.pinning.pin_current_producer
+                self.pinning.pin_workers(threadcpu.worker_threads_of(t))
             sampler.start()
             for i, step in enumerate(steps):
                 self.step_index, self.step_label = i, step_label(step)
                 self.step_expected_s, self.waiting_for = waiting.plan(step)
                 started = self.step_started = time.monotonic()
                 self.watchdog.where = f"step {i + 1} ({self.step_label})"
+                self._read_worker_clocks()
                 details = self._step(i, step)
+                self._read_worker_clocks()
                 self.watchdog.check()
                 result.steps.append(StepRecord(i, step.tag, self.step_label, started - self.t0,
                                                time.monotonic() - started, t.counters(), details))
@@ -335,7 +360,9 @@ class Runner:
         result.shutdown = ev.shutdown
         result.latency = latency_summaries(t.latency_histograms())
         result.metrics = run_metrics(counters, self.gen.truths(), self.load_s,
-                                     t.latency_histograms())
+                                     t.latency_histograms(), cpu=self._cpu_time())
         result.checks = list(self.verdicts)
+        if self.pinning is not None:
+            result.environment["pinning"] = self.pinning.report()
         result.series = sampler.series
         result.throughput_samples = list(sampler.throughput_samples)

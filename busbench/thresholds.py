@@ -48,6 +48,10 @@ METRICS: dict[str, MetricInfo] = {
     "unsent": MetricInfo("count", "events a step's schedule (open loop) or count wanted and that "
                                   "were never sent before the step ended"),
     "duration": MetricInfo("seconds", "seconds of load (the run steps)"),
+    "cpu_per_event": MetricInfo("duration", "CPU time of the producer and worker threads per "
+                                            "event dispatched (threadcpu.py)"),
+    "cpu_producers_per_event": MetricInfo("duration", "producer threads' CPU time per event dispatched"),
+    "cpu_workers_per_event": MetricInfo("duration", "worker threads' CPU time per event dispatched"),
     **_latency_metrics("latency", "ingest-to-dispatch latency, from each send's intended time"),
     **_latency_metrics("latency_uncorrected", "ingest-to-dispatch latency, from the actual send"),
 }

@@ -73,6 +73,9 @@ def test_ratios_are_computed_against_calibration_and_padded_vs_packed(bench):
         assert _positive_finite(pair["ratio"]) and _positive_finite(pair["paired"]["median"])
         assert pair["verdict"] in ("significantly faster", "significantly slower",
                                    "no significant difference")
+        # one round: the paired estimate says it has no interval, so no resolution
+        assert pair["paired"]["resolution"] is None
+        assert "nothing can be concluded" in pair["paired"]["description"]
     goal = result["goal"]
     assert goal["variant"] == "padded 1P" and goal["goal"] == 0.30
     assert _positive_finite(goal["share_of_calibration"])

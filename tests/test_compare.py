@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from busbench import compare, stats
-from busbench.compare import (CompareUsageError, PlotUnavailable, parse_vary,
-                              render_markdown, render_plot, render_table, run_comparison,
-                              schedule, variants)
+from busbench import compare, precision, stats
+from busbench.compare import (
+    CompareUsageError,
+    PlotUnavailable,
+    parse_vary,
+    render_markdown,
+    render_plot,
+    render_table,
+    run_comparison,
+    schedule,
+    variants,
+)
 
 
 def test_parse_vary_splits_key_and_values_keeping_strings():
@@ -86,7 +94,7 @@ class FakeRun:
         return 100e6 * self.factor_by_label[variant.label] * (1.0 + next(self.noise))
 
 
-def compared(repeat=5, **kwargs):
+def compared(repeat=7, **kwargs):
     vs = variants(["bus.counters=padded,packed"])
     fake = FakeRun({vs[0].label: 1.0, vs[1].label: 2.0})
     return vs, fake, run_comparison(vs, repeat, fake, "throughput", **kwargs)
@@ -128,12 +136,14 @@ def test_more_busy_threads_than_cores_is_warned():
 
 
 def test_to_dict_is_json_with_samples_summaries_comparisons_and_environment():
-    _, _, result = compared(repeat=3, environment={"cpu": "test"})
+    _, _, result = compared(repeat=6, environment={"cpu": "test"})
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["schema_version"] == compare.SCHEMA_VERSION
     assert data["metric"] == "throughput"
-    assert [len(v["samples"]) for v in data["variants"]] == [3, 3]
-    assert data["variants"][1]["summary"]["n"] == 3
+    assert [len(v["samples"]) for v in data["variants"]] == [6, 6]
+    assert data["variants"][1]["summary"]["n"] == 6
+    assert data["comparisons"][0]["resolution"] > 0
+    assert data["comparisons"][0]["paired"]["method"].startswith("median of per-round ratios")
     assert data["comparisons"][0]["verdict"] == stats.FASTER
     assert data["environment"] == {"cpu": "test"}
     assert "warnings" in data and data["cpu_governor"]
@@ -150,7 +160,7 @@ def test_markdown_holds_the_table():
     _, _, result = compared()
     markdown = render_markdown(result)
     assert "| variant | n | median throughput |" in markdown
-    assert "| bus.counters=padded | 5 |" in markdown
+    assert "| bus.counters=padded | 7 |" in markdown
     assert "baseline" in markdown and stats.FASTER in markdown
 
 
@@ -181,3 +191,105 @@ def test_plot_renders_a_png_when_matplotlib_is_installed(tmp_path):
     path = tmp_path / "plot.png"
     render_plot(result, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- precision (issue 12)
+
+
+def test_five_rounds_are_too_few_for_a_distribution_free_verdict_and_it_says_so():
+    _, _, result = compared(repeat=5)
+    (comparison,) = result.comparisons
+    assert comparison.verdict == stats.NO_DIFFERENCE and math.isnan(comparison.low)
+    assert "at least 6" in comparison.description
+    assert comparison.medians_low > 1.0          # the secondary view still shows the bootstrap
+
+
+def test_the_paired_estimate_cancels_drift_between_rounds_that_the_ratio_of_medians_cannot():
+    """Each round the machine runs at a different speed (0.5x to 2x); B is 5% slower
+    than A in every round. Pairs see it; medians over rounds drown in the drift."""
+    vs = variants(["bus.counters=padded,packed"])
+    speeds = iter(np.repeat(np.exp(np.random.default_rng(3).uniform(-0.7, 0.7, 40)), 2))
+    factor = {vs[0].label: 1.0, vs[1].label: 0.95}
+    noise = iter(np.random.default_rng(4).normal(0, 0.005, 200))
+    result = run_comparison(vs, 12, lambda v: 1e7 * next(speeds) * factor[v.label]
+                            * (1 + next(noise)), "throughput")
+    (c,) = result.comparisons
+    assert c.verdict == stats.SLOWER and c.low < 0.95 < c.high
+    assert c.medians_low < 1.0 < c.medians_high
+    assert c.resolution < 0.02
+
+
+def test_no_difference_is_reported_with_the_smallest_change_it_could_see():
+    vs = variants(["bus.counters=padded,packed"])
+    fake = FakeRun({vs[0].label: 1.0, vs[1].label: 1.0})
+    result = run_comparison(vs, 9, fake, "throughput")
+    (c,) = result.comparisons
+    assert c.verdict == stats.NO_DIFFERENCE
+    assert "no difference larger than" in c.description
+    assert f"±{c.resolution:.1%}" in c.description
+    console = Console(record=True, width=200)
+    console.print(render_table(result))
+    assert f"±{c.resolution:.1%}" in console.export_text()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_precision_mode_adds_rounds_until_the_interval_is_narrow_enough():
+    vs = variants(["bus.counters=padded,packed"])
+    clock = FakeClock()
+    noise = iter(np.random.default_rng(5).normal(0, 0.02, 10_000))
+
+    def run_once(variant):
+        clock.now += 1.0
+        return 1e7 * (1 + next(noise))
+
+    plan = precision.SequentialPlan(precision=0.02, max_time_s=10_000)
+    result = run_comparison(vs, 7, run_once, "throughput", plan=plan, clock=clock)
+    (c,) = result.comparisons
+    assert result.stopping["stopped_by"] == {vs[1].label: "precision"}
+    assert result.repeat > 7 and len(result.samples[0]) == result.repeat
+    assert c.estimate.level == pytest.approx(plan.final_confidence)
+    assert json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_precision_mode_stops_at_the_budget_and_says_what_it_reached():
+    vs = variants(["bus.counters=padded,packed"])
+    clock = FakeClock()
+    noise = iter(np.random.default_rng(6).normal(0, 0.2, 10_000))
+
+    def run_once(variant):
+        clock.now += 1.0
+        return 1e7 * np.exp(next(noise))
+
+    plan = precision.SequentialPlan(precision=0.01, max_time_s=40)
+    result = run_comparison(vs, 7, run_once, "throughput", plan=plan, clock=clock)
+    assert result.stopping["stopped_by"] == {vs[1].label: "budget"}
+    assert clock.now <= 40
+    assert any("time budget (40 s) ran out" in w for w in result.warnings)
+
+
+def test_warmup_settle_runs_until_the_rate_stops_moving():
+    vs = variants(["bus.counters=padded,packed"])
+    warm = iter([1.0, 1.0, 2.0, 2.0, 2.9, 2.9, 3.0, 3.0] + [3.0] * 100)
+    result = run_comparison(vs, 6, lambda v: next(warm), "throughput", warmup="settle")
+    assert result.warmup_rounds == 4 and result.warmup_settled is True
+    assert result.warmup_samples == (3.0, 3.0)
+
+
+def test_spoiled_rounds_are_dropped_only_when_asked_and_always_reported():
+    vs = variants(["bus.counters=padded,packed"])
+    rng = np.random.default_rng(7)
+    b_values = [1.0] + [4.0 if r == 5 else 1.0 + rng.normal(0, 0.01) for r in range(12)]
+    streams = {vs[0].label: iter([1.0] * 13), vs[1].label: iter(b_values)}   # warm-up first
+    result = run_comparison(vs, 12, lambda v: next(streams[v.label]), "throughput",
+                            drop_spoiled=True)
+    (c,) = result.comparisons
+    assert c.dropped_rounds == (6,)
+    assert any("dropped as spoiled" in w for w in result.warnings)
+    assert result.to_dict()["comparisons"][0]["dropped_rounds"] == list(c.dropped_rounds)

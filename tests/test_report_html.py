@@ -324,6 +324,24 @@ def test_comparison_verdicts_are_shown():
     page = Marks(H.render([make_record(), make_record()], labels=["padded", "packed"],
                           comparison=comparison))
     assert "0.667" in page.plain and "significantly slower" in page.plain and "warning: noisy" in page.plain
+    assert "ratio of medians" in page.plain      # a comparison from before paired estimates
+
+
+def test_a_paired_comparison_shows_its_method_resolution_and_verdict_in_words():
+    comparison = {"metric": "cpu_per_event", "confidence": 0.95,
+                  "variants": [{"label": "a", "samples": [30.0, 31.0], "summary": {"median": 30.5},
+                                "median_ci": [30.0, 31.0]},
+                               {"label": "b", "samples": [33.0, 34.0], "summary": {"median": 33.5},
+                                "median_ci": [33.0, 34.0]}],
+                  "comparisons": [{"variant": "b", "baseline": "a", "ratio": 1.098, "ci_low": 0.93,
+                                   "ci_high": 1.31, "verdict": "no significant difference",
+                                   "resolution": 0.171, "paired": {"point": 1.098},
+                                   "description": "no difference larger than -7%/+31%"}]}
+    page = Marks(H.render([make_record(), make_record()], labels=["a", "b"], comparison=comparison))
+    assert "paired ratio (median of per-round ratios)" in page.plain
+    assert "95% interval (sign test)" in page.plain and "±17.1%" in page.plain
+    assert "b vs a: no difference larger than -7%/+31%" in page.plain
+    assert "30.5 ns" in page.plain                  # a CPU time per event, shown as a duration
 
 
 # --------------------------------------------------------------------------- command line

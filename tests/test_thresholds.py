@@ -12,8 +12,10 @@ def test_the_registry_holds_every_documented_metric_with_a_unit_kind():
               "unsent"}
     latencies = {f"{prefix}.{stat}" for prefix in ("latency", "latency_uncorrected")
                  for stat in ("p50", "p90", "p99", "p999", "max", "mean")}
+    cpu = {"cpu_per_event", "cpu_producers_per_event", "cpu_workers_per_event"}
     assert set(METRICS) == {"throughput", "ingest_rate", "dropped_ratio", "mean_batch_size",
-                            "duration"} | counts | latencies
+                            "duration"} | counts | latencies | cpu
+    assert {METRICS[name].kind for name in cpu} == {"duration"}
     assert {METRICS[name].kind for name in counts} == {"count"}
     assert {METRICS[name].kind for name in latencies} == {"duration"}
     assert METRICS["throughput"].kind == "rate" and METRICS["throughput"].description

@@ -95,6 +95,8 @@ class LoadGenerator:
         self.stop_flag = np.zeros(16, np.int64)
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
+        self.cpu_ns = [0] * spec.producers     # each producer's thread CPU time (threadcpu.py)
+        self.thread_setup = None               # called in each producer thread first (pinning)
 
     # ------------------------------------------------------------------ running
     def start(self, duration_ns: int | None = None, events: int | None = None) -> None:
@@ -121,7 +123,10 @@ class LoadGenerator:
             t.start()
 
     def _run(self, p):
+        started = time.thread_time_ns()
         try:
+            if self.thread_setup is not None:
+                self.thread_setup(p)
             self._produce(p, self.params[p], self.pstate[p], self.by_shard[p], self.zipf_cdf,
                           self.stop_flag, self.events[p])
             # The step's end for this producer: what its schedule or count wanted
@@ -130,6 +135,8 @@ class LoadGenerator:
                                                     time.monotonic_ns())
         except BaseException as exc:
             self._errors.append(exc)
+        finally:
+            self.cpu_ns[p] += time.thread_time_ns() - started
 
     def threads(self) -> list:
         """The producer threads started and not yet joined."""

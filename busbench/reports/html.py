@@ -448,7 +448,7 @@ def _comparison_section(comparison: dict | None) -> str:
         return ""
     metric = comparison.get("metric", "")
     fmt = format_rate if metric in ("throughput", "ingest_rate") else (
-        format_duration if metric.startswith("latency") else (lambda v: f"{v:,.4g}"))
+        format_duration if metric.startswith(("latency", "cpu_")) else (lambda v: f"{v:,.4g}"))
 
     def show(v):
         return fmt(v) if isinstance(v, (int, float)) else "–"
@@ -459,21 +459,36 @@ def _comparison_section(comparison: dict | None) -> str:
         low, high = (v.get("median_ci") or [None, None])[:2]
         rows.append([escape(v.get("label", "")), show(summary.get("median")),
                      f"{show(low)} – {show(high)}", str(len(v.get("samples", [])))])
-    verdicts = []
-    for c in comparison.get("comparisons", []):
+    verdicts, described = [], []
+    comparisons = comparison.get("comparisons", [])
+    # since issue 12 the primary estimate is paired (median of per-round ratios,
+    # sign-test interval) and carries its resolution; older comparisons hold the
+    # ratio of medians with its bootstrap interval
+    paired = any(c.get("paired") for c in comparisons)
+    for c in comparisons:
         ratio, low, high = c.get("ratio"), c.get("ci_low"), c.get("ci_high")
+        resolution = c.get("resolution")
         verdicts.append([escape(f"{c.get('variant')} vs {c.get('baseline')}"),
                          f"{ratio:.3f}" if isinstance(ratio, (int, float)) else "–",
                          (f"{low:.3f} – {high:.3f}" if isinstance(low, (int, float))
                           and isinstance(high, (int, float)) else "–"),
+                         (f"±{resolution:.1%}" if isinstance(resolution, (int, float))
+                          else "–"),
                          f"<b>{escape(str(c.get('verdict', '')))}</b>"])
+        if c.get("description"):
+            line = f"{c.get('variant')} vs {c.get('baseline')}: {c['description']}"
+            described.append(f"<p>{escape(line)}</p>")
     warnings = "".join(f'<p class="warn">warning: {escape(w)}</p>' for w in comparison.get("warnings", []))
     level = comparison.get("confidence", 0.95)
+    ratio_head, interval_head = (("paired ratio (median of per-round ratios)",
+                                  f"{level:.0%} interval (sign test)") if paired else
+                                 ("ratio of medians", f"{level:.0%} bootstrap interval"))
     return (f"<h2>Comparison of {escape(metric)}</h2>"
             + _table(["variant", "median", f"{level:.0%} interval of the median", "runs"], rows,
                      num_cols=(1, 2, 3))
-            + _table(["", "ratio of medians", f"{level:.0%} bootstrap interval", "verdict"], verdicts,
-                     num_cols=(1, 2))
+            + _table(["", ratio_head, interval_head, "resolution", "verdict"], verdicts,
+                     num_cols=(1, 2, 3))
+            + "".join(described)
             + warnings
             + '<p class="muted">The charts below overlay the last measured run of each variant.</p>')
 

@@ -39,6 +39,11 @@ Contract (owned by the core; every target implements all of it):
 * ``drops_by_shard()`` -> (evicted, rejected) per (shard, producer) now, or
   None; cheap (read just before a flush is called).
 * ``arm_fault(fault)`` -> dict describing what was armed; ``release_faults()``.
+* ``worker_threads()`` -> the target's own ``threading.Thread`` objects doing
+  the bus's work besides the producers (their CPU time counts in
+  ``cpu_per_event``; ``--pin`` pins them), or None (the default) when it cannot
+  name them: the CPU metrics other than the producers' part are then not
+  measured, never 0 (optional).
 * ``close()``: stop every thread and process the target started, on every
   exit path (Ctrl-C included), with grace 0. Idempotent. The runner calls it on
   a thread of its own with a bounded wait (``watchdog.teardown``).
@@ -237,6 +242,11 @@ class Target(ABC):
     def threads(self) -> list:
         """The threads this target started (teardown reports those still alive)."""
         return []
+
+    def worker_threads(self) -> list | None:
+        """The bus's worker threads (``threading.Thread``), whose CPU time counts in
+        ``cpu_per_event``; None: the target cannot name them (not measured)."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...

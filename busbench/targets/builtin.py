@@ -165,6 +165,9 @@ class BuiltinTarget(Target):
     def counters(self) -> dict:
         return self.bus.stats().as_dict()
 
+    def worker_threads(self) -> list:
+        return list(self.bus._workers)
+
     def shard_fill(self) -> list:
         return self.bus.shard_fill()
 

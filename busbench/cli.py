@@ -160,9 +160,17 @@ def _run_all(scenarios, mode, console, out_dir, base_samples, max_reg, results) 
     from .runner import Runner
     exit_code = EXIT_OK
     for source, scenario in scenarios:
+        from .targets.errors import TargetError
         progress = make_progress(mode, console=console)
-        with progress:
-            result = Runner(scenario, source, progress=progress).run()
+        say = (lambda m: None) if mode == "quiet" else (
+            lambda m: err.print(m, markup=False, highlight=False))
+        try:
+            with progress:
+                result = Runner(scenario, source, progress=progress, say=say).run()
+        except TargetError as e:       # the user can fix it: no record, exit 2
+            err.print(f"{source}: {e}", markup=False, highlight=False)
+            exit_code = max(exit_code, e.exit_code)
+            continue
         if base_samples is not None and result.status == "passed":
             _apply_gate(result, base_samples, max_reg)
         record = write_atomic(json_report.new_record_path(out_dir, result),

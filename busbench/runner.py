@@ -211,9 +211,9 @@ class Runner:
         try:
             for line in t.describe_native():     # what native code or module is loaded, first
                 self.say(line)
-            self._announce_not_observable(t.capabilities)
             self.step_label = "compiling kernels"
             t.prepare(self.say)
+            self._announce_not_observable(t.capabilities)
             self.t0 = sampler.t0 = time.monotonic()
             t.start()
             sampler.start()

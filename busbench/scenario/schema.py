@@ -717,6 +717,9 @@ class NetMeshTargetSpec(OneKey):
     driver: Literal["c-abi", "binding"] = "c-abi"
     adapter: Literal["redis", "noop"] = "redis"
     redis_url: Annotated[str, AfterValidator(_redis_url)] | None = None
+    # the redis-server busbench starts keeps what it acknowledged across kill_adapter's
+    # restart (AOF, fsync always), so a loss after the restart is net-mesh's, not Redis's
+    redis_durable: StrictBool = False
 
 
 from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec  # noqa: E402  (builds on OneKey)
@@ -817,6 +820,9 @@ class Scenario(Section):
                                f"power of two >= {NET_MESH_MIN_CAPACITY} (net_init refuses smaller "
                                f"rings without saying why), got {self.bus.capacity}",
                                path=("bus", "capacity"))
+        if target.redis_url is not None and target.redis_durable:
+            yield InvalidValue("redis_durable configures the redis-server busbench starts, not one "
+                               "given by redis_url", path=("target", "net-mesh", "redis_durable"))
         if not isinstance(self.load.keys, UniformKeys):
             yield InvalidValue(f"not supported by target net-mesh: it picks each event's shard from "
                                f"a hash of the payload, so a {self.load.keys.tag} key distribution "

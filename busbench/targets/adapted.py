@@ -145,6 +145,7 @@ class NetMeshRunTarget(_Adapted):
         self._generation = 0            # bumped whenever Redis may have changed under us
         self._cache_generation = -1
         self._evictions_at_flush: list = []
+        self._final = None              # the streams as read after shutdown
 
     @classmethod
     def from_scenario(cls, scenario) -> NetMeshRunTarget:
@@ -154,7 +155,8 @@ class NetMeshRunTarget(_Adapted):
             num_shards=bus.shards, ring_buffer_capacity=bus.capacity,
             backpressure_mode=NET_MESH_BACKPRESSURE[bus.backpressure],
             adapter=spec.adapter, driver=NET_MESH_DRIVER[spec.driver], call="single",
-            redis=RedisSettings(url=spec.redis_url), version=spec.version)
+            redis=RedisSettings(url=spec.redis_url, durable=spec.redis_durable),
+            version=spec.version)
         config.validate()
         driver = NetMeshTarget(config, producers=scenario.load.producers)
         label = f"net-mesh {spec.version} ({spec.driver}, {spec.adapter})"
@@ -256,14 +258,16 @@ class NetMeshRunTarget(_Adapted):
 
     # ------------------------------------------------------------------ evidence
     def _stream_evidence(self):
-        """The streams read back (cached while nothing could have changed them)."""
-        if self._shut and self._cache_generation == self._generation and self._delivery_cache:
-            return self._delivery_cache
-        if not self._shut and self._cache_generation == self._generation \
-                and self._delivery_cache is not None:
+        """The streams read back: cached while nothing could have changed them, and for
+        good once read after shutdown (the record is written after Redis is stopped)."""
+        if self._final is not None:
+            return self._final
+        if self._cache_generation == self._generation and self._delivery_cache is not None:
             return self._delivery_cache
         evidence = self.driver.delivery()
         self._delivery_cache, self._cache_generation = evidence, self._generation
+        if self._shut and evidence is not None:
+            self._final = evidence
         return evidence
 
     def delivery(self) -> Delivery | None:
@@ -331,6 +335,11 @@ class NetMeshRunTarget(_Adapted):
 
     def close(self) -> None:
         self.release_faults()
+        if self._shut and self._final is None and self.driver.config.adapter == "redis":
+            try:
+                self._stream_evidence()      # the final evidence, before Redis is stopped
+            except Exception:  # noqa: BLE001 - a dead Redis: the record says no witness
+                pass
         self.driver.close()
 
 

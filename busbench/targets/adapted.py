@@ -231,7 +231,8 @@ class NetMeshRunTarget(_Adapted):
             mark.tips = {s: f"{now_ms}-18446744073709551615".encode() for s in range(self.shards)}
             details["tips"] = "from the wall clock: Redis did not answer at flush return"
         if self.driver.config.adapter == "redis" and not claim.timed_out and mark is not None:
-            evidence = self._stream_evidence()
+            # only what was in Redis at the return (the tips): bounded even under load
+            evidence = self.driver.delivery(until=mark.tips)
             if evidence is not None and index < len(evidence.flushes):
                 f = evidence.flushes[index]
                 if f.observable:

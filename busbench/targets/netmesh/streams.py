@@ -125,7 +125,8 @@ def _seen_words(next_seq: np.ndarray, max_bytes: int) -> tuple[int, bool]:
 
 def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambiguous=None,
                  sender_words: int = 0, flush_marks=(), batch: int = READ_BATCH,
-                 budget_s: float = READ_BUDGET_S, max_seen_bytes: int = MAX_SEEN_BYTES) -> StreamEvidence:
+                 budget_s: float = READ_BUDGET_S, max_seen_bytes: int = MAX_SEEN_BYTES,
+                 until: dict | None = None) -> StreamEvidence:
     """Read every shard's stream and account it per producer (see the module doc).
 
     ``next_seq``: per producer, the first seq it never sent. ``refused`` /
@@ -163,6 +164,9 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
             by_shard[shard] = np.zeros(producers, np.int64)
             continue
         end_id = tail[0][0]
+        if until is not None and until.get(shard) is not None \
+                and parse_id(until[shard]) < parse_id(end_id):
+            end_id = until[shard]        # read only what was there at that moment
         end = parse_id(end_id)
         tips = [None if m.tips is None else m.tips.get(shard) for m in flush_marks]
         tip_ids = [parse_id(t) if t is not None else None for t in tips]

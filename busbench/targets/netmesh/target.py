@@ -628,7 +628,7 @@ class NetMeshTarget:
                                               "or shutdown report; counters are unreadable after it"})
 
     # ------------------------------------------------------------------ evidence
-    def delivery(self, budget_s: float = 300.0) -> StreamEvidence | None:
+    def delivery(self, budget_s: float = 300.0, until: dict | None = None) -> StreamEvidence | None:
         if self.config.adapter != "redis" or self.url is None:
             return None
         if self.server is not None:
@@ -639,7 +639,7 @@ class NetMeshTarget:
         try:
             return read_streams(client, self.prefix, self.config.num_shards, self._next_seq.copy(),
                                 self._refused, self._ambiguous, self._sender_words,
-                                tuple(self._flush_marks), budget_s=budget_s)
+                                tuple(self._flush_marks), budget_s=budget_s, until=until)
         finally:
             client.close()
 

@@ -321,7 +321,7 @@ class NetMeshRunTarget(_Adapted):
         self._generation += 1
         try:
             self.driver.arm_fault(order)
-        except Exception:  # noqa: BLE001 - the server may be closing: nothing to freeze
+        except Exception:  # noqa: BLE001, S110 - the server may be closing: nothing to freeze
             pass
 
     def release_faults(self) -> None:
@@ -339,7 +339,7 @@ class NetMeshRunTarget(_Adapted):
         if self._shut and self._final is None and self.driver.config.adapter == "redis":
             try:
                 self._stream_evidence()      # the final evidence, before Redis is stopped
-            except Exception:  # noqa: BLE001 - a dead Redis: the record says no witness
+            except Exception:  # noqa: BLE001, S110 - a dead Redis: the record says no witness
                 pass
         self.driver.close()
 

@@ -27,7 +27,6 @@ from ..bus.ffi import ccall_i32, ccall_i64
 from ..bus.jit import kernel, kernel_inline
 from ..bus.kernels import backoff
 from ..load import text_payload as PL
-from ..payload import add_wrap, mix
 from ..load.kernels import (
     P_BATCH,
     P_DEADLINE_NS,
@@ -50,6 +49,7 @@ from ..load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
+from ..payload import add_wrap, mix
 from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------

@@ -30,7 +30,6 @@ from ...bus.atomics import load_relaxed, store_release
 from ...bus.clock import monotonic_ns, sleep_ns
 from ...bus.jit import kernel, kernel_inline
 from ...bus.kernels import backoff
-from ...payload import add_wrap, mix
 from ...load.kernels import (
     P_BATCH,
     P_DEADLINE_NS,
@@ -53,6 +52,7 @@ from ...load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
+from ...payload import add_wrap, mix
 
 # The C functions (abi.NUMBA_SYMBOLS); pointers and sizes travel as int64.
 net_ingest_raw = types.ExternalFunction(

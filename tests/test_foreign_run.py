@@ -99,3 +99,25 @@ def test_what_a_python_target_cannot_do_is_refused(tmp_path, extra, key):
     result = cli("validate", path)
     out = flat(result.output)
     assert result.exit_code == 2 and key in out and "not supported by target python" in out, out
+
+
+def test_progress_shows_the_target_and_what_it_does_not_export():
+    import io
+
+    from busbench.dashboard import PlainProgress, render_dashboard
+    from busbench.snapshot import CheckState, Snapshot
+    from rich.console import Console
+    snap = Snapshot(scenario="s", target="net-mesh 0.45.1 (c-abi, redis)", layout="-",
+                    step_index=0, step_count=1, step_label="run 1s", step_progress=None,
+                    elapsed_s=1.0, counters={"events_ingested": 5, "events_dropped": 0},
+                    rates={}, shutdown_was_lossy=False,
+                    checks=(CheckState("lossy_shutdown", "not_observable", "no flag"),))
+    out = io.StringIO()
+    PlainProgress(file=out)._print(snap)
+    assert "[net-mesh 0.45.1 (c-abi, redis)]" in out.getvalue()
+    assert "dispatched not exported" in out.getvalue()
+    console = Console(file=io.StringIO(), width=160)
+    console.print(render_dashboard(snap))
+    frame = console.file.getvalue()
+    assert "net-mesh 0.45.1" in frame and "not exported" in frame
+    assert "not observable on this target" in frame

@@ -233,6 +233,9 @@ class NetMeshRunTarget(_Adapted):
         if self.driver.config.adapter == "redis" and not claim.timed_out and mark is not None:
             # only what was in Redis at the return (the tips): bounded even under load
             evidence = self.driver.delivery(until=mark.tips)
+            # what the flush record reads next (its witness); producers still running
+            # under load keep the generation, their return makes the next read fresh
+            self._delivery_cache, self._cache_generation = evidence, self._generation
             if evidence is not None and index < len(evidence.flushes):
                 f = evidence.flushes[index]
                 if f.observable:

@@ -104,9 +104,10 @@ def test_what_a_python_target_cannot_do_is_refused(tmp_path, extra, key):
 def test_progress_shows_the_target_and_what_it_does_not_export():
     import io
 
+    from rich.console import Console
+
     from busbench.dashboard import PlainProgress, render_dashboard
     from busbench.snapshot import CheckState, Snapshot
-    from rich.console import Console
     snap = Snapshot(scenario="s", target="net-mesh 0.45.1 (c-abi, redis)", layout="-",
                     step_index=0, step_count=1, step_label="run 1s", step_progress=None,
                     elapsed_s=1.0, counters={"events_ingested": 5, "events_dropped": 0},

@@ -122,3 +122,62 @@ def test_progress_shows_the_target_and_what_it_does_not_export():
     frame = console.file.getvalue()
     assert "net-mesh 0.45.1" in frame and "not exported" in frame
     assert "not observable on this target" in frame
+
+
+def _spec(kind):
+    from types import SimpleNamespace
+    return SimpleNamespace(label=kind, kind=kind, expect="pass", value=None)
+
+
+def _delivery(received):
+    return {"witness": "redis streams", "received_by_shard": [[received, 0]],
+            "last_seq_by_shard": [[received - 1, -1]], "received_sum": [0, 0],
+            "order_violations": 0, "evicted_by_shard": [[0, 0]], "rejected_by_shard": [[0, 0]],
+            "evicted_sum": [0, 0], "rejected_sum": [0, 0]}
+
+
+@pytest.mark.parametrize(("received", "outcome"), [(90, "passed"), (80, "failed")])
+def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(received, outcome):
+    from busbench import checks as C
+    ev = C.Evidence(counters={"events_ingested": 100, "events_dropped": 10}, producers=[],
+                    delivery=_delivery(received), flushes=[], shutdown=None, metrics={},
+                    quiescent=True)
+    v = C.conservation(_spec("conservation"), ev)
+    assert v.outcome == outcome and "stands in for it" in v.evidence
+    no_witness = C.Evidence(**{**ev.to_dict(), "delivery": None,
+                               "capabilities": {"reasons": {"events_dispatched": "not exported"}}})
+    v = C.conservation(_spec("conservation"), no_witness)
+    assert v.outcome == "not_observable" and "not exported" in v.evidence
+
+
+@pytest.mark.parametrize(("counts", "ingested", "outcome"), [
+    ("landed", 90, "passed"), ("landed", 100, "failed"), ("offered", 100, "passed"),
+    ("offered", 90, "failed")])
+def test_ground_truth_judges_events_ingested_as_the_target_counts_it(counts, ingested, outcome):
+    from busbench import checks as C
+    from busbench.payload import checksum
+    producer = {"offered": 100, "refused": 10, "stranded": 0, "offered_sum": checksum(range(100)),
+                "refused_sum": checksum(range(90, 100)), "stranded_sum": 0}
+    delivery = _delivery(90)
+    delivery["received_sum"] = [checksum(range(90))]
+    delivery.update(received_by_shard=[[90]], last_seq_by_shard=[[89]], evicted_by_shard=[[0]],
+                    rejected_by_shard=[[0]], evicted_sum=[0], rejected_sum=[0])
+    ev = C.Evidence(counters={"events_ingested": ingested, "events_dropped": 10},
+                    producers=[producer], delivery=delivery, flushes=[], shutdown=None,
+                    metrics={}, quiescent=True, capabilities={"ingested_counts": counts})
+    assert C.ground_truth(_spec("ground_truth"), ev).outcome == outcome
+
+
+def test_target_errors_carry_their_exit_codes():
+    from busbench.targets.errors import (
+        NetMeshConfigError,
+        NetMeshError,
+        ReleaseError,
+        TargetConfigError,
+        TargetError,
+    )
+    assert issubclass(NetMeshConfigError, TargetConfigError) and issubclass(NetMeshError, TargetError)
+    assert NetMeshConfigError("num_shards", "bad").exit_code == 2
+    assert NetMeshError("gone").exit_code == 3
+    assert TargetConfigError("k", "m").exit_code == 2 and ReleaseError("x").exit_code == 2
+    assert ReleaseError("x", 3).exit_code == 3

@@ -219,15 +219,23 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
     say = _say(mode, console)
     exit_code = EXIT_OK
     for source, scenario in scenarios:
+        from .targets.errors import TargetError
+
         def run_once(scenario=scenario, source=source):
             progress = make_progress(mode, console=console)
             with progress:
                 return Runner(scenario, source, progress=progress, say=say,
                               pin_threads=pin, timeout_s=timeout_s).run()
+
         def run_isolated(source=source):
             return gating.run_isolated(source, overrides, seed, pin, Path(out_dir) / "repeats",
                                        timeout=timeout)
-        result = gating.run_repeated(run_once, repeat, run_isolated)
+        try:
+            result = gating.run_repeated(run_once, repeat, run_isolated)
+        except TargetError as e:       # the user can fix it (a library, a module): no record, exit 2
+            err.print(f"{source}: {e}", markup=False, highlight=False)
+            exit_code = max(exit_code, e.exit_code)
+            continue
         if gates is not None and result.status == N.RUN_PASSED:
             records, found = gates[scenario.name]
             gating.apply_gate(result, records, max_reg, metric, found)

@@ -186,6 +186,9 @@ def _counters(s: Snapshot) -> Panel:
     table.add_column("value", justify="right")
     table.add_column("rate", justify="right")
     for name in COUNTER_NAMES:
+        if name not in s.counters and s.counters:     # the target does not export it
+            table.add_row(name, Text("not exported", style="dim"), "")
+            continue
         table.add_row(name, _count(s.counters.get(name, 0)), _rate(s.rates.get(name)))
     lossy = Text("LOSSY", style="bold red") if s.shutdown_was_lossy else Text("false", style="dim")
     table.add_row("shutdown_was_lossy", lossy, "")
@@ -365,9 +368,12 @@ class PlainProgress:
         c = s.counters
         # the last line of a run says how it ended, not the step it ended in
         where = _step(s) if s.status == "running" else s.status
-        line = (f"[{s.elapsed_s:7.1f}s] {s.scenario} {where}: "
+        target = "" if s.target == "builtin" else f" [{s.target}]"
+        dispatched = (_count(c["events_dispatched"]) if "events_dispatched" in c
+                      else "not exported")
+        line = (f"[{s.elapsed_s:7.1f}s] {s.scenario}{target} {where}: "
                 f"ingested {_count(c.get('events_ingested', 0))} "
-                f"dispatched {_count(c.get('events_dispatched', 0))} "
+                f"dispatched {dispatched} "
                 f"dropped {_count(c.get('events_dropped', 0))} ({_ratio(s.dropped_ratio)}) "
                 f"{_rate(s.rates.get('events_dispatched'))}")
         if s.shutdown_was_lossy:

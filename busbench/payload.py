@@ -44,6 +44,20 @@ def mix(seq):
     return np.int64(z ^ (z >> _S31))
 
 
+@kernel_inline
+def add_wrap(a, b):
+    """a + b mod 2**64 for int64 values, computed unsigned (wraps by definition)."""
+    return np.int64(np.uint64(a) + np.uint64(b))
+
+
+def mix_py(seq: int) -> int:
+    """``mix`` in Python ints (Python producers and sinks), as an unsigned 64-bit int."""
+    z = (seq + 0x9E3779B97F4A7C15) & (MOD - 1)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (MOD - 1)
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (MOD - 1)
+    return z ^ (z >> 31)
+
+
 @kernel
 def mix_range_sum(lo, hi):
     """Sum of mix(q) for lo <= q < hi (int64, wrapping)."""

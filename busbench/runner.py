@@ -26,7 +26,7 @@ from .quiescence import Quiescence
 from .result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
-from .targets import TargetConfigError, open_target
+from .targets import TargetError, open_target
 from .units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
@@ -127,7 +127,7 @@ class Runner:
             latency = histogram.summary(hists[0])
         counters = sample.counters
         return Snapshot(
-            scenario=self.scenario.name, target=t.name, layout=t.layout,
+            scenario=self.scenario.name, target=getattr(t, "label", t.name), layout=t.layout,
             step_index=self.step_index, step_count=len(self.scenario.steps),
             step_label=self.step_label,
             step_progress=self.step_progress() if callable(self.step_progress) else None,
@@ -245,7 +245,7 @@ class Runner:
         self.verdicts = []
         try:
             self.target = self._target if self._target is not None else open_target(sc)
-        except TargetConfigError as exc:     # the scenario asks what the target cannot do
+        except TargetError as exc:     # the scenario asks what the target cannot do
             return RunResult(scenario_name=sc.name, scenario=sc.to_dict(), source=self.source,
                              target=sc.target_name, layout="-",
                              environment=environment(sc.to_dict()),
@@ -264,10 +264,14 @@ class Runner:
         sampler = Sampler(t.counters, lambda: self.loading, self.t0, self._on_sample,
                           self.sample_interval_s, fill=t.shard_fill)
         steps = list(sc.steps)
+        usage_error = None
         try:
+            for line in t.describe_native():     # what native code or module is loaded, first
+                self.say(line)
             self.step_label = "compiling kernels"
             t.prepare(self.say)
             # the deadline starts once the kernels are compiled (not the scenario's time)
+            self._announce_not_observable(t.capabilities)
             self.t0 = sampler.t0 = time.monotonic()
             self.watchdog.on_expire = [self._release_everything]
             self.watchdog.start()
@@ -310,6 +314,11 @@ class Runner:
         except KeyboardInterrupt:
             result.status = N.RUN_INTERRUPTED
             result.error = "interrupted"
+        except TargetError as exc:   # 2: the user can fix it (library, module); 3: the run broke
+            result.status = N.RUN_ERROR
+            result.error = str(exc)
+            if exc.exit_code == N.EXIT_USAGE:
+                usage_error = exc
         except Exception as exc:     # the run itself could not complete: exit 3
             result.status = N.RUN_ERROR
             result.error = f"{type(exc).__name__}: {exc}"
@@ -318,8 +327,27 @@ class Runner:
             self.status = N.DISPLAY_STATUS.get(result.status, result.status)
             self.waiting_for = ""
             result.threads_left = self._teardown(sampler)
+        if usage_error is not None:
+            raise usage_error
         self._fill(result, sampler)
         return result
+
+    def _announce_not_observable(self, caps) -> None:
+        """Checks this target cannot give evidence for, said before the run (and on the display)."""
+        for spec in self.scenario.all_checks:
+            why = C.predicted_not_observable(spec.kind, caps.to_dict())
+            if why:
+                self.say(f"not observable on this target: {spec.label} ({why})")
+                if spec.label in self.check_states:
+                    self.check_states[spec.label] = CheckState(
+                        spec.label, N.NOT_OBSERVABLE, evidence=why,
+                        expected_to_fail=spec.expect == "fail")
+        if not any(spec.kind == N.LOSSY_SHUTDOWN for spec in self.scenario.all_checks):
+            why = C.predicted_not_observable(N.LOSSY_SHUTDOWN, caps.to_dict())
+            if why:
+                self.say(f"not observable on this target: lossy_shutdown ({why})")
+        if caps.note:
+            self.say(f"note: {caps.note}")
 
     def _teardown(self, sampler) -> list:
         """Stop everything we started, whatever happened (Ctrl-C may come again),

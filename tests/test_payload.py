@@ -4,7 +4,7 @@ import json
 import numpy as np
 from numba import njit
 
-from busbench.load import payload as P
+from busbench.load import text_payload as P
 
 
 @njit(cache=True)

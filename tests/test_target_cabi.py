@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from busbench.load import kernels as LK
-from busbench.load import payload as PL
+from busbench.load import text_payload as PL
+from busbench.payload import mix, mix_py
 from busbench.scenario.errors import ScenarioError
 from busbench.scenario.foreign import load_target_text
 from busbench.targets.cabi import CAbiTarget
@@ -301,11 +302,11 @@ def test_the_sink_and_python_agree_on_the_mix_of_a_seq():
     def mixes(seqs):
         out = np.empty_like(seqs)
         for i in range(seqs.size):
-            out[i] = PL.seq_mix(seqs[i])
+            out[i] = mix(seqs[i])
         return out
 
     seqs = np.array([0, 1, 6, 12345, 2**40 - 1, PL.MAX_SEQ], np.int64)
-    assert [int(v) & PL.MASK64 for v in mixes(seqs)] == [PL.seq_mix_py(int(s)) for s in seqs]
+    assert [int(v) & PL.MASK64 for v in mixes(seqs)] == [mix_py(int(s)) for s in seqs]
 
 
 # --- the target file: typed, validated with lines, never loaded by validation -------------

@@ -38,7 +38,7 @@ from ..bus.atomics import cpu_relax, load_relaxed
 from ..bus.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
 from ..bus.jit import kernel, kernel_inline
 from ..names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_STRANDED
-from ..payload import SEQ_BITS, SEQ_MASK, mix
+from ..payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
 
 # Key distributions (which shard each event goes to).
 UNIFORM, ROUND_ROBIN, HOT, ZIPF = 0, 1, 2, 3
@@ -69,38 +69,12 @@ def splitmix(pstate):
     return z ^ ((z >> 31) & 0x1FFFFFFFF)
 
 
-@kernel_inline
-def seq_mix(seq):
-    """A 64-bit mix of a sequence number (splitmix64's finaliser), as int64.
-
-    Delivery checksums are the sum, mod 2**64, of ``seq_mix(seq)`` over a set of
-    events (``add_wrap``): producers add what they know landed, a witness what
-    it received, and equal sums say the two sets agree (a sum of plain seqs
-    would let a lost event and a duplicate of another cancel out). One
-    definition for every target, so both sides always mix alike.
-
-    Unsigned arithmetic on purpose: the same mix written with wrapping int64
-    multiplies and adds gave wrong sums inside some loops (a ``continue``
-    before the add), as if LLVM had been told signed overflow cannot happen.
-    """
-    z = np.uint64(seq) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return np.int64(z ^ (z >> np.uint64(31)))
-
-
-@kernel_inline
-def add_wrap(a, b):
-    """a + b mod 2**64 for int64 values, computed unsigned (wraps by definition)."""
-    return np.int64(np.uint64(a) + np.uint64(b))
-
-
 @kernel
 def sum_seq_mix(seqs, n):
-    """sum(seq_mix(seqs[:n])) mod 2**64, as int64 (the witness side of a checksum)."""
+    """sum(payload.mix(seqs[:n])) mod 2**64, as int64 (the witness side of a checksum)."""
     total = np.int64(0)
     for i in range(n):
-        total = add_wrap(total, seq_mix(seqs[i]))
+        total = add_wrap(total, mix(seqs[i]))
     return total
 
 

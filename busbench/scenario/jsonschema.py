@@ -117,6 +117,8 @@ def value_schema(annotation: Any, metadata=()) -> dict:
         return {"enum": list(get_args(annotation))}
     if origin is tuple:
         return {"type": "array", "items": value_schema(get_args(annotation)[0])}
+    if origin is dict:       # free-form settings handed to a foreign bus (its init config)
+        return {"type": "object"}
     if annotation is StrictBool or annotation is bool:
         return {"type": "boolean"}
     simple = {str: "string", int: "integer", float: "number"}

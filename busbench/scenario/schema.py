@@ -718,10 +718,19 @@ class NetMeshTargetSpec(OneKey):
     driver: Literal["c-abi", "binding"] = "c-abi"
     adapter: Literal["redis", "noop"] = "redis"
     redis_url: Annotated[str, AfterValidator(_redis_url)] | None = None
+    # the redis-server busbench starts keeps what it acknowledged across kill_adapter's
+    # restart (AOF, fsync always), so a loss after the restart is net-mesh's, not Redis's
+    redis_durable: StrictBool = False
 
 
-Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec), _tag_of_one_key,
-                 "builtin or {net-mesh: {driver: c-abi}}")
+from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec  # noqa: E402  (builds on OneKey)
+
+Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec),
+                 _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml} or "
+                 "{python: module:factory}")
+
+#: net-mesh's smallest ring: net_init refuses a smaller ring_buffer_capacity without saying why
+NET_MESH_MIN_CAPACITY = 1024
 
 #: bus keys net-mesh cannot honour, and why; each is refused at validation, never ignored
 NET_MESH_REFUSES = {
@@ -804,12 +813,18 @@ class Scenario(Section):
 
     def _refused_by_target(self) -> Iterator[InvalidValue]:
         """Keys the target cannot honour are errors naming the key and the target, never ignored."""
-        if not isinstance(self.target, NetMeshTargetSpec):
+        target = self.target
+        if not isinstance(target, NetMeshTargetSpec):
             for index, step in enumerate(self.steps):
                 if isinstance(step, FaultStep) and isinstance(step.fault, KillAdapterFault):
-                    yield InvalidValue("kill_adapter kills the net-mesh target's redis-server; the "
-                                       "builtin bus has none (use stall_adapter)",
+                    yield InvalidValue(f"kill_adapter kills the net-mesh target's redis-server; the "
+                                       f"{target.tag} target has none"
+                                       + (" (use stall_adapter)" if target.tag == "builtin" else ""),
                                        path=("steps", index, "fault", "kill_adapter"))
+        if isinstance(target, (CAbiTargetSpec, PythonTargetSpec)):
+            yield from self._refused_by_foreign(target.tag)
+            return
+        if not isinstance(target, NetMeshTargetSpec):
             return
         for key, why in NET_MESH_REFUSES.items():
             if key in self.bus.model_fields_set:
@@ -819,18 +834,51 @@ class Scenario(Section):
             yield InvalidValue("not supported by target net-mesh: it has no block mode; expected "
                                "drop_newest, drop_oldest or fail_producer",
                                path=("bus", "backpressure"))
-        if self.target.adapter != "redis":
-            for index, step in enumerate(self.steps):
-                if isinstance(step, FaultStep) and isinstance(step.fault, (StallAdapterFault,
-                                                                            KillAdapterFault)):
-                    yield InvalidValue(f"{step.fault.tag} acts on the redis-server of "
-                                       f"adapter: redis, but target.net-mesh.adapter is "
-                                       f"{self.target.adapter}",
-                                       path=("steps", index, "fault", step.fault.tag))
+        if self.bus.capacity < NET_MESH_MIN_CAPACITY:
+            yield InvalidValue(f"not supported by target net-mesh: its ring_buffer_capacity must be a "
+                               f"power of two >= {NET_MESH_MIN_CAPACITY} (net_init refuses smaller "
+                               f"rings without saying why), got {self.bus.capacity}",
+                               path=("bus", "capacity"))
+        if target.redis_url is not None and target.redis_durable:
+            yield InvalidValue("redis_durable configures the redis-server busbench starts, not one "
+                               "given by redis_url", path=("target", "net-mesh", "redis_durable"))
+        if not isinstance(self.load.keys, UniformKeys):
+            yield InvalidValue(f"not supported by target net-mesh: it picks each event's shard from "
+                               f"a hash of the payload, so a {self.load.keys.tag} key distribution "
+                               f"cannot steer it; remove load.keys (uniform)",
+                               path=("load", "keys"))
+        for index, step in enumerate(self.steps):
+            if not isinstance(step, FaultStep):
+                continue
+            fault = step.fault
+            if isinstance(fault, (StallAdapterFault, KillAdapterFault)):
+                if target.adapter != "redis":
+                    yield InvalidValue(f"{fault.tag} acts on the redis-server of adapter: redis, but "
+                                       f"target.net-mesh.adapter is {target.adapter}",
+                                       path=("steps", index, "fault", fault.tag))
+                elif target.redis_url is not None:
+                    yield InvalidValue(f"{fault.tag} acts on the redis-server busbench starts; with "
+                                       f"target.net-mesh.redis_url the Redis is not busbench's to "
+                                       f"freeze or kill", path=("steps", index, "fault", fault.tag))
+            if isinstance(fault, StallProducerFault) and target.driver == "binding":
+                yield InvalidValue("not supported by target net-mesh with driver: binding: "
+                                   "stall_producer pauses a Numba producer kernel; use driver: c-abi",
+                                   path=("steps", index, "fault", fault.tag))
+
+    def _refused_by_foreign(self, tag: str) -> Iterator[InvalidValue]:
+        for (section, key), why in FOREIGN_REFUSES.items():
+            if key in getattr(self, section).model_fields_set:
+                yield InvalidValue(f"not supported by target {tag}: {why}; remove {section}.{key}",
+                                   path=(section, key))
+        for index, step in enumerate(self.steps):
+            if isinstance(step, FaultStep):
+                yield InvalidValue(f"not supported by target {tag}: busbench cannot inject "
+                                   f"{step.fault.tag} inside a bus it did not write; remove the "
+                                   f"fault step", path=("steps", index, "fault", step.fault.tag))
 
     @property
     def target_name(self) -> str:
-        """``builtin`` or ``net-mesh``: for headers, records and the dashboard."""
+        """``builtin``, ``net-mesh``, ``c-abi`` or ``python``: for headers, records and the dashboard."""
         return self.target.tag
 
     @property
@@ -849,6 +897,10 @@ class Scenario(Section):
             for key in NET_MESH_REFUSES:
                 if key not in self.bus.model_fields_set:
                     data["bus"].pop(key, None)
+        if isinstance(self.target, (CAbiTargetSpec, PythonTargetSpec)):
+            for section, key in FOREIGN_REFUSES:
+                if key not in getattr(self, section).model_fields_set:
+                    data[section].pop(key, None)
         return data
 
 

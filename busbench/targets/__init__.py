@@ -12,8 +12,8 @@ from .base import (  # noqa: F401
     FlushClaim,
     ShutdownClaim,
     Target,
-    TargetConfigError,
 )
+from .errors import TargetConfigError, TargetError  # noqa: F401
 
 
 def _builtin(scenario):
@@ -21,7 +21,24 @@ def _builtin(scenario):
     return BuiltinTarget.from_scenario(scenario)
 
 
-BUILDERS = {"builtin": _builtin}
+def _net_mesh(scenario):
+    from .adapted import NetMeshRunTarget
+    return NetMeshRunTarget.from_scenario(scenario)
+
+
+def _c_abi(scenario):
+    from .adapted import CAbiRunTarget
+    return CAbiRunTarget.from_scenario(scenario)
+
+
+def _python(scenario):
+    from .adapted import PythonRunTarget
+    return PythonRunTarget.from_scenario(scenario)
+
+
+#: target name (the scenario's ``target:`` tag) -> builder; importing a builder's
+#: module loads no bus: libraries and modules are loaded by ``prepare``
+BUILDERS = {"builtin": _builtin, "net-mesh": _net_mesh, "c-abi": _c_abi, "python": _python}
 
 
 def open_target(scenario) -> Target:

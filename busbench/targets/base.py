@@ -71,13 +71,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-
-class TargetConfigError(ValueError):
-    """The scenario asks the target for something it cannot do (exit 2)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
+from .errors import TargetConfigError, TargetError  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -100,6 +94,11 @@ class Capabilities:
     # (FlushClaim.witness_shortfall) instead.
     shard_known_to_producer: bool = True
     reasons: dict = field(default_factory=dict)   # evidence name -> why this target lacks it
+    # What the bus's events_ingested counts: "offered" (BUS.md: every event offered
+    # past the gate, refused ones too) or "landed" (net-mesh: a refusal is counted
+    # in events_dropped only). ground_truth compares the counter accordingly.
+    ingested_counts: str = "offered"
+    note: str = ""                 # one line shown with the target (e.g. "figures include the GIL")
 
     def to_dict(self) -> dict:
         return {"counters": sorted(self.counters), "witness": self.witness,
@@ -108,7 +107,8 @@ class Capabilities:
                 "shard_fill": self.shard_fill, "latency": self.latency,
                 "faults": sorted(self.faults), "witness_hint": self.witness_hint,
                 "shard_known_to_producer": self.shard_known_to_producer,
-                "reasons": dict(self.reasons)}
+                "reasons": dict(self.reasons), "ingested_counts": self.ingested_counts,
+                "note": self.note}
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ The bus's functions are reached through addresses held in an int64 array
 releases of one) in one process. Argument order, arity, return width and the
 meaning of return codes are runtime values too.
 
-Each event is a fixed-width JSON payload (``load.payload``) naming producer,
+Each event is a fixed-width JSON payload (``load.text_payload``) naming producer,
 seq and intended send time, written into a per-producer buffer the bus must copy
 before its ingest call returns (busbench reuses the buffer for the next call).
 The producer keeps busbench's own tallies in ``pstate`` (``load.kernels``
 layout: offered, landed, refused, turned away, late, calls, ...) and a few more
-in ``xstate`` (below): the sum of ``seq_mix`` over the events the bus accepted,
+in ``xstate`` (below): the sum of ``payload.mix`` over the events the bus accepted,
 which the delivery sink's checksum must match, and any return code the target
 file did not declare (the producer stops at once; the target reports it).
 
@@ -26,7 +26,7 @@ from ..bus.clock import monotonic_ns, yield_cpu
 from ..bus.ffi import ccall_i32, ccall_i64
 from ..bus.jit import kernel, kernel_inline
 from ..bus.kernels import backoff
-from ..load import payload as PL
+from ..load import text_payload as PL
 from ..load.kernels import (
     P_BATCH,
     P_DEADLINE_NS,
@@ -49,6 +49,7 @@ from ..load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
+from ..payload import add_wrap, mix
 from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------
@@ -207,7 +208,7 @@ def produce_cabi(calls, producer, params, pstate, xstate, stop, payloads, ptrs, 
                 offered_here += m
                 pstate[S_LANDED] += rc
                 for i in range(start, start + rc):
-                    xstate[X_LANDED_SUM] = PL.wrapping_add(xstate[X_LANDED_SUM], PL.seq_mix(seq0 + i))
+                    xstate[X_LANDED_SUM] = add_wrap(xstate[X_LANDED_SUM], mix(seq0 + i))
                 start += rc
                 refused = m - rc
             else:
@@ -219,7 +220,7 @@ def produce_cabi(calls, producer, params, pstate, xstate, stop, payloads, ptrs, 
                         pstate[S_OFFERED] += 1
                         offered_here += 1
                         pstate[S_LANDED] += 1
-                        xstate[X_LANDED_SUM] = PL.wrapping_add(xstate[X_LANDED_SUM], PL.seq_mix(seq0 + i))
+                        xstate[X_LANDED_SUM] = add_wrap(xstate[X_LANDED_SUM], mix(seq0 + i))
                         start = i + 1
                     elif outcome == REFUSED:
                         pstate[S_OFFERED] += 1

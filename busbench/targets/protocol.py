@@ -7,7 +7,7 @@ through the methods below. Producers are Python threads calling
 ``ingest_batch``, so the figures measure the bus's Python API *including the
 GIL* (a C ABI target's producers are GIL-free Numba kernels).
 
-Payloads are busbench's fixed-width JSON bytes (``load.payload``): a bus
+Payloads are busbench's fixed-width JSON bytes (``load.text_payload``): a bus
 treats them as opaque and delivers them unchanged; busbench reads producer and
 sequence number back from them.
 """

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
-from ..load import payload as PL
+from ..load import text_payload as PL
+from ..payload import mix_py
 from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
@@ -217,7 +218,7 @@ class PythonTarget:
                     refused = []
                     for i, ok in zip(pending, taken):
                         if ok:
-                            landed_sum = (landed_sum + PL.seq_mix_py(seq0 + i)) & PL.MASK64
+                            landed_sum = (landed_sum + mix_py(seq0 + i)) & PL.MASK64
                         else:
                             refused.append(i)
                     pstate[LK.S_LANDED] += len(pending) - len(refused)

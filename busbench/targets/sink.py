@@ -15,7 +15,7 @@ through ``PythonSink`` (``sink(shard, payloads)``).
 What it records, in one int64 array (``SinkState``), per shard and per
 (producer, shard) cell, so that shard workers never write the same cache line:
 
-* per cell: events received, a checksum (sum mod 2**64 of ``payload.seq_mix``
+* per cell: events received, a checksum (sum mod 2**64 of ``payload.mix``
   of each received seq: producers sum the same over what the bus accepted, so
   equal counts with unequal sums mean other events came out than went in), the
   highest seq received, duplicates (the same seq twice in a row on the shard)
@@ -43,7 +43,8 @@ from ..bus.atomics import fetch_add
 from ..bus.clock import monotonic_ns
 from ..bus.ffi import as_voidptr
 from ..bus.jit import kernel, kernel_inline
-from ..load import payload as P
+from ..load import text_payload as P
+from ..payload import add_wrap, mix
 
 # header words (one 128-byte block)
 (H_LEN, H_PRODUCERS, H_SHARDS, H_SHARD_WORDS, H_BAD_SHARD_EVENTS, H_BAD_SHARD_CALLS,
@@ -73,7 +74,7 @@ def _record_event(st, base, producers, data, hist, now):
         H.record(hist, now - t_sent)
     c = base + SHARD_HEAD + producer * CELL
     st[c + C_RECEIVED] += 1
-    st[c + C_CHECKSUM] = P.wrapping_add(st[c + C_CHECKSUM], P.seq_mix(seq))
+    st[c + C_CHECKSUM] = add_wrap(st[c + C_CHECKSUM], mix(seq))
     last = st[c + C_LAST_SEQ]
     if seq == last:
         st[c + C_DUPLICATES] += 1

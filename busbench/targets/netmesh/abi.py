@@ -76,22 +76,7 @@ SYMBOLS = {
 NUMBA_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
 
 
-class NetMeshError(RuntimeError):
-    """net-mesh cannot be used as asked: not installed, wrong version, a missing
-    symbol, an unreachable Redis, ``net_init`` refusing the configuration.
-    The message says what to do; the CLI prints it without a traceback."""
-
-
-class NetMeshConfigError(NetMeshError):
-    """A mistake in the user's net-mesh target configuration (a usage error)."""
-
-    def __init__(self, key: str, message: str, suggestion: str | None = None):
-        text = f"target net-mesh: {key}: {message}"
-        if suggestion:
-            text += f"; did you mean {suggestion!r}?"
-        super().__init__(text)
-        self.key = key
-        self.suggestion = suggestion
+from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401  (one home: targets/errors.py)
 
 
 def find_extension(path: str | Path | None = None) -> Path:

@@ -17,7 +17,7 @@ fixed offset. net-mesh picks the shard from a hash of the payload; busbench's
 key distributions cannot steer it.
 
 Producer-side tallies beyond ``pstate`` (``nm``, one 128-byte block each):
-checksums (``load.kernels.seq_mix``) of the events known accepted and known
+checksums (``payload.mix``) of the events known accepted and known
 refused, the events of batch calls that were partly refused ("ambiguous":
 which ones landed is unknown), -8 and other error returns, and a seqlock-
 protected watermark (events whose call had returned, and how many of them
@@ -50,10 +50,9 @@ from ...load.kernels import (
     S_STEP_EVENTS,
     S_TURNED_AWAY,
     STOP_FLAG,
-    add_wrap,
-    seq_mix,
     wait_until_due,
 )
+from ...payload import add_wrap, mix
 
 # The C functions (abi.NUMBA_SYMBOLS); pointers and sizes travel as int64.
 net_ingest_raw = types.ExternalFunction(
@@ -201,7 +200,7 @@ def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
                 pstate[S_REFUSED] += refused_now
                 if got == n:
                     for i in range(n):
-                        nm[NM_ACCEPTED_SUM] = add_wrap(nm[NM_ACCEPTED_SUM], seq_mix(seq0 + i))
+                        nm[NM_ACCEPTED_SUM] = add_wrap(nm[NM_ACCEPTED_SUM], mix(seq0 + i))
                 else:
                     nm[NM_BP_RETURNS] += 1
                     nm[NM_AMBIG_OFFERED] += n
@@ -226,7 +225,7 @@ def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
                     offered_here += 1
                     if rc == RC_OK:
                         pstate[S_LANDED] += 1
-                        nm[NM_ACCEPTED_SUM] = add_wrap(nm[NM_ACCEPTED_SUM], seq_mix(seq))
+                        nm[NM_ACCEPTED_SUM] = add_wrap(nm[NM_ACCEPTED_SUM], mix(seq))
                         break
                     if rc != RC_BACKPRESSURE:
                         nm[NM_ERRORS] += 1
@@ -242,7 +241,7 @@ def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
                         refusal_spins = backoff(refusal_spins)
                         continue
                     # given up: this event is refused for good
-                    nm[NM_REFUSED_SUM] = add_wrap(nm[NM_REFUSED_SUM], seq_mix(seq))
+                    nm[NM_REFUSED_SUM] = add_wrap(nm[NM_REFUSED_SUM], mix(seq))
                     if set_bit(refused_bits, seq) == 0:
                         nm[NM_BEYOND_BITMAP] += 1
                     break
@@ -339,7 +338,7 @@ def account_entries(rows, n, shard, producers, next_seq, last_seq, seen, seen_wo
         if test_bit(ambiguous, sender_words, p, seq) == 1:
             out[p, E_AMBIG_RECEIVED] += 1
         else:
-            out[p, E_CHECKSUM] = add_wrap(out[p, E_CHECKSUM], seq_mix(seq))
+            out[p, E_CHECKSUM] = add_wrap(out[p, E_CHECKSUM], mix(seq))
         for f in range(n_flush):
             if r < flush_cuts[f] and seq < flush_marks[f, p]:
                 flush_got[f, p] += 1

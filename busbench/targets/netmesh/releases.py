@@ -36,13 +36,7 @@ MANIFEST = "manifest.json"
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 
-class ReleaseError(Exception):
-    """A release cannot be had or used; ``exit_code`` 2 for what the user can fix
-    (offline, unknown version), 3 for a broken download."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
+from ..errors import ReleaseError  # noqa: E402,F401  (one home: targets/errors.py)
 
 
 @dataclass(frozen=True)

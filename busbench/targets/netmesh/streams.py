@@ -105,6 +105,8 @@ class StreamEvidence:
     duplicates_exact: bool         # the seen-bitmaps covered every producer's seqs
     read_s: float
     notes: tuple = field(default_factory=tuple)
+    received_by_shard: tuple = ()  # per shard, per producer: entries received (duplicates included)
+    last_seq_by_shard: tuple = ()  # per shard, per producer: highest seq received (-1: none)
 
     def as_dict(self) -> dict:
         return {"producers": [p.as_dict() for p in self.producers],
@@ -123,7 +125,8 @@ def _seen_words(next_seq: np.ndarray, max_bytes: int) -> tuple[int, bool]:
 
 def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambiguous=None,
                  sender_words: int = 0, flush_marks=(), batch: int = READ_BATCH,
-                 budget_s: float = READ_BUDGET_S, max_seen_bytes: int = MAX_SEEN_BYTES) -> StreamEvidence:
+                 budget_s: float = READ_BUDGET_S, max_seen_bytes: int = MAX_SEEN_BYTES,
+                 until: dict | None = None) -> StreamEvidence:
     """Read every shard's stream and account it per producer (see the module doc).
 
     ``next_seq``: per producer, the first seq it never sent. ``refused`` /
@@ -150,13 +153,20 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
     per_shard = []
     complete = True
     notes = []
+    by_shard = []
     for shard in range(shards):
         key = stream_key(prefix, shard)
+        received_before = out[:, NK.E_RECEIVED].copy()
+        by_shard.append(received_before)     # replaced by this shard's counts below
         tail = client.xrevrange(key, "+", "-", count=1)
         per_shard.append(0)
         if not tail:
+            by_shard[shard] = np.zeros(producers, np.int64)
             continue
         end_id = tail[0][0]
+        if until is not None and until.get(shard) is not None \
+                and parse_id(until[shard]) < parse_id(end_id):
+            end_id = until[shard]        # read only what was there at that moment
         end = parse_id(end_id)
         tips = [None if m.tips is None else m.tips.get(shard) for m in flush_marks]
         tip_ids = [parse_id(t) if t is not None else None for t in tips]
@@ -204,6 +214,7 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
         else:
             complete = False
             notes.append(f"stream {key}: more entries than XLEN said at the start")
+        by_shard[shard] = out[:, NK.E_RECEIVED] - received_before
     rows_out = []
     for p in range(producers):
         o = out[p]
@@ -228,7 +239,11 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
     return StreamEvidence(producers=tuple(rows_out), flushes=tuple(flushes), entries=entries,
                           malformed=malformed, per_shard=tuple(per_shard), complete=complete,
                           duplicates_exact=exact and not out[:, NK.E_BEYOND_SEEN].any(),
-                          read_s=time.monotonic() - start, notes=tuple(notes))
+                          read_s=time.monotonic() - start, notes=tuple(notes),
+                          received_by_shard=tuple(tuple(int(x) for x in row) for row in by_shard),
+                          last_seq_by_shard=tuple(tuple(int(x) for x in last_seq[s * producers:
+                                                                                (s + 1) * producers])
+                                                  for s in range(shards)))
 
 
 def stream_tips(client, prefix: str, shards: int) -> dict:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ...load import kernels as K
+from ...payload import mix_py
 from ...scenario.errors import closest
 from ..base import Capabilities, FlushClaim, ShutdownClaim
 from . import abi
@@ -365,7 +366,7 @@ class NetMeshTarget:
         nm = b.nm
         w = self._sender_words
         refused_bits, ambiguous_bits = b.refused, b.ambiguous
-        mix = _py_seq_mix
+        mix = mix_py
         offered_here = 0
         pstate[K.S_STEP_EVENTS] = 0
         while not stop[K.STOP_FLAG] and not pstate[K.S_DONE]:
@@ -628,7 +629,7 @@ class NetMeshTarget:
                                               "or shutdown report; counters are unreadable after it"})
 
     # ------------------------------------------------------------------ evidence
-    def delivery(self, budget_s: float = 300.0) -> StreamEvidence | None:
+    def delivery(self, budget_s: float = 300.0, until: dict | None = None) -> StreamEvidence | None:
         if self.config.adapter != "redis" or self.url is None:
             return None
         if self.server is not None:
@@ -639,7 +640,7 @@ class NetMeshTarget:
         try:
             return read_streams(client, self.prefix, self.config.num_shards, self._next_seq.copy(),
                                 self._refused, self._ambiguous, self._sender_words,
-                                tuple(self._flush_marks), budget_s=budget_s)
+                                tuple(self._flush_marks), budget_s=budget_s, until=until)
         finally:
             client.close()
 
@@ -751,15 +752,6 @@ def _get(obj, *names, default=None):
 def _wrap(x: int) -> int:
     x &= (1 << 64) - 1
     return x - (1 << 64) if x >= 1 << 63 else x
-
-
-def _py_seq_mix(seq: int) -> int:
-    """load.kernels.seq_mix in Python ints (the binding driver's side of the checksum)."""
-    m = (1 << 64) - 1
-    z = (seq + 0x9E3779B97F4A7C15) & m
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
-    return z ^ (z >> 31)
 
 
 def _set_bit(bits: np.ndarray, words: int, seq: int, nm: np.ndarray) -> None:

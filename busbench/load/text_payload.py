@@ -83,38 +83,6 @@ def decode(data):
 
 
 MASK64 = (1 << 64) - 1
-_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-@kernel_inline
-def seq_mix(seq):
-    """A 64-bit mix of a sequence number (splitmix64's finalizer of ``seq + golden``).
-
-    Producers sum it over the events a bus accepted, sinks over the events they
-    received (``wrapping_add``, i.e. mod 2**64): equal counts with unequal sums
-    mean the bus delivered other events than it took (a loss hidden by a
-    duplicate, a payload buffer reused before it was copied). Computed in uint64:
-    Numba marks signed arithmetic ``nsw``, so a signed overflow is undefined and
-    LLVM really does fold it wrongly when it knows the range of ``seq``.
-    """
-    z = np.uint64(seq) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return np.int64(z ^ (z >> np.uint64(31)))
-
-
-@kernel_inline
-def wrapping_add(a, b):
-    """``a + b`` mod 2**64 on int64 values, without signed overflow (see ``seq_mix``)."""
-    return np.int64(np.uint64(a) + np.uint64(b))
-
-
-def seq_mix_py(seq: int) -> int:
-    """``seq_mix`` in Python (for Python producers and sinks), as an unsigned 64-bit int."""
-    z = (seq + _GOLDEN) & MASK64
-    z = ((z ^ (z >> 30)) * _MIX1) & MASK64
-    z = ((z ^ (z >> 27)) * _MIX2) & MASK64
-    return z ^ (z >> 31)
 
 
 def decode_bytes(raw: bytes) -> tuple[int, int, int] | None:

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="busbench-foreign-") as tmp:
         rows = variants(Path(tmp))
-        for name, (make, producers) in rows.items():        # compile / load caches, warm up
+        for make, producers in rows.values():        # compile / load caches, warm up
             sample(make, producers, 0.05)
         samples: dict[str, list[float]] = {name: [] for name in rows}
         for _ in range(args.repeat):

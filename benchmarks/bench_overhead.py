@@ -73,7 +73,8 @@ def measure(feature: str, scenario_path: str, repeat: int, seconds: float, overr
     return {
             "paired_estimate": estimate.to_dict(), "resolution": estimate.resolution,
             "paired_verdict": precision.verdict(estimate),
-            "paired_description": precision.describe(estimate),"feature": feature, "scenario": scenario_path, "repeat": repeat, "seconds": seconds,
+            "paired_description": precision.describe(estimate),
+            "feature": feature, "scenario": scenario_path, "repeat": repeat, "seconds": seconds,
             "off": samples[False], "on": samples[True],
             "off_summary": summarize(samples[False]).to_dict(),
             "on_summary": summarize(samples[True]).to_dict(),

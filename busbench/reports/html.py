@@ -276,7 +276,9 @@ def _latency_section(records, labels) -> str:
             f'<p class="muted">{escape(note)}</p>'
             + _table(["run", "measured from", "events"] + [s for _, s in PERCENTILES], rows,
                      num_cols=(2, 3, 4, 5, 6, 7))
-            + f'<div class="chart">{svg.bar_chart(bars, title="latency percentiles (log scale)", x_format=format_duration)}</div>')
+            + '<div class="chart">'
+            + svg.bar_chart(bars, title="latency percentiles (log scale)", x_format=format_duration)
+            + "</div>")
 
 
 def _checks_section(records, labels) -> str:

@@ -76,7 +76,7 @@ SYMBOLS = {
 NUMBA_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
 
 
-from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401  (one home: targets/errors.py)
+from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401, E402  (one home: targets/errors.py)
 
 
 def find_extension(path: str | Path | None = None) -> Path:

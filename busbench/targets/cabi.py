@@ -29,7 +29,7 @@ from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
 from .errors import TargetError
-from .sink import SinkState, c_sink
+from .sink import SinkEvidence, SinkState, c_sink
 
 _CTYPES_INT = {32: ctypes.c_int32, 64: ctypes.c_int64, 0: None}
 _FIELD_CTYPES = {"u64": ctypes.c_uint64, "i64": ctypes.c_int64, "u32": ctypes.c_uint32,
@@ -47,7 +47,7 @@ def library_path(spec: CAbiSettings, base_dir: Path | None = None) -> tuple[Path
     return path, str(path)
 
 
-class CAbiTarget:
+class CAbiTarget(SinkEvidence):
     """A user's bus behind busbench's target interface (targets/base.py)."""
     name = "c-abi"
 
@@ -349,25 +349,6 @@ class CAbiTarget:
                                                  abandoned_producers=None, duration_s=duration,
                                                  grace_s=grace_s, details=details)
         return self._shutdown_claim
-
-    # ------------------------------------------------------------------ evidence
-    def shard_fill(self):
-        return None
-
-    def latency_histograms(self):
-        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
-
-        A payload carries one time: the intended send time in open loop (so latency
-        from it is corrected for coordinated omission), the send time in closed loop
-        (where the two are one). Uncorrected latency is therefore None in open loop.
-        """
-        if self.sink_state is None or not self.sink_state.latency:
-            return None
-        corrected = self.sink_state.latency_histogram()
-        return corrected, (None if self._open_loop else corrected)
-
-    def delivery(self):
-        return self.sink_state.read() if self.sink_state is not None else None
 
     @property
     def capabilities(self) -> Capabilities:

@@ -29,14 +29,14 @@ from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
 from .errors import TargetError
 from .protocol import protocol_problems
-from .sink import PythonSink, SinkState
+from .sink import PythonSink, SinkEvidence, SinkState
 
 #: closed loop: after a call with refusals a producer sleeps this long (then retries or
 #: moves on), so it does not spin on a full bus holding the GIL its workers need
 REFUSAL_PAUSE_S = 50e-6
 
 
-class PythonTarget:
+class PythonTarget(SinkEvidence):
     """A user's Python bus behind busbench's target interface (targets/base.py)."""
     name = "python"
 
@@ -332,25 +332,6 @@ class PythonTarget:
                 abandoned_producers=abandoned, duration_s=duration, grace_s=grace_s,
                 details=details)
         return self._shutdown_claim
-
-    # ------------------------------------------------------------------ evidence
-    def shard_fill(self):
-        return None
-
-    def latency_histograms(self):
-        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
-
-        A payload carries one time: the intended send time in open loop (so latency
-        from it is corrected for coordinated omission), the send time in closed loop
-        (where the two are one). Uncorrected latency is therefore None in open loop.
-        """
-        if self.sink_state is None or not self.sink_state.latency:
-            return None
-        corrected = self.sink_state.latency_histogram()
-        return corrected, (None if self._open_loop else corrected)
-
-    def delivery(self):
-        return self.sink_state.read() if self.sink_state is not None else None
 
     @property
     def capabilities(self) -> Capabilities:

@@ -293,3 +293,27 @@ class Delivery:
             out.append(f"{self.bad_shard_events:,} event(s) delivered with a shard number outside "
                        f"0..{len(self.received_per_shard) - 1}")
         return out
+
+
+class SinkEvidence:
+    """The evidence a foreign bus with a busbench sink gives (c-abi and python targets):
+    what the sink received, its delivery latency, and no ring fill (the bus's rings are
+    its own). Expects ``sink_state`` (a SinkState or PythonSink, or None) and ``_open_loop``."""
+
+    def shard_fill(self):
+        return None
+
+    def latency_histograms(self):
+        """(corrected, uncorrected) delivery latency seen by the sink, or None without one.
+
+        A payload carries one time: the intended send time in open loop (so latency
+        from it is corrected for coordinated omission), the send time in closed loop
+        (where the two are one). Uncorrected latency is therefore None in open loop.
+        """
+        if self.sink_state is None or not self.sink_state.latency:
+            return None
+        corrected = self.sink_state.latency_histogram()
+        return corrected, (None if self._open_loop else corrected)
+
+    def delivery(self):
+        return self.sink_state.read() if self.sink_state is not None else None

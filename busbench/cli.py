@@ -465,6 +465,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             problems.append(e.format())
         except OSError as e:
             problems.append(f"{file}: cannot read: {e.strerror or e}")
+    problems += _netmesh_releases_missing(file, loaded.values())
     if problems:
         for p in dict.fromkeys(problems):
             err.print(p, markup=False, highlight=False)
@@ -525,6 +526,20 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         from .cli_extra import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
+
+
+def _netmesh_releases_missing(file, scenarios) -> list[str]:
+    """One message per net-mesh release a scenario asks for that is neither installed
+    nor cached (checked before any run: a miss is the user's to fix, exit 2)."""
+    from .targets.netmesh.releases import unavailable
+    problems = []
+    for sc in scenarios:
+        if sc.target_name != "net-mesh" or sc.target.driver != "c-abi":
+            continue
+        why = unavailable(sc.target.version)
+        if why:
+            problems.append(f"{file}: target.net-mesh.version: {why}")
+    return problems
 
 
 def _precision_plan(precision_text, max_time):

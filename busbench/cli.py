@@ -753,14 +753,12 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown):
             if why:
                 console.print(f"fetching net-mesh {v} into {R.cache_root()}", highlight=False)
                 R.release(v)
-            cfg = next(iter(loaded.values())).target
             lib = abi.load(None if R.installed_version() == v else R.release(v, download=False).library,
                            v, known_version=v)
             libraries[v] = lib.describe()
             if lib.missing:
                 console.print(f"net-mesh {v} lacks {', '.join(lib.missing)}: not comparable on "
                               f"what those give", highlight=False)
-            del cfg
         except ReleaseError as e:
             if e.exit_code == EXIT_USAGE:
                 problems.append(str(e))

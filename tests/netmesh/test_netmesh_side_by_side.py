@@ -110,7 +110,7 @@ def test_matrix_tabulates_verdicts_per_release(cache_env, tmp_path, no_redis_lef
         assert data["libraries"][v]["version"] == v
     assert rows[NEWER]["vs_newest"]["ratio_of_medians"] == 1.0
     assert rows[OLDER]["vs_newest"]["ratio_of_medians"] > 0
-    assert f"| conservation | pass | pass |" in md.read_text()
+    assert "| conservation | pass | pass |" in md.read_text()
 
 
 def test_matrix_without_the_release_and_without_fetch_names_the_command(tmp_path, monkeypatch):
@@ -129,3 +129,12 @@ def test_matrix_refuses_a_scenario_of_another_target():
     result = cli("matrix", "scenarios/quickstart.yaml", "--versions", "0.45.1", "--no-fetch")
     assert result.exit_code == 2
     assert "expected target: {net-mesh: {driver: c-abi}}" in flat(result.output)
+
+
+def test_run_of_a_release_not_cached_exits_2_naming_the_fetch_command(tmp_path, monkeypatch,
+                                                                     no_redis_left):
+    monkeypatch.setenv("BUSBENCH_CACHE_DIR", str(tmp_path / "empty"))
+    result = cli("run", "tests/data/netmesh_short.yaml", "--set", "target.net-mesh.version=0.40.0",
+                 "--out", tmp_path, "--no-live")
+    assert result.exit_code == 2
+    assert "fill it with `busbench releases fetch 0.40.0`" in flat(result.output)

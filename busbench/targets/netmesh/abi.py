@@ -62,7 +62,10 @@ class NetStats(ctypes.Structure):
     """``net_stats_t`` of net.h: three u64 (no events_dispatched in 0.45.1)."""
     _fields_ = [("events_ingested", ctypes.c_uint64),
                 ("events_dropped", ctypes.c_uint64),
-                ("batches_dispatched", ctypes.c_uint64)]
+                ("batches_dispatched", ctypes.c_uint64),
+                # room for a release whose net_stats_t is longer (an older or newer
+                # struct): net_stats_ex writes into busbench's memory, never past it
+                ("_room", ctypes.c_uint64 * 13)]
 
 
 # name -> (restype, argtypes): every symbol busbench needs, checked at load.

@@ -23,8 +23,8 @@ from numba import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from busbench.bus.ffi import ccall_i32  # noqa: E402
-from busbench.targets.netmesh import abi  # noqa: E402
+from busbench.bus.ffi import ccall_i32
+from busbench.targets.netmesh import abi
 
 by_name = types.ExternalFunction("net_ingest_raw", types.int32(types.int64, types.int64, types.int64))
 

@@ -212,6 +212,11 @@ def render_markdown(result: MatrixResult) -> str:
                                                    for v in result.versions) + " |")
         lines.append("| throughput vs newest | " + " | ".join(
             _ratio_text(result, sc, v) for v in result.versions) + " |")
+        declared = sorted({c for v in result.versions for r in result.cells[(sc, v)].runs
+                           for c, e in r.expected.items() if e == "fail"})
+        if declared:
+            lines.append(f"\nDeclared `expect: fail` by the scenario (a known finding: FAIL is the "
+                         f"expected outcome): {', '.join(declared)}")
         reasons = {v: result.cells[(sc, v)].not_comparable for v in result.versions
                    if result.cells[(sc, v)].not_comparable}
         for v, why in reasons.items():

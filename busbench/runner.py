@@ -270,6 +270,9 @@ class Runner:
                 self.say(line)
             self.step_label = "compiling kernels"
             t.prepare(self.say)
+            native = getattr(t, "native_library", None)
+            if native is not None and native() is not None:
+                result.environment["native_library"] = native()   # which library, which release
             # the deadline starts once the kernels are compiled (not the scenario's time)
             self._announce_not_observable(t.capabilities)
             self.t0 = sampler.t0 = time.monotonic()

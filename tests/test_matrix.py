@@ -70,3 +70,17 @@ def test_versions_spec_list_and_range():
             M.parse_versions(bad, lambda: known)
     with pytest.raises(M.MatrixUsageError, match="busbench releases fetch"):
         M.parse_versions("1.0.0..2.0.0", lambda: known)
+
+
+def test_markdown_says_which_failures_the_scenario_declared():
+    def run_once(scenario, version):
+        return M.RunOutcome({"flush_barrier": "failed", "ground_truth": "passed"},
+                            {"flush_barrier": "fail", "ground_truth": "pass"}, 1e6, "passed")
+    text = M.render_markdown(M.run_matrix(["flush"], ["0.44.1", "0.45.1"], 1, run_once))
+    assert "| flush_barrier | FAIL | FAIL |" in text
+    assert "Declared `expect: fail` by the scenario" in text and ": flush_barrier" in text
+    assert "ground_truth" not in text.split("Declared")[1]
+
+    def undeclared(scenario, version):
+        return M.RunOutcome({"flush_barrier": "failed"}, {"flush_barrier": "pass"}, 1e6, "failed")
+    assert "Declared" not in M.render_markdown(M.run_matrix(["flush"], ["0.45.1"], 1, undeclared))

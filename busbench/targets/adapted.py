@@ -97,6 +97,11 @@ class _Adapted(Target):
     def describe_native(self) -> list[str]:
         return list(self.driver.describe_native())
 
+    def native_library(self) -> dict | None:
+        """Which native library (file, release) drove the run, when the driver says."""
+        fn = getattr(self.driver, "native_library", None)
+        return fn() if fn is not None else None
+
     def prepare(self, say=lambda msg: None) -> None:
         self.driver.prepare(say)
 

@@ -23,3 +23,14 @@ def test_every_variant_has_a_positive_finite_rate(tmp_path, no_redis_left):
         assert math.isfinite(row["median"]) and row["median"] > 0, row["variant"]
         assert row["min"] <= row["median"] <= row["max"]
     assert result["best_binding"].startswith("binding")
+
+
+def test_the_call_benchmark_times_both_ways_of_calling_ingest():
+    bench = BENCH.parent / "bench_netmesh_call.py"
+    proc = subprocess.run([sys.executable, str(bench), "--events", "2000", "--rounds", "2"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("by name") and "M calls/s" in line for line in lines)
+    assert any(line.startswith("by address") and "M calls/s" in line for line in lines)
+    assert "paired per round: median" in proc.stdout

@@ -28,10 +28,13 @@ def test_quickstart_passes_its_declared_checks(tmp_path, no_redis_left, monkeypa
     result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live")
     text = flat(result.output)
     assert result.exit_code == 0, text
-    assert "net-mesh C ABI from" in text                       # said before loading it
+    assert "net-mesh 0.45.1 C ABI (the installed package" in text      # said before loading it
     assert "not observable on this target: lossy_shutdown" in text
     record = _record(tmp_path)
     assert record["target"] == "net-mesh" and record["status"] == "passed"
+    native = record["environment"]["native_library"]          # which library drove the run
+    assert native["version"] == "0.45.1" and native["library"].endswith(".so")
+    assert native["version_source"] == "installed distribution's metadata"
     verdicts = {c["name"]: c for c in record["checks"]}
     assert verdicts["conservation"]["outcome"] == "passed"
     assert "stands in for it" in verdicts["conservation"]["evidence"]

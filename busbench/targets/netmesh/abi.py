@@ -6,12 +6,15 @@ calls them two ways:
 
 * from Python through ``ctypes`` (init, flush, stats, shutdown: cold paths);
 * from Numba producer kernels (``net_ingest_raw``, ``net_ingest_raw_batch``):
-  ``register_for_numba`` gives LLVM the symbols' addresses with
-  ``llvmlite.binding.add_symbol`` and the kernels declare them as
-  ``numba.types.ExternalFunction``. That keeps the kernels cacheable; a ctypes
-  function pointer inside a kernel is a "dynamic global" and disables
-  ``cache=True``. The symbols must be registered before a cached kernel is
-  loaded, so every path to the kernels goes through ``load()`` first.
+  the kernels receive the functions' addresses as runtime values
+  (``NetMeshLib.addresses``, called with ``bus.ffi.ccall_i32``), so one cached
+  kernel drives whichever library it is handed. Libraries are loaded by path
+  with ``RTLD_LOCAL``: several releases (targets/netmesh/releases.py) live side
+  by side in one process, each with its own handles and counters.
+
+Which release a library is comes from a wheel's metadata (the installed
+distribution's, or the release cache's manifest), never from ``net_version()``
+alone: 0.34.0 answers "0.8.0".
 
 Facts about 0.45.1 measured here (tests/netmesh/test_abi.py keeps them honest):
 
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +62,10 @@ class NetStats(ctypes.Structure):
     """``net_stats_t`` of net.h: three u64 (no events_dispatched in 0.45.1)."""
     _fields_ = [("events_ingested", ctypes.c_uint64),
                 ("events_dropped", ctypes.c_uint64),
-                ("batches_dispatched", ctypes.c_uint64)]
+                ("batches_dispatched", ctypes.c_uint64),
+                # room for a release whose net_stats_t is longer (an older or newer
+                # struct): net_stats_ex writes into busbench's memory, never past it
+                ("_room", ctypes.c_uint64 * 13)]
 
 
 # name -> (restype, argtypes): every symbol busbench needs, checked at load.
@@ -72,8 +80,8 @@ SYMBOLS = {
     "net_num_shards": (ctypes.c_uint16, [_vp]),
     "net_shutdown": (_int, [_vp]),
 }
-# What the jitted producer kernels call (kernels.py declares the same names).
-NUMBA_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
+# What the jitted producer kernels call, by address (NetMeshLib.addresses).
+KERNEL_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
 
 
 from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401, E402  (one home: targets/errors.py)
@@ -107,8 +115,17 @@ class NetMeshLib:
     """The loaded library: version, and ctypes wrappers of the cold-path calls."""
     path: Path
     cdll: ctypes.CDLL
-    version: str
+    version: str                 # the release, from wheel metadata (see version_source)
     addresses: dict
+    reported_version: str = "?"  # what net_version() says (0.34.0 says "0.8.0")
+    version_source: str = ""     # where ``version`` comes from
+    missing: tuple = ()          # optional symbols this release does not export
+
+    def describe(self) -> dict:
+        """What the record keeps about the library that drove a run."""
+        return {"version": self.version, "version_source": self.version_source,
+                "library": str(self.path), "net_version": self.reported_version,
+                "missing_symbols": list(self.missing)}
 
     # ------------------------------------------------------------ lifecycle
     def init(self, config_json: str) -> int:
@@ -121,7 +138,10 @@ class NetMeshLib:
     def flush(self, handle: int) -> int:
         return self.cdll.net_flush(handle)
 
-    def num_shards(self, handle: int) -> int:
+    def num_shards(self, handle: int) -> int | None:
+        """The shard count, or None when this release does not export net_num_shards."""
+        if "net_num_shards" in self.missing:
+            return None
         return self.cdll.net_num_shards(handle)
 
     # ------------------------------------------------------------ ingest (Python side)
@@ -141,6 +161,8 @@ class NetMeshLib:
         return rc, out
 
     def stats_json(self, handle: int) -> tuple[int, bytes]:
+        if "net_stats" in self.missing:
+            return NET_ERR_UNKNOWN, b""
         size = 4096
         for _ in range(4):       # bounded: the JSON is ~150 bytes today
             buf = ctypes.create_string_buffer(size)
@@ -153,59 +175,77 @@ class NetMeshLib:
 
 _lock = threading.Lock()
 _loaded: dict[str, NetMeshLib] = {}
-_registered: dict[str, int] = {}
+#: symbols a release may lack (reported, not fatal); everything else in SYMBOLS is required
+OPTIONAL = ("net_stats", "net_num_shards")
 
 
-def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_VERSION) -> NetMeshLib:
-    """Load the library, check its version and symbols, register the kernels'
-    symbols for Numba. Cached per path; raises ``NetMeshError`` with a clear message."""
+def installed_version() -> str | None:
+    """The installed net-mesh distribution's version (its metadata), or None."""
+    import importlib.metadata as md
+    try:
+        return md.version("net-mesh")
+    except md.PackageNotFoundError:
+        return None
+
+
+def _manifest_version(so: Path) -> str | None:
+    """The version a release-cache manifest beside ``so`` records (from the wheel's METADATA)."""
+    try:
+        data = json.loads((so.parent / "manifest.json").read_text())
+        return data["version"] if Path(data["library"]).resolve() == so else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_VERSION,
+         known_version: str | None = None) -> NetMeshLib:
+    """Load the library by path (``RTLD_LOCAL``), check its version and symbols.
+
+    The version is ``known_version`` when the caller read it from a wheel's
+    metadata; else the installed distribution's metadata (no ``path``), or the
+    release cache's manifest beside ``path``; only for a bare library given by
+    path with neither, what ``net_version()`` says (recorded as such). Cached
+    per path; raises ``NetMeshError`` with a clear message."""
     so = find_extension(path).resolve()
     key = str(so)
     with _lock:
         lib = _loaded.get(key)
         if lib is None:
             try:
-                cdll = ctypes.CDLL(key)
+                cdll = ctypes.CDLL(key, mode=os.RTLD_LOCAL)
             except OSError as e:
                 raise NetMeshError(f"cannot load net-mesh library {so}: {e}") from e
-            missing = [name for name in SYMBOLS if not hasattr(cdll, name)]
-            if missing:
+            absent = [name for name in SYMBOLS if not hasattr(cdll, name)]
+            lacking = [name for name in absent if name not in OPTIONAL]
+            if lacking:
                 raise NetMeshError(f"net-mesh library {so} lacks the C ABI symbol(s) "
-                                   f"{', '.join(missing)}: busbench needs net-mesh=={REQUIRED_VERSION} "
-                                   f"({INSTALL_HINT})")
+                                   f"{', '.join(lacking)}: busbench cannot drive it "
+                                   f"({INSTALL_HINT}, or a release: busbench releases fetch X)")
             for name, (restype, argtypes) in SYMBOLS.items():
+                if name in absent:
+                    continue
                 fn = getattr(cdll, name)
                 fn.restype, fn.argtypes = restype, argtypes
             raw = cdll.net_version()
-            version = raw.decode(errors="replace") if raw else "?"
+            reported = raw.decode(errors="replace") if raw else "?"
+            if known_version is not None:
+                version, source = known_version, "wheel metadata"
+            elif path is None and installed_version() is not None:
+                version, source = installed_version(), "installed distribution's metadata"
+            elif _manifest_version(so) is not None:
+                version, source = _manifest_version(so), "release cache manifest (wheel metadata)"
+            else:
+                version, source = reported, "net_version() (no wheel metadata for this library)"
             addresses = {name: ctypes.cast(getattr(cdll, name), ctypes.c_void_p).value
-                         for name in SYMBOLS}
-            lib = NetMeshLib(so, cdll, version, addresses)
+                         for name in SYMBOLS if name not in absent}
+            lib = NetMeshLib(so, cdll, version, addresses, reported, source, tuple(absent))
             _loaded[key] = lib
     if expect_version is not None and lib.version != expect_version:
-        raise NetMeshError(f"net-mesh {lib.version} found at {so}, busbench drives net-mesh "
-                           f"{expect_version} (its C ABI and findings are pinned to it): "
-                           f"{INSTALL_HINT}")
-    register_for_numba(lib)
+        raise NetMeshError(f"net-mesh {lib.version} (by {lib.version_source}) found at {so}, "
+                           f"the scenario asks for net-mesh {expect_version}: set "
+                           f"target.net-mesh.version, or fetch it: busbench releases fetch "
+                           f"{expect_version}")
     return lib
-
-
-def register_for_numba(lib: NetMeshLib) -> None:
-    """Tell LLVM where the kernels' external functions are. One library per
-    process: a second library at another address would make cached kernels
-    call whichever registered last, so that is refused."""
-    import llvmlite.binding as llvm
-
-    with _lock:
-        for name in NUMBA_SYMBOLS:
-            addr = lib.addresses[name]
-            known = _registered.get(name)
-            if known is not None and known != addr:
-                raise NetMeshError(f"a second net-mesh library ({lib.path}) in one process: "
-                                   f"busbench's kernels are bound to the first one")
-            if known is None:
-                llvm.add_symbol(name, addr)
-                _registered[name] = addr
 
 
 def describe_rc(rc: int) -> str:

@@ -5,8 +5,10 @@ layout, open and closed loop, stop conditions, refusal backoff) but pushes
 through net-mesh's C ABI: ``net_ingest_raw`` once per event (``call = SINGLE``:
 each refusal is known per event) or ``net_ingest_raw_batch`` once per batch
 (``call = BATCH``: net-mesh only says how many it accepted, not which). The
-calls are ``ExternalFunction``s resolved by ``abi.register_for_numba``, so the
-kernel stays cacheable and runs without the GIL.
+two functions arrive as addresses (``ingest_fn``, ``batch_fn``: runtime
+values, ``bus.ffi.ccall_i32``), taken from whichever release's library the
+target loaded by path, so one cached kernel drives several releases side by
+side in one process, without the GIL.
 
 Payload: 34 bytes of valid JSON, a string of 32 hex digits
 ``"PPPPSSSSSSSSSSSSTTTTTTTTTTTTTTTT"``: producer id (16 bits), sequence number
@@ -24,10 +26,10 @@ protected watermark (events whose call had returned, and how many of them
 landed) that flush evidence reads at the moment flush is called.
 """
 import numpy as np
-from numba import types
 
 from ...bus.atomics import load_relaxed, store_release
 from ...bus.clock import monotonic_ns, sleep_ns
+from ...bus.ffi import ccall_i32
 from ...bus.jit import kernel, kernel_inline
 from ...bus.kernels import backoff
 from ...load.kernels import (
@@ -53,12 +55,6 @@ from ...load.kernels import (
     wait_until_due,
 )
 from ...payload import add_wrap, mix
-
-# The C functions (abi.NUMBA_SYMBOLS); pointers and sizes travel as int64.
-net_ingest_raw = types.ExternalFunction(
-    "net_ingest_raw", types.int32(types.int64, types.int64, types.int64))
-net_ingest_raw_batch = types.ExternalFunction(
-    "net_ingest_raw_batch", types.int32(types.int64, types.int64, types.int64, types.int64))
 
 RC_OK, RC_BACKPRESSURE, RC_SHUTTING_DOWN = 0, -5, -8
 SINGLE, BATCH = 0, 1
@@ -132,8 +128,10 @@ def stall_if_armed(nm, stop):
 
 @kernel
 def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
-            refused_bits, ambiguous_bits, call):
-    """Run one producer until its stop condition; returns the events offered."""
+            refused_bits, ambiguous_bits, call, ingest_fn, batch_fn):
+    """Run one producer until its stop condition; returns the events offered.
+    ``ingest_fn`` / ``batch_fn``: addresses of ``net_ingest_raw`` /
+    ``net_ingest_raw_batch`` in the library that made ``handle``."""
     batch = params[P_BATCH]
     open_loop = params[P_OPEN_LOOP]
     max_events = params[P_MAX_EVENTS]
@@ -181,7 +179,7 @@ def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
         refused_now = 0
         done_upto = seq0 + n
         if call == BATCH:
-            got = net_ingest_raw_batch(handle, ptrs.ctypes.data, lens.ctypes.data, n)
+            got = ccall_i32(batch_fn, (handle, ptrs.ctypes.data, lens.ctypes.data, n))
             pstate[S_CALLS] += 1
             if got == RC_SHUTTING_DOWN:
                 pstate[S_TURNED_AWAY] += n
@@ -213,7 +211,7 @@ def produce(handle, producer, params, pstate, stop, nm, payload, ptrs, lens,
                 seq = seq0 + i
                 addr = base + i * PAYLOAD_LEN
                 while True:
-                    rc = net_ingest_raw(handle, addr, PAYLOAD_LEN)
+                    rc = ccall_i32(ingest_fn, (handle, addr, np.int64(PAYLOAD_LEN)))
                     pstate[S_CALLS] += 1
                     if rc == RC_SHUTTING_DOWN:
                         pstate[S_TURNED_AWAY] += n - i

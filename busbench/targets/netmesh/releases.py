@@ -200,3 +200,23 @@ def cached_versions(root: Path | None = None) -> list[Release]:
     found = [cached(p.name, folder) for p in folder.iterdir() if _VERSION.fullmatch(p.name)]
     return sorted((r for r in found if r is not None),
                   key=lambda r: tuple(int(x) for x in r.version.split(".")))
+
+
+def installed_version() -> str | None:
+    """The installed net-mesh distribution's version (its metadata), or None."""
+    import importlib.metadata as md
+    try:
+        return md.version(PACKAGE)
+    except md.PackageNotFoundError:
+        return None
+
+
+def unavailable(version: str, root: Path | None = None) -> str | None:
+    """Why ``target.net-mesh.version: version`` cannot run here without a download
+    (a sentence naming the command that fills the cache), or None when the
+    installed package is that version or the cache holds it."""
+    if installed_version() == version or cached(version, root) is not None:
+        return None
+    return (f"net-mesh {version} is neither the installed package ({installed_version() or 'none'}) "
+            f"nor in busbench's release cache ({root or cache_root()}); fill it with "
+            f"`{fetch_command(version)}`")

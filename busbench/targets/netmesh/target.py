@@ -193,6 +193,7 @@ class NetMeshTarget:
             raise NetMeshConfigError("call", "single or batch")
         self.producers = producers
         self.lib: abi.NetMeshLib | None = None
+        self.release = None                 # releases.Release when the library came from the cache
         self.server: RedisServer | None = None
         self.url: str | None = self.config.redis.url
         self.prefix = self.config.redis.prefix or f"busbench:{uuid.uuid4().hex[:12]}"
@@ -237,11 +238,11 @@ class NetMeshTarget:
 
     def describe_native(self) -> list[str]:
         lines = []
-        try:
-            so = abi.find_extension(self.config.library)
-            lines.append(f"net-mesh C ABI from {so} (expects version {self.config.version})")
-        except NetMeshError as e:
-            lines.append(str(e))
+        if self.config.library is not None:
+            lines.append(f"net-mesh C ABI from {self.config.library} (expects version {self.config.version})")
+        else:
+            lines.append(f"net-mesh {self.config.version} C ABI (the installed package when it is "
+                         f"that version, else busbench's release cache)")
         if self.config.adapter == "redis":
             if self.config.redis.url:
                 lines.append(f"Redis at {redact(self.config.redis.url)}, streams {self.prefix}:shard:*")
@@ -253,8 +254,9 @@ class NetMeshTarget:
     def prepare(self, say=lambda msg: None) -> None:
         if self._prepared:
             return
-        self.lib = abi.load(self.config.library, self.config.version)
-        say(f"net-mesh {self.lib.version} C ABI loaded from {self.lib.path}")
+        self.lib, self.release = resolve_library(self.config)
+        say(f"net-mesh {self.lib.version} C ABI loaded from {self.lib.path}"
+            + (f" (release cache, wheel {self.release.wheel})" if self.release else ""))
         if self.config.driver == "binding":
             try:
                 import net  # noqa: F401
@@ -276,6 +278,19 @@ class NetMeshTarget:
                 say(f"Redis at {redact(self.url)} answers")
         self._prepared = True
 
+    def _kernel_fns(self) -> tuple[int, int]:
+        """Addresses of this library's ingest functions, handed to the kernel at run time."""
+        a = self.lib.addresses
+        return a["net_ingest_raw"], a["net_ingest_raw_batch"]
+
+    def native_library(self) -> dict | None:
+        """Which library file and release drove the run (the record keeps it)."""
+        if self.lib is None:
+            return None
+        info = self.lib.describe()
+        info["release_cache"] = self.release.as_dict() if self.release else None
+        return info
+
     def _warm_kernels(self) -> None:
         """Compile (or load from cache) both kernels: a null handle makes every
         call return -1 at once, touching nothing."""
@@ -287,7 +302,7 @@ class NetMeshTarget:
         for call in (NK.SINGLE, NK.BATCH):
             b = _ProducerBuffers(1, bits, bits)
             NK.produce(0, 0, params, np.zeros(K.S_LEN, np.int64), stop, b.nm, b.payload, b.ptrs,
-                       b.lens, bits, bits, call)
+                       b.lens, bits, bits, call, *self._kernel_fns())
             if b.nm[NK.NM_LAST_ERROR] != abi.NET_ERR_NULL_POINTER:
                 raise NetMeshError(f"net-mesh answered a null handle with "
                                    f"{abi.describe_rc(int(b.nm[NK.NM_LAST_ERROR]))}, expected -1")
@@ -321,7 +336,7 @@ class NetMeshTarget:
                                "a Redis that stopped answering, or a value it rejects)")
         self.handle = handle
         shards = self.lib.num_shards(handle)
-        if shards != cfg.num_shards:
+        if shards is not None and shards != cfg.num_shards:
             raise NetMeshError(f"net-mesh built {shards} shards, asked for {cfg.num_shards}")
 
     # ------------------------------------------------------------------ producers
@@ -348,7 +363,7 @@ class NetMeshTarget:
             if not self.handle:
                 raise NetMeshError("produce before start()")
             return NK.produce(self.handle, p, params, pstate, stop, b.nm, b.payload, b.ptrs, b.lens,
-                              b.refused, b.ambiguous, CALLS[self.config.call])
+                              b.refused, b.ambiguous, CALLS[self.config.call], *self._kernel_fns())
         finally:
             self._next_seq[p] = pstate[K.S_NEXT_SEQ]
 
@@ -738,6 +753,22 @@ class NetMeshTarget:
 
     def with_config(self, **changes) -> NetMeshTarget:
         return NetMeshTarget(replace(self.config, **changes), self.producers)
+
+
+def resolve_library(cfg: NetMeshConfig):
+    """(library, release or None) for ``target.net-mesh``: ``library`` when given;
+    else the installed ``net`` when its distribution is ``version``; else that
+    release from busbench's cache (never downloaded here: a miss names
+    ``busbench releases fetch X``, exit 2)."""
+    if cfg.library is not None:
+        return abi.load(cfg.library, cfg.version), None
+    installed = abi.installed_version()
+    if installed == cfg.version:
+        return abi.load(None, cfg.version, known_version=installed), None
+    from . import releases
+    rel = releases.release(cfg.version, download=False)
+    lib = abi.load(rel.library, cfg.version, known_version=rel.version)
+    return lib, rel
 
 
 def _get(obj, *names, default=None):

@@ -23,7 +23,9 @@ def test_version_is_checked_and_symbols_found():
 
 
 def test_a_wrong_expected_version_is_a_clear_error():
-    with pytest.raises(abi.NetMeshError, match=r"net-mesh 0\.45\.1 \(by installed distribution.s metadata\) found .* asks for net-mesh 9\.9\.9.*busbench releases fetch 9\.9\.9"):
+    expected = (r"net-mesh 0\.45\.1 \(by installed distribution.s metadata\) found .* "
+                r"asks for net-mesh 9\.9\.9.*busbench releases fetch 9\.9\.9")
+    with pytest.raises(abi.NetMeshError, match=expected):
         abi.load(expect_version="9.9.9")
 
 

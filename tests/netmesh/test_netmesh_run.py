@@ -90,3 +90,15 @@ def test_a_missing_extra_is_a_clear_message(tmp_path, monkeypatch, no_redis_left
     assert result.exit_code == 3, out
     assert "net-mesh is not installed" in out and "pip install -e '.[net-mesh]'" in out
     assert "Traceback" not in out
+
+
+def test_the_binding_drives_only_the_installed_release(tmp_path):
+    """driver: binding pushes through the installed `net` module: asking it for another
+    release is a usage error (exit 2), never a run of the wrong version."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: bind-old\ndescription: d\n"
+                    "target: {net-mesh: {version: 0.44.1, driver: binding}}\n"
+                    "steps: [{run: 100ms}]\nchecks: [ground_truth]\n")
+    result = cli("run", path, "--out", tmp_path / "out", "--no-live")
+    assert result.exit_code == 2
+    assert "runs only with driver: c-abi" in flat(result.output)

@@ -765,6 +765,10 @@ def resolve_library(cfg: NetMeshConfig):
     installed = abi.installed_version()
     if installed == cfg.version:
         return abi.load(None, cfg.version, known_version=installed), None
+    if cfg.driver == "binding":     # the binding is the installed `net` module, whatever else is cached
+        raise NetMeshConfigError("version", f"driver: binding drives the installed net-mesh "
+                                 f"{installed or '(none)'}; another release ({cfg.version}) "
+                                 f"runs only with driver: c-abi")
     from . import releases
     rel = releases.release(cfg.version, download=False)
     lib = abi.load(rel.library, cfg.version, known_version=rel.version)

@@ -689,7 +689,9 @@ def releases_list():
                    "command would, exit 2).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the matrix as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the matrix as Markdown.")
-def matrix(files, versions_spec, repeat, fetch, json_path, markdown):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the matrix as a self-contained HTML page.")
+def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
     """Every check's verdict per net-mesh release, and throughput against the newest:
     SCENARIOS run against each release in one process, rounds interleaved
     (e.g. busbench matrix scenarios/net-mesh/*.yaml --versions 0.34.0..0.45.1).
@@ -702,7 +704,7 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown):
     from .targets.netmesh import abi
     from .targets.netmesh import releases as R
 
-    for path in [p for p in (json_path, markdown) if p]:
+    for path in [p for p in (json_path, markdown, html_path) if p]:
         try:
             check_writable(path)
         except OSError as e:
@@ -814,6 +816,9 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown):
     if markdown:
         write_atomic(markdown, M.render_markdown(result))
         console.print(f"markdown: {markdown}", highlight=False)
+    if html_path:
+        write_atomic(html_path, M.render_html(result, data["command"]))
+        console.print(f"html: {html_path}", highlight=False)
     if ran == 0:
         err.print("error: no release could be driven; see the reasons above", markup=False)
         sys.exit(EXIT_ERROR)

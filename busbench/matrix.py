@@ -225,6 +225,45 @@ def render_markdown(result: MatrixResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+_CELL_CLASS = {"pass": "ok", "FAIL": "bad", "n/o": "warn", "n/e": "warn", "n/c": "muted"}
+
+
+def render_html(result: MatrixResult, command: str = "") -> str:
+    """The matrix as one self-contained HTML page (the run report's style, no script)."""
+    from html import escape
+
+    from .reports.html import CSS
+    parts = [f"<h1>net-mesh releases side by side ({escape(', '.join(result.versions))})</h1>",
+             f'<p class="muted">{result.repeat} interleaved round(s) per release in one process; '
+             f"throughput against {escape(result.newest)}. pass / FAIL / n/o not observable / "
+             "n/e not evaluable / n/c not comparable (the release cannot be driven).</p>"]
+    if command:
+        parts.append(f"<pre>{escape(command)}</pre>")
+    head = "<tr><th>check</th>" + "".join(f"<th>{escape(v)}</th>" for v in result.versions) + "</tr>"
+    for sc in result.scenarios:
+        declared = sorted({c for v in result.versions for r in result.cells[(sc, v)].runs
+                           for c, e in r.expected.items() if e == "fail"})
+        rows = []
+        for c in result.checks.get(sc, []):
+            label = escape(c) + (' <span class="muted">(expect: fail)</span>' if c in declared else "")
+            cells = []
+            for v in result.versions:
+                text = _cell_text(result, sc, v, c)
+                cells.append(f'<td class="{_CELL_CLASS.get(text, "")}">{escape(text)}</td>')
+            rows.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
+        rows.append("<tr><td>throughput vs newest</td>" + "".join(
+            f'<td class="num">{escape(_ratio_text(result, sc, v))}</td>' for v in result.versions) + "</tr>")
+        parts.append(f"<h2>{escape(sc)}</h2><table>{head}{''.join(rows)}</table>")
+        for v in result.versions:
+            why = result.cells[(sc, v)].not_comparable
+            if why:
+                parts.append(f'<p class="muted">{escape(v)} not comparable: {escape(why)}</p>')
+    title = "busbench: net-mesh releases side by side"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><style>{CSS}</style></head>\n<body>\n{''.join(parts)}\n"
+            "</body></html>\n")
+
+
 def render_table(result: MatrixResult):
     from rich.table import Table
     table = Table(title=f"net-mesh releases ({result.repeat} interleaved rounds; "

@@ -84,3 +84,11 @@ def test_markdown_says_which_failures_the_scenario_declared():
     def undeclared(scenario, version):
         return M.RunOutcome({"flush_barrier": "failed"}, {"flush_barrier": "pass"}, 1e6, "failed")
     assert "Declared" not in M.render_markdown(M.run_matrix(["flush"], ["0.45.1"], 1, undeclared))
+
+
+def test_html_page_carries_the_same_verdicts_and_ratios_self_contained():
+    result = M.run_matrix(["flush"], VERSIONS, 2, scripted([]))
+    page = M.render_html(result, "busbench matrix flush.yaml --versions 0.40.0,0.44.1,0.45.1")
+    assert '<td class="bad">FAIL</td><td class="ok">pass</td><td class="ok">pass</td>' in page
+    assert '<td class="warn">n/o</td>' in page and "0.50x" in page and "1.00x" in page
+    assert "<script" not in page and "http" not in page.split("<body>")[1]

@@ -92,6 +92,18 @@ def test_a_missing_extra_is_a_clear_message(tmp_path, monkeypatch, no_redis_left
     assert "Traceback" not in out
 
 
+def test_a_missing_redis_client_names_the_extra_before_any_server_starts(tmp_path, monkeypatch,
+                                                                        no_redis_left):
+    import sys
+    monkeypatch.setitem(sys.modules, "redis", None)      # `import redis` now fails
+    monkeypatch.chdir(ROOT)
+    result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live")
+    out = flat(result.output)
+    assert result.exit_code == 3, out
+    assert "the redis client is not installed" in out and "pip install -e '.[net-mesh]'" in out
+    assert "Traceback" not in out and "ModuleNotFoundError" not in out.split("redis client")[0]
+
+
 def test_the_binding_drives_only_the_installed_release(tmp_path):
     """driver: binding pushes through the installed `net` module: asking it for another
     release is a usage error (exit 2), never a run of the wrong version."""

@@ -267,6 +267,11 @@ class NetMeshTarget:
             self._warm_kernels()
             say("net-mesh producer kernels ready")
         if self.config.adapter == "redis":
+            try:        # before a server is started: the witness is read with the redis client
+                import redis  # noqa: F401
+            except ImportError as e:
+                raise NetMeshError(f"the redis client is not installed ({e}); "
+                                   f"{abi.INSTALL_HINT}") from e
             if self.url is None:
                 self.server = RedisServer(self.config.redis.binary, durable=self.config.redis.durable)
                 self.server.start()
@@ -764,7 +769,7 @@ def resolve_library(cfg: NetMeshConfig):
         return abi.load(cfg.library, cfg.version), None
     installed = abi.installed_version()
     if installed == cfg.version:
-        return abi.load(None, cfg.version, known_version=installed), None
+        return abi.load(None, cfg.version), None     # version from the installed dist's metadata
     if cfg.driver == "binding":     # the binding is the installed `net` module, whatever else is cached
         raise NetMeshConfigError("version", f"driver: binding drives the installed net-mesh "
                                  f"{installed or '(none)'}; another release ({cfg.version}) "

@@ -7,16 +7,12 @@ snapshots, and for a mid-run check step the evidence at that step.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from . import checks as C
 from . import names as N
+from .records import RecordError, read_record
 from .result import SCHEMA_VERSION
-
-
-class RecordError(ValueError):
-    """The file is not a record this version can re-evaluate (exit 2)."""
 
 
 @dataclass
@@ -43,15 +39,7 @@ def recheck(path) -> Recheck:
     from pydantic import ValidationError
 
     from .scenario.schema import CheckStep, Scenario
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except OSError as e:
-        raise RecordError(f"{path}: cannot read: {e.strerror or e}") from None
-    except ValueError as e:
-        raise RecordError(f"{path}: not JSON ({e})") from None
-    if not isinstance(record, dict) or "scenario" not in record:
-        raise RecordError(f"{path}: not a busbench run record")
+    record = read_record(path)
     version = record.get("schema_version")
     if version != SCHEMA_VERSION:
         raise RecordError(f"{path}: record schema {version}, this busbench re-evaluates schema "

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from .. import names as N
+from ..records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
 from ..units import format_count, format_duration, format_rate
 from . import svg
 
@@ -54,21 +55,11 @@ pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto}
 """
 
 
-class RecordError(ValueError):
-    """A file that is not a busbench run record (exit 2 at the command line)."""
-
-
 def load_record(path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except OSError as e:
-        raise RecordError(f"{path}: cannot read: {e.strerror or e}") from None
-    except ValueError as e:
-        raise RecordError(f"{path}: not JSON ({e})") from None
-    if not isinstance(record, dict) or "series" not in record or "scenario_name" not in record:
-        raise RecordError(f"{path}: not a busbench run record (no scenario_name or series; "
-                          "records are the results/<scenario>-<timestamp>.json files `run` writes)")
+    """A run record to draw (it must carry its time series)."""
+    record = read_record(path)
+    if "series" not in record:
+        raise RecordError(f"{path}: not a busbench run record with a time series")
     return record
 
 

@@ -435,12 +435,8 @@ def load_target_text(text: str, filename: str = "<string>"):
 
 
 def _keys_at(model: type[Section], loc: tuple) -> list[str] | None:
-    from .schema import _inside, _unwrapped
-    current: Any = model
-    for part in loc:
-        current = _inside(_unwrapped(current), part)
-    current = _unwrapped(current)
-    return current.user_keys() if isinstance(current, type) and issubclass(current, Section) else None
+    from .schema import keys_expected_at      # schema imports this module: import when called
+    return keys_expected_at(loc, model)
 
 
 # --- python -------------------------------------------------------------------------

@@ -904,13 +904,14 @@ class Scenario(Section):
         return data
 
 
-def keys_expected_at(loc: tuple) -> list[str] | None:
+def keys_expected_at(loc: tuple, model: Any = None) -> list[str] | None:
     """The keys a user may write in the mapping at pydantic's ``loc``, for "unknown key" errors.
 
-    Follows fields, list indices and union tags down from ``Scenario``; None
-    where ``loc`` leads to something that is not a section.
+    Follows fields, list indices and union tags down from ``model`` (``Scenario``
+    by default; a c-abi target file's own model too); None where ``loc`` leads to
+    something that is not a section.
     """
-    current: Any = Scenario
+    current: Any = Scenario if model is None else model
     for part in loc:
         current = _inside(_unwrapped(current), part)
     current = _unwrapped(current)

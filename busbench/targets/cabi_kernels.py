@@ -47,7 +47,7 @@ from ..load.kernels import (
     S_STEP_EVENTS,
     S_TURNED_AWAY,
     STOP_FLAG,
-    wait_until_due,
+    wait_until_due_or_stop,
 )
 from ..payload import add_wrap, mix
 from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
@@ -174,7 +174,9 @@ def produce_cabi(calls, producer, params, pstate, xstate, stop, payloads, ptrs, 
             due_last = t0 + ((k + n - 1) * interval_ps) // 1000
             if deadline > 0 and due_last > deadline:
                 break
-            now = wait_until_due(due_last)
+            now = wait_until_due_or_stop(due_last, stop)
+            if now < 0:          # stopped while waiting (a flush under load ended, the watchdog)
+                break
             for i in range(n):
                 t_int[i] = t0 + ((k + i) * interval_ps) // 1000
             if now - due_last > late_after:

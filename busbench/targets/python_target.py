@@ -187,7 +187,9 @@ class PythonTarget(SinkEvidence):
                     due_last = t0 + ((k + n - 1) * interval_ps) // 1000
                     if deadline > 0 and due_last > deadline:
                         break
-                    now = _wait_until(due_last)
+                    now = _wait_until(due_last, stop)
+                    if now < 0:      # stopped while waiting (a flush under load ended, the watchdog)
+                        break
                     stamps = [t0 + ((k + i) * interval_ps) // 1000 for i in range(n)]
                     if now - due_last > late_after:
                         pstate[LK.S_LATE] += n
@@ -370,13 +372,18 @@ class PythonTarget(SinkEvidence):
                 pass
 
 
-def _wait_until(due_ns: int) -> int:
+def _wait_until(due_ns: int, stop=None) -> int:
+    """The time once ``due_ns`` has come, or -1 when the stop flag went up meanwhile
+    (a slow schedule must not keep a producer asleep past a stop). Sleeps in slices
+    of at most 2 ms so the flag is seen promptly."""
     while True:
         now = time.monotonic_ns()
         left = due_ns - now
         if left <= 0:
             return now
-        time.sleep(max(left - 50_000, 0) / 1e9 if left > 100_000 else 0)
+        if stop is not None and stop[LK.STOP_FLAG] != 0:
+            return -1
+        time.sleep(min(left - 50_000, 2_000_000) / 1e9 if left > 100_000 else 0)
 
 
 def _signed(value: int) -> int:

@@ -390,10 +390,13 @@ def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
         return Outcome(text, None, 0.0, [], load_error=error.format())
     if timeout_s is None:
         timeout_s = max(RUN_TIMEOUT_S, PLAN_FACTOR * W.planned_seconds(scenario))
+    before = {t for t in threading.enumerate() if t.is_alive()}
     t0 = time.monotonic()
     result = Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
     wall = time.monotonic() - t0
-    left = busbench_threads()
+    # this run's threads only: one left by an earlier run was judged there, not again here
+    left = [t.name for t in threading.enumerate()
+            if t.is_alive() and t.name.startswith("busbench-") and t not in before]
     # Every output a user gets is rendered: a traceback there is a traceback too.
     # The record judged is the JSON a user would read, not the live object.
     try:

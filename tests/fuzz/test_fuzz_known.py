@@ -19,6 +19,13 @@
    "events received out of order". busbench's retry re-sent the refused events
    under their old sequence numbers, behind later ones it had already landed.
    Found by the fuzzer (python_bus, capacity 2, 16 producers, retry).
+4. (fixed on branch `docs`, issue 18 part 7) A flush under load on a c-abi or
+   python target whose open-loop producers wait for a batch due far ahead
+   (``rate: 1000/s``, ``batch: 4096``, 16 producers: the first batch due at 65 s)
+   hung until the watchdog: the flush ended, the producers were told to stop, but
+   they slept on until their batch was due (their wait did not watch the stop flag,
+   as the builtin kernel's does). Found by ``benchmarks/fuzz.py --examples 1000
+   --seed 1`` (python_bus).
 """
 from __future__ import annotations
 
@@ -132,6 +139,33 @@ def test_a_retry_after_a_refusal_mid_batch_keeps_each_producers_order(tmp_path):
     assert outcome.record["delivery"]["order_violations"] == 0
     # every event of the run step still reached the sink: 400 sent, each refused once then taken
     assert sum(sum(row) for row in outcome.record["delivery"]["received_by_shard"]) == 400
+
+
+def _far_schedule(target):
+    return {"name": "far-schedule", "description": "a flush under load ends; producers wait far ahead",
+            "target": target, "bus": {"shards": 2},
+            "load": {"producers": 2, "batch": 4096, "rate": "100/s"},     # first batch due at ~82 s
+            "steps": [{"flush": {"timeout": "1s", "under_load": True}}],
+            "checks": ["conservation", "flush_barrier"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["python_bus", "c_bus"])
+def test_producers_waiting_for_a_far_batch_stop_when_the_step_ends(target):
+    if target not in F.available_targets():
+        pytest.skip("c_bus needs a C compiler")
+    if target == "c_bus":
+        spec = {"c-abi": {**F.yaml.safe_load((F.C_BUS / "target.yaml").read_text()),
+                          "library": str(F.c_bus_library()), "shards": 2,
+                          "init": {"symbol": "cbus_new", "config": {"shards": 2}}}}
+    else:
+        spec = {"python": {"factory": "pybus:make_bus", "path": str(F.PYTHON_BUS),
+                           "config": {"shards": 2}}}
+    outcome = F.run_scenario(_far_schedule(spec), timeout_s=15.0)   # the schedule wants 82 s
+    verdict, problems = F.judge_correct(outcome)
+    assert verdict == "ok", problems
+    assert outcome.record["status"] == "passed"
+    assert sum(p["offered"] for p in outcome.record["producers"]) == 0     # nothing was due yet
 
 
 # --------------------------------------------------------------------- the judges are not vacuous

@@ -4,9 +4,10 @@ Every ``busbench ...`` command line in README.md and docs/**/*.md (in code block
 fenced or indented, and in inline code) is resolved through the click command
 object: the words after ``busbench`` walk down its groups to a command, and every
 option word must be one of that command's options (or of a group above it, written
-before the subcommand). Every repository path those lines name, and every path a
-``python ...`` or ``make ...`` line in a code block names, must exist (a glob must
-match something); so must every relative link. Paths under ``results/`` and other
+before the subcommand). Every repository path those lines name, every path a
+``python ...`` or ``make ...`` line in a code block names and every path written
+as inline code (`` `busbench/targets/base.py` ``) must exist (a glob must match
+something); so must every relative link. Paths under ``results/`` and other
 folders a run creates are outputs, not checked; a path component written in
 capitals (``scenarios/net-mesh/X.yaml``) is a placeholder.
 
@@ -202,6 +203,10 @@ def problems_in(markdown: str, where: str, page: Path | None = None) -> tuple[li
         for command in commands_in(text):
             judged += 1
             problems += [Problem(f"{where}:{n}", command, why) for why in check_command(command)]
+        if not in_block and " " not in text:
+            why = check_path(text)             # an inline path: `busbench/targets/base.py`
+            if why:
+                problems.append(Problem(f"{where}:{n}", text, why))
         if in_block:
             for command in commands_in(text, _OTHER):
                 for word in words(command)[1:]:
@@ -263,6 +268,7 @@ def test_the_readme_is_a_front_door_and_its_test_command_is_what_ci_runs():
     ("```\nbusbench run scenarios/nothing-*.yaml --junit results/junit.xml\n```", "matches no file"),
     ("```\nnice python benchmarks/no_such_bench.py --seconds 1\n```", "benchmarks/no_such_bench.py does not exist"),
     ("See [the checks](docs/no_such_page.md).", "links to docs/no_such_page.md, which does not exist"),
+    ("The interface is in `busbench/targets/no_such_base.py`.", "busbench/targets/no_such_base.py does not exist"),
     ("    busbench matrix scenarios/net-mesh/*.yaml \\\n      --versions 1 --no-such", "has no option --no-such"),
 ])
 def test_a_bad_command_option_path_or_link_is_reported(text, expected):

@@ -172,8 +172,8 @@ def produce_cabi(calls, producer, params, pstate, xstate, stop, payloads, ptrs, 
         k = pstate[S_STEP_EVENTS]
         if open_loop:
             due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-            if deadline > 0 and due_last > deadline:
-                break
+            if deadline > 0 and (due_last > deadline or monotonic_ns() >= deadline):
+                break        # behind schedule past the step's end: the rest is unsent
             now = wait_until_due_or_stop(due_last, stop)
             if now < 0:          # stopped while waiting (a flush under load ended, the watchdog)
                 break

@@ -185,8 +185,8 @@ class PythonTarget(SinkEvidence):
                     n = min(n, max_events - k)
                 if open_loop:
                     due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-                    if deadline > 0 and due_last > deadline:
-                        break
+                    if deadline > 0 and (due_last > deadline or time.monotonic_ns() >= deadline):
+                        break        # behind schedule past the step's end: the rest is unsent
                     now = _wait_until(due_last, stop)
                     if now < 0:      # stopped while waiting (a flush under load ended, the watchdog)
                         break

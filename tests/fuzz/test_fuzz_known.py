@@ -26,6 +26,12 @@
    they slept on until their batch was due (their wait did not watch the stop flag,
    as the builtin kernel's does). Found by ``benchmarks/fuzz.py --examples 1000
    --seed 1`` (python_bus).
+5. (fixed on branch `docs`, issue 18 part 7) A c-abi or python producer behind its
+   open-loop schedule kept sending past the end of a timed run step until it caught
+   up with the schedule (at 10M/s into the Python bus: far past the run's deadline),
+   as issue 18 saw on the net-mesh binding: its loop checked only whether the next
+   batch was due after the step's end, not whether the step had ended. Found by
+   ``benchmarks/fuzz.py --examples 300 --seed 3`` (python_bus).
 """
 from __future__ import annotations
 
@@ -166,6 +172,23 @@ def test_producers_waiting_for_a_far_batch_stop_when_the_step_ends(target):
     assert verdict == "ok", problems
     assert outcome.record["status"] == "passed"
     assert sum(p["offered"] for p in outcome.record["producers"]) == 0     # nothing was due yet
+
+
+@pytest.mark.slow
+def test_a_producer_behind_its_schedule_stops_when_the_step_ends():
+    scenario = {"name": "behind-schedule", "description": "an open-loop rate the Python bus cannot take",
+                "target": {"python": {"factory": "pybus:make_bus", "path": str(F.PYTHON_BUS),
+                                      "config": {"shards": 2, "capacity": 1024, "max_batch": 1}}},
+                "bus": {"shards": 2},
+                "load": {"producers": 2, "batch": 64, "rate": "20M/s", "on_fail": "retry"},
+                "steps": [{"run": "500ms"}],           # 10M events due: far more than it can send
+                "checks": ["conservation", "ground_truth"]}
+    outcome = F.run_scenario(scenario, timeout_s=12.0)
+    verdict, problems = F.judge_correct(outcome)
+    assert verdict == "ok", problems
+    producers = outcome.record["producers"]
+    assert all(p["unsent"] > 0 for p in producers), producers       # it stopped, the rest unsent
+    assert sum(p["offered"] + p["unsent"] for p in producers) >= 10_000_000 - 2 * 64
 
 
 # --------------------------------------------------------------------- the judges are not vacuous

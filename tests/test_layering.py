@@ -6,7 +6,9 @@ they are the usual way to hide a circle), each module is mapped to its room
 (``busbench.<room>...``), and two things fail:
 
 * an import cycle between modules, printed as the chain ``a.b -> c.d -> a.b``;
-* an import from a lower room to a higher one, printed as ``a.b -> c.d``.
+* an import from a lower room to a higher one, printed as ``a.b -> c.d``;
+* an import of a package module that does not exist (left behind by a move;
+  a function-level import would otherwise fail only when it runs).
 
 ``ROOMS`` is the one declaration of the order, lowest first. A room may import
 from its own room and from any room before it in the list.
@@ -24,6 +26,9 @@ ROOMS = ["busbench", "common", "native", "scenario", "bus", "load", "targets", "
 
 
 # --------------------------------------------------------------------------- reading imports
+#: marks an edge to a package module that does not exist (an import left behind by a move)
+MISSING = "missing:"
+
 def module_name(path: Path, package: Path) -> tuple[str, bool]:
     """(dotted module name, is a package __init__) of a file under ``package``."""
     parts = [package.name, *path.relative_to(package).with_suffix("").parts]
@@ -59,8 +64,9 @@ def read_imports(package: Path) -> dict[str, set[str]]:
                 continue
             for target in targets:
                 if target == root or target.startswith(root + "."):
-                    while target not in modules:      # import a.b.c of a module: edge to the module
-                        target = target.rpartition(".")[0]
+                    if target not in modules:           # a module that is not there (renamed, moved)
+                        edges.add(MISSING + target)
+                        continue
                     if target != name:
                         edges.add(target)
         graph[name] = edges
@@ -131,7 +137,10 @@ def upward_imports(graph: dict[str, set[str]], rooms: list[str]) -> list[tuple[s
 
 
 def problems(graph: dict[str, set[str]], rooms: list[str]) -> list[str]:
-    out = [f"import cycle: {' -> '.join(cycle)}" for cycle in find_cycles(graph)]
+    out = [f"import of a missing module: {a} -> {b[len(MISSING):]}"
+           for a, targets in sorted(graph.items()) for b in sorted(targets) if b.startswith(MISSING)]
+    graph = {a: {b for b in targets if not b.startswith(MISSING)} for a, targets in graph.items()}
+    out += [f"import cycle: {' -> '.join(cycle)}" for cycle in find_cycles(graph)]
     out += [f"upward import: {a} -> {b} ({room_of(a)} is below {room_of(b)} in ROOMS)"
             for a, b in upward_imports(graph, rooms)]
     return out
@@ -174,10 +183,12 @@ def test_function_level_and_relative_imports_are_read(tmp_path):
     (pkg / "low" / "b.py").write_text("def late():\n    from .a import thing\n    return thing\n")
     (pkg / "high" / "c.py").write_text("from ..low.a import x\n")
     (pkg / "low" / "d.py").write_text("def up():\n    import pkg.high.c\n")
+    (pkg / "high" / "e.py").write_text("def gone():\n    from .moved_away import x\n")
     graph = read_imports(pkg)
     assert graph["pkg.low.a"] == {"pkg.low.b"}
     assert graph["pkg.low.b"] == {"pkg.low.a"}
     assert graph["pkg.high.c"] == {"pkg.low.a"}
     assert problems(graph, ["pkg", "low", "high"]) == [
+        "import of a missing module: pkg.high.e -> pkg.high.moved_away",
         "import cycle: pkg.low.a -> pkg.low.b -> pkg.low.a",
         "upward import: pkg.low.d -> pkg.high.c (low is below high in ROOMS)"]

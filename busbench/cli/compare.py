@@ -145,7 +145,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         cmp.render_plot(result, plot)
         console.print(f"plot: {plot}")
     if html_path:
-        from .extra import write_html_report
+        from .first_hour import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
 

@@ -93,7 +93,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
             exit_code = EXIT_INTERRUPTED
     _write_reports(results, junit, markdown)
     if html_path and results:
-        from .extra import write_html_report
+        from .first_hour import write_html_report
         console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
     sys.exit(exit_code)
 

@@ -22,7 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 JITTED_SOURCES = ("bus/atomics.py", "bus/clock.py", "bus/config.py", "bus/ffi.py", "bus/histogram.py",
                   "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "load/text_payload.py",
                   "lab.py", "names.py", "payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
-                  "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py")
+                  "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py",
+                  "targets/kafka/kernels.py")
 STAMP = "busbench-kernels.stamp"
 
 

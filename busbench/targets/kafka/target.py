@@ -116,6 +116,20 @@ class KafkaTarget(Target):
         self.flush_rcs: list[int] = []
         self.leaked: list[str] = []
 
+    @classmethod
+    def from_scenario(cls, scenario) -> KafkaTarget:
+        """The scenario's bus and target sections, translated key by key (the keys the
+        target cannot honour were refused when the scenario was validated)."""
+        spec, bus = scenario.target, scenario.bus
+        batch = bus.batch if "batch" in bus.model_fields_set else None
+        return cls(KafkaConfig(
+            version=spec.version, bootstrap=spec.bootstrap, topic=spec.topic, config=dict(spec.config),
+            shutdown=spec.shutdown, partitions=bus.shards, capacity=bus.capacity,
+            backpressure=bus.backpressure,
+            batch_events=None if batch is None else batch.max_events,
+            linger_ms=None if batch is None else batch.max_delay / 1e6,
+            producers=scenario.load.producers))
+
     # ------------------------------------------------------------------ contract
     @property
     def capabilities(self) -> Capabilities:

@@ -101,6 +101,8 @@ class KafkaTarget(Target):
         self._stats_lock = threading.Lock()
         self._stats: dict | None = None
         self._stats_seen = 0
+        self._stats_at = 0.0
+        self._last_return = 0.0
         self._stats_text: bytes | None = None
         self._counters: dict = {}
         self._shut = False
@@ -112,6 +114,7 @@ class KafkaTarget(Target):
         self._cluster_killed = False
         self._cut: dict | None = None      # partition -> high watermark at a flush's return
         self._final_delivery: Delivery | None = None
+        self._after_flush = False
         self._read_note: str = ""
         self.flush_rcs: list[int] = []
         self.leaked: list[str] = []
@@ -138,8 +141,9 @@ class KafkaTarget(Target):
         reasons["shard_fill"] = "librdkafka's per-partition queue depth is in its statistics only, " \
                                 "up to statistics.interval.ms stale: not used as a fill gauge"
         return Capabilities(counters=frozenset(COUNTER_SOURCES), witness=WITNESS,
-                            drops_attributed=True, faults=FAULTS if self.bootstrap is None else frozenset(),
+                            drops_attributed=True, faults=FAULTS if self.config.bootstrap is None else frozenset(),
                             shard_known_to_producer=True, reasons=reasons, ingested_counts="landed",
+                            shutdown_account=True,
                             note="the witness is the broker's log, read back after the fact")
 
     def describe_native(self) -> list[str]:
@@ -267,6 +271,7 @@ class KafkaTarget(Target):
         with self._stats_lock:
             self._stats_text = raw
             self._stats_seen += 1
+            self._stats_at = time.monotonic()
         return 0            # librdkafka frees the JSON
 
     def stats(self) -> dict | None:
@@ -303,8 +308,12 @@ class KafkaTarget(Target):
         payloads = self._payloads.get(p)
         if payloads is None or payloads.shape[0] < values.shape[0]:
             payloads = self._payloads[p] = PL.template_array(values.shape[0])
-        KK.produce(self.calls, self.gate, p, params, pstate, by_shard, zipf_cdf, stop,
-                   shards_buf, values, t_int, landed, payloads, self.xstate[p])
+        try:
+            KK.produce(self.calls, self.gate, p, params, pstate, by_shard, zipf_cdf, stop,
+                       shards_buf, values, t_int, landed, payloads, self.xstate[p])
+        finally:
+            with self._stats_lock:
+                self._last_return = time.monotonic()
 
     def producer_stalling(self, p: int) -> bool:
         return False
@@ -354,6 +363,7 @@ class KafkaTarget(Target):
         waited = time.monotonic() - t0
         self.flush_rcs.append(rc)
         self._cut = self._high_watermarks()
+        self._after_flush = True
         return FlushClaim(reached=rc == 0, timed_out=rc == abi.ERR_TIMED_OUT, waited_s=waited,
                           details={"rc": self.lib.describe_err(rc), "timeout_ms": timeout_ms,
                                    "log_at_return": self._cut, "outq_len_after": self.outq_len()})
@@ -395,9 +405,18 @@ class KafkaTarget(Target):
             details["purge_rc"] = self.lib.describe_err(rc)
             # purged messages are reported failed (-152 / -151) through the poll thread
             self.lib.cdll.rd_kafka_flush(self.rk, int(max(grace_s, 0.1) * 1000))
-        stats = self.fresh_stats(0.5)
-        if stats is not None:
+        if mode != "destroy":
+            self.fresh_stats(0.5)       # after flush or purge: waiting changes nothing they did
+        # destroy alone is called at once, as a user would: the statistics count only when
+        # emitted after the producers' last call returned (else events_ingested is absent)
+        with self._stats_lock:
+            fresh = self._stats_at > self._last_return
+        stats = self.stats()
+        if stats is not None and fresh:
             self._counters = _counters_from_stats(stats, self.topic)
+        else:
+            self._counters = {}
+            details["counters"] = "librdkafka's statistics were not emitted after the last produce call"
         details["held_at_destroy"] = self.outq_len()
         before = self.delivery_reports()
         self._stop_polling()
@@ -444,9 +463,22 @@ class KafkaTarget(Target):
         if self._final_delivery is not None:
             return self._final_delivery
         cut, self._cut = self._cut, None
-        if self.bootstrap is None or self._cluster_killed:
+        after_flush, self._after_flush = self._after_flush, False
+        if self.bootstrap is None:
             return None
-        d = self._read_log(cut)
+        if self._cluster_killed:
+            self._read_note = "the mock cluster was killed: its log is gone"
+            return None
+        if after_flush and cut is None:
+            self._read_note = "the log's end at the flush's return could not be read (broker unreachable)"
+            return None
+        if self._shut:
+            self.release_faults()      # the producer is gone: bring the broker back to read its log
+        try:
+            d = self._read_log(cut)
+        except Exception as e:  # noqa: BLE001 - the consumer's KafkaException: no witness now
+            self._read_note = f"witness read-back failed: {e}"
+            return None
         if self._shut and cut is None and d is not None:
             self._final_delivery = d
         return d

@@ -85,7 +85,7 @@ class KafkaTargetSpec(OneKey):
     version: Annotated[str, AfterValidator(_version)] = KAFKA_VERSION
     bootstrap: Annotated[str, AfterValidator(_bootstrap)] | None = None
     topic: Annotated[str, AfterValidator(_topic)] | None = None
-    config: Annotated[dict, AfterValidator(_config)] = Field(default_factory=dict)
+    config: Annotated[dict[str, Any], AfterValidator(_config)] = Field(default_factory=dict)
     shutdown: Literal["destroy", "flush", "purge"] = "flush"
 
 

@@ -147,7 +147,10 @@ class KafkaTarget(Target):
                             note="the witness is the broker's log, read back after the fact")
 
     def describe_native(self) -> list[str]:
-        where = abi.find_library(self.config.library) if self._findable() else "(not found)"
+        if self.config.library is None and abi.installed_version() != self.config.version:
+            where = f"of confluent-kafka {self.config.version} from busbench's release cache"
+        else:
+            where = abi.find_library(self.config.library) if self._findable() else "(not found)"
         lines = [f"target kafka {self.config.version}: loading librdkafka {where} (RTLD_LOCAL)"]
         if self.bootstrap:
             lines.append(f"  broker: {self.bootstrap} (yours), topic {self.topic}")
@@ -170,7 +173,7 @@ class KafkaTarget(Target):
     def prepare(self, say=lambda msg: None) -> None:
         if self._prepared:
             return
-        self.lib = abi.load(self.config.library, self.config.version)
+        self.lib = resolve_library(self.config)
         say(f"librdkafka {self.lib.librdkafka} (confluent-kafka {self.lib.version}) loaded from {self.lib.path}")
         try:
             import confluent_kafka  # noqa: F401  (the witness's consumer)
@@ -644,6 +647,24 @@ class KafkaTarget(Target):
                 self.lib.cdll.rd_kafka_destroy(self.mock_rk)
                 self.mock_rk = 0
             _KEEP_ALIVE.append((self.reports, self._stats_cb))
+
+
+def resolve_library(config: KafkaConfig) -> abi.KafkaLib:
+    """librdkafka for ``target.kafka.version``: ``library`` when given (tests, benchmarks);
+    the installed confluent-kafka's when it is that release; else that release from
+    busbench's release cache (targets/release_cache.py, when present). Never downloads."""
+    if config.library is not None:
+        return abi.load(config.library, config.version, known_version=config.version)
+    installed = abi.installed_version()
+    if installed == config.version:
+        return abi.load(None, config.version)
+    try:
+        from .. import release_cache as RC
+    except ImportError:
+        raise TargetConfigError("target.kafka.version", f"confluent-kafka {installed or '(none)'} is "
+                                f"installed; {config.version} is not ({abi.INSTALL_HINT})") from None
+    rel = RC.resolve("kafka", config.version)
+    return abi.load(rel.library, config.version, known_version=rel.version)
 
 
 #: delivery-report memory and callbacks of closed targets (a late callback must not

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..units import parse_duration
+from ..common.units import parse_duration
 from .errors import InvalidValue, show
 from .schema import Count, Duration, DurationOrZero, OneKey
 

@@ -26,13 +26,13 @@ many failed.
 import numpy as np
 from numba import carray, cfunc, types
 
-from ...bus.atomics import fetch_add, load_acquire
-from ...bus.ffi import ccall_i32
-from ...bus.jit import kernel, kernel_inline
-from ...load import text_payload as PL
+from ...native.atomics import fetch_add, load_acquire
+from ...native.ffi import ccall_i32
+from ...native.jit import kernel, kernel_inline
+from ...native import text_payload as PL
 from ...load.kernels import S_DONE, after_call, begin_step, next_call
-from ...names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_REFUSED
-from ...payload import SEQ_BITS, SEQ_MASK, mix
+from ...common.names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_REFUSED
+from ...native.payload import SEQ_BITS, SEQ_MASK, mix
 
 ERR_QUEUE_FULL = -184
 
@@ -107,13 +107,14 @@ def produce(calls, gate, producer, params, pstate, by_shard, zipf_cdf, stop,
 
 
 @kernel
-def bare_produce(calls, partition, count, payloads):
-    """The same call with nothing around it (benchmarks: the kernels' own overhead);
-    returns how many calls returned 0."""
+def bare_produce(calls, partitions, count, payloads):
+    """The same call with nothing around it, round robin over ``partitions`` as the
+    benchmark's load (benchmarks: the kernels' own overhead); returns how many calls
+    returned 0."""
     ok = 0
     base = payloads.ctypes.data
     for i in range(count):
-        rc = ccall_i32(calls[C_PRODUCE], (calls[C_RKT], partition, calls[C_FLAGS], base,
+        rc = ccall_i32(calls[C_PRODUCE], (calls[C_RKT], i % partitions, calls[C_FLAGS], base,
                                           np.int64(PL.SIZE), np.int64(0), np.int64(0), np.int64(i)))
         if rc == 0:
             ok += 1

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ... import names as N
+from ...common import names as N
 from ...load import kernels as LK
-from ...load import text_payload as PL
-from ...payload import MOD
+from ...native import text_payload as PL
+from ...native.payload import MOD
 from ..base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 from ..errors import TargetConfigError
 from ..sink import SinkState, record_rows

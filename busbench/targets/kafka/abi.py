@@ -30,6 +30,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...common.names import EXIT_ERROR
 from ..errors import TargetError
 
 REQUIRED_VERSION = "2.16.1"       # the confluent-kafka release the kafka extra pins
@@ -99,7 +100,9 @@ KERNEL_SYMBOLS = ("rd_kafka_produce", "rd_kafka_last_error")
 
 
 class KafkaError(TargetError):
-    """librdkafka cannot be loaded or refused a call busbench needs."""
+    """librdkafka cannot be loaded or refused a call busbench needs (environment: exit 3;
+    a setting it refuses is a TargetConfigError, exit 2, naming the scenario key)."""
+    exit_code_default = EXIT_ERROR
 
 
 def find_library(path: str | Path | None = None) -> Path:

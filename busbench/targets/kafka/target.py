@@ -238,7 +238,11 @@ class KafkaTarget(Target):
                 raise abi.KafkaError(f"rd_kafka_topic_new({self.topic}) returned NULL")
             self._check_partitions()
         except abi.KafkaConfigRefused as e:
-            raise TargetConfigError(f"target.kafka.config.{e.key}", e.why) from None
+            # a setting busbench derived is named by the scenario key it came from
+            from ...scenario.kafka import KAFKA_DERIVED
+            where = KAFKA_DERIVED.get(e.key, f"target.kafka.config.{e.key}")
+            raise TargetConfigError(where, f"librdkafka refused {e.key}: {e.why}"
+                                    if e.key in KAFKA_DERIVED else e.why) from None
         self.calls[KK.C_RKT] = self.rkt
         self.calls[KK.C_PRODUCE] = lib.addresses["rd_kafka_produce"]
         self.calls[KK.C_LAST_ERROR] = lib.addresses["rd_kafka_last_error"]

@@ -6,7 +6,9 @@ import types
 
 import pytest
 
+from busbench.load.kernels import S_LANDED, S_REFUSED, S_RETRIES
 from busbench.targets.kafka import abi
+from busbench.targets.kafka.kernels import C_FLAGS
 from tests.kafka.kafka_helpers import produce, target
 
 
@@ -34,7 +36,7 @@ def test_queue_full_is_a_refusal_the_producer_counts(threads_back):
     try:
         pstate, by_shard = produce(t, 1000)
         tallies = t.producer_tallies(0)
-        assert (pstate[2], pstate[3]) == (200, 800)            # S_LANDED, S_REFUSED
+        assert (pstate[S_LANDED], pstate[S_REFUSED]) == (200, 800)
         assert tallies["queue_full"] == 800 and tallies["other_errors"] == 0
         assert sum(by_shard[:t.shards]) == 200
         claim = t.flush(5.0)
@@ -143,3 +145,28 @@ def test_killed_cluster_leaves_no_witness_and_close_still_ends(threads_back):
     finally:
         t.close()
     assert t.mock == 0 and t.mock_rk == 0 and t.rk == 0
+
+
+def test_block_mode_waits_for_room_the_poll_thread_makes(threads_back):
+    t = target(capacity=100, backpressure="block")
+    try:
+        assert t.calls[C_FLAGS] & abi.MSG_F_BLOCK
+        pstate, _ = produce(t, 3000)
+        assert (pstate[S_LANDED], pstate[S_REFUSED]) == (3000, 0)
+        assert t.producer_tallies(0)["queue_full"] == 0
+        assert t.flush(5.0).reached and _log_total(t) == 3000
+    finally:
+        t.close()
+
+
+def test_fail_producer_with_retry_offers_each_refused_message_again(threads_back):
+    t = target(capacity=100, backpressure="fail_producer")
+    try:
+        pstate, _ = produce(t, 3000, retry=True)
+        assert pstate[S_LANDED] == 3000 and pstate[S_REFUSED] > 0 and pstate[S_RETRIES] > 0
+        assert t.producer_tallies(0)["queue_full"] == pstate[S_REFUSED]
+        assert t.flush(5.0).reached
+        d = t.delivery()
+        assert sum(map(sum, d.received_by_shard)) == 3000 and d.order_violations == 0
+    finally:
+        t.close()

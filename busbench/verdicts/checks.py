@@ -452,8 +452,9 @@ def _library_account(spec, ev: Evidence, at) -> Verdict:
     account = ev.shutdown["details"]["account"]
     d = ev.delivery
     if d is None:
-        return _verdict(spec, NOT_EVALUABLE, (ev.unquiet or "the log could not be read back") +
-                        ": the account cannot be set against it", {"account": account}, at)
+        why = ev.unquiet or _reason(ev, "delivery", "the witness could not be read back")
+        return _verdict(spec, NOT_EVALUABLE, f"{why}: the library's account cannot be set against it",
+                        {"account": account}, at)
     n = len(ev.producers)
     received = _column_sums(d["received_by_shard"], n)
     by_error = account.get("failed_by_error") or {}

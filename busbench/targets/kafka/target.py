@@ -140,7 +140,12 @@ class KafkaTarget(Target):
         reasons["latency"] = "not measured on this target"
         reasons["shard_fill"] = "librdkafka's per-partition queue depth is in its statistics only, " \
                                 "up to statistics.interval.ms stale: not used as a fill gauge"
+        if self._read_note:
+            reasons["delivery"] = self._read_note
+        # witness_hint: the log exists but was not (completely) read: checks needing it
+        # are not evaluable, saying why, rather than "this target has no witness"
         return Capabilities(counters=frozenset(COUNTER_SOURCES), witness=WITNESS,
+                            witness_hint=self._read_note,
                             drops_attributed=True, faults=FAULTS if self.config.bootstrap is None else frozenset(),
                             shard_known_to_producer=True, reasons=reasons, ingested_counts="landed",
                             shutdown_account=True,

@@ -33,9 +33,6 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 REPO_FOLDERS = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")
                 and p.name not in ("results", "build", "dist") and not p.name.endswith(".egg-info")
                 and p.name != "__pycache__"} | {".ci"}
-#: links to pages other branches are writing: allowed only while the page does not exist
-#: (issue 19 writes docs/targets/kafka.md; once it lands the link is checked like any other)
-PENDING_PAGES = {"docs/targets/kafka.md"}
 
 #: ``busbench`` where a command starts: at the start of the line, after a shell operator,
 #: a prompt, ``python -m``, ``time``, ``nice``, or a CI step's ``run:`` (not in output
@@ -220,7 +217,7 @@ def problems_in(markdown: str, where: str, page: Path | None = None) -> tuple[li
                 continue
             path = (base / target.split("#")[0]).resolve()
             relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
-            if not path.exists() and relative not in PENDING_PAGES:
+            if not path.exists():
                 problems.append(Problem(f"{where}:{n}", target, f"links to {relative}, which does not exist"))
     return problems, judged
 

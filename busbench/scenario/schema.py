@@ -20,6 +20,7 @@ from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, get_ar
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_serializer, model_validator)
 
 from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec
+from .kafka import KAFKA_FAULTS, KAFKA_REFUSES, KafkaTargetSpec
 from .quiescence import unsettled_checks
 from .sections import Choice, Count, Duration, DurationOrZero, Fraction, Number, OneKey, Rate, Section  # noqa: F401
 from .sections import keys_expected_in, only_keys  # noqa: F401  (only_keys: re-exported)
@@ -517,8 +518,8 @@ class KillAdapterFault(OneKey):
     restart_after: Duration | None = None
 
 
-Fault = _one_of("fault", (StallProducerFault, StallAdapterFault, KillAdapterFault), _tag_of_one_key,
-                "{stall_adapter: {for: 200ms}}")
+Fault = _one_of("fault", (StallProducerFault, StallAdapterFault, KillAdapterFault, *KAFKA_FAULTS),
+                _tag_of_one_key, "{stall_adapter: {for: 200ms}}")
 
 
 class FaultStep(OneKey):
@@ -579,9 +580,12 @@ class NetMeshTargetSpec(OneKey):
     redis_durable: StrictBool = False
 
 
-Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec),
-                 _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml} or "
-                 "{python: module:factory}")
+Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec,
+                            KafkaTargetSpec),
+                 _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml}, "
+                 "{python: module:factory} or {kafka: {}}")
+
+_KAFKA_FAULT_TAGS = frozenset(fault.tag for fault in KAFKA_FAULTS)
 
 #: net-mesh's smallest ring: net_init refuses a smaller ring_buffer_capacity without saying why
 NET_MESH_MIN_CAPACITY = 1024
@@ -678,6 +682,14 @@ class Scenario(Section):
         if isinstance(target, (CAbiTargetSpec, PythonTargetSpec)):
             yield from self._refused_by_foreign(target.tag)
             return
+        if isinstance(target, KafkaTargetSpec):
+            yield from self._refused_by_kafka()
+            return
+        for index, step in enumerate(self.steps):
+            if isinstance(step, FaultStep) and step.fault.tag in _KAFKA_FAULT_TAGS:
+                yield InvalidValue(f"{step.fault.tag} acts on the kafka target's mock cluster; the "
+                                   f"{target.tag} target has none",
+                                   path=("steps", index, "fault", step.fault.tag))
         if not isinstance(target, NetMeshTargetSpec):
             return
         for key, why in NET_MESH_REFUSES.items():
@@ -719,6 +731,29 @@ class Scenario(Section):
                                    "stall_producer pauses a Numba producer kernel; use driver: c-abi",
                                    path=("steps", index, "fault", fault.tag))
 
+    def _refused_by_kafka(self) -> Iterator[InvalidValue]:
+        target = self.target
+        for key, why in KAFKA_REFUSES.items():
+            if key in self.bus.model_fields_set:
+                yield InvalidValue(f"not supported by target kafka: {why}; remove bus.{key}",
+                                   path=("bus", key))
+        if self.bus.backpressure == "drop_oldest":
+            yield InvalidValue("not supported by target kafka: librdkafka never evicts a queued "
+                               "message for a new one; expected drop_newest (QUEUE_FULL), "
+                               "fail_producer (QUEUE_FULL, retried by load.on_fail) or block",
+                               path=("bus", "backpressure"))
+        for index, step in enumerate(self.steps):
+            if not isinstance(step, FaultStep):
+                continue
+            if step.fault.tag not in _KAFKA_FAULT_TAGS:
+                yield InvalidValue(f"not supported by target kafka: {step.fault.tag}; expected one of "
+                                   f"{', '.join(sorted(_KAFKA_FAULT_TAGS))}",
+                                   path=("steps", index, "fault", step.fault.tag))
+            elif target.bootstrap is not None:
+                yield InvalidValue(f"{step.fault.tag} acts on the mock cluster busbench starts; with "
+                                   "target.kafka.bootstrap the broker is not busbench's to break",
+                                   path=("steps", index, "fault", step.fault.tag))
+
     def _refused_by_foreign(self, tag: str) -> Iterator[InvalidValue]:
         for (section, key), why in FOREIGN_REFUSES.items():
             if key in getattr(self, section).model_fields_set:
@@ -749,6 +784,10 @@ class Scenario(Section):
         if isinstance(self.target, NetMeshTargetSpec):
             # keys the target refuses are written only when given, so the record reloads
             for key in NET_MESH_REFUSES:
+                if key not in self.bus.model_fields_set:
+                    data["bus"].pop(key, None)
+        if isinstance(self.target, KafkaTargetSpec):
+            for key in KAFKA_REFUSES:
                 if key not in self.bus.model_fields_set:
                     data["bus"].pop(key, None)
         if isinstance(self.target, (CAbiTargetSpec, PythonTargetSpec)):

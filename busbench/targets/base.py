@@ -99,6 +99,9 @@ class Capabilities:
     # in events_dropped only). ground_truth compares the counter accordingly.
     ingested_counts: str = "offered"
     note: str = ""                 # one line shown with the target (e.g. "figures include the GIL")
+    # No lossy flag, but a per-message account of the shutdown (ShutdownClaim.details
+    # ["account"]: delivered and failed per producer): lossy_shutdown sets it against the witness.
+    shutdown_account: bool = False
 
     def to_dict(self) -> dict:
         return {"counters": sorted(self.counters), "witness": self.witness,
@@ -108,7 +111,7 @@ class Capabilities:
                 "faults": sorted(self.faults), "witness_hint": self.witness_hint,
                 "shard_known_to_producer": self.shard_known_to_producer,
                 "reasons": dict(self.reasons), "ingested_counts": self.ingested_counts,
-                "note": self.note}
+                "note": self.note, "shutdown_account": self.shutdown_account}
 
 
 @dataclass(frozen=True)

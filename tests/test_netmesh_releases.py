@@ -54,7 +54,7 @@ def test_a_miss_offline_names_the_command_that_fills_the_cache(tmp_path):
     with pytest.raises(R.ReleaseError) as e:
         R.release("0.40.0", tmp_path, download=False)
     assert e.value.exit_code == 2
-    assert "busbench releases fetch 0.40.0" in str(e.value)
+    assert "busbench releases fetch net-mesh 0.40.0" in str(e.value)
 
 
 def test_a_corrupt_wheel_is_refused_and_leaves_nothing_in_the_cache(tmp_path):

@@ -468,7 +468,8 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             problems.append(e.format())
         except OSError as e:
             problems.append(f"{file}: cannot read: {e.strerror or e}")
-    problems += _netmesh_releases_missing(file, loaded.values())
+    from .cli_matrix import releases_missing
+    problems += releases_missing(file, loaded.values())
     if not metric_given and loaded and all(sc.target_name == "net-mesh" for sc in loaded.values()):
         metric = "ingest_rate"        # net-mesh exports no dispatched count: throughput is not measured
     if problems:
@@ -826,7 +827,8 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
 
 def _add_first_hour_commands():
     from .cli_extra import COMMANDS
-    for command in COMMANDS:
+    from .cli_matrix import COMMANDS as RELEASE_COMMANDS
+    for command in COMMANDS + RELEASE_COMMANDS:
         main.add_command(command)
 
 

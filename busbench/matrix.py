@@ -224,7 +224,7 @@ class Job:
     index: int                      # 1-based, as --job K takes it
     of: int                         # the number of jobs in the plan
     scenarios: tuple                # scenario names, each run across every release
-    estimate_s: float               # planned load time of its runs (rounds x releases x scenarios)
+    estimate_s: float               # planned time of its runs (rounds x releases x each run's plan)
 
 
 def plan_jobs(estimates: dict, versions: Sequence[str], repeat: int, n: int) -> list[Job]:

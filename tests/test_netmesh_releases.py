@@ -100,7 +100,7 @@ def test_releases_list_and_fetch_through_the_command_line(tmp_path, fake_library
     from cli_helpers import cli, flat
     env = {"BUSBENCH_CACHE_DIR": str(tmp_path)}
     empty = cli("releases", "list", env=env)
-    assert empty.exit_code == 0 and "busbench releases fetch 0.45.1" in flat(empty.output)
+    assert empty.exit_code == 0 and "busbench releases fetch net-mesh 0.45.1" in flat(empty.output)
     R.install_wheel(make_wheel(tmp_path, "0.44.1", fake_library), "0.44.1", tmp_path / "net-mesh")
     listed = cli("releases", "list", env=env)
     assert "0.44.1" in listed.output and "lacks net_stats" in flat(listed.output)

@@ -1,4 +1,4 @@
-"""A matrix fanned out over a CI system's matrix (busbench/matrix.py): the plan
+"""A matrix fanned out over a CI system's matrix (busbench/reports/matrix.py): the plan
 (at most N jobs, each scenario whole across its releases, a GitHub Actions
 include list), one job, and the merge of the parts: joined row by row, saying
 where each row was measured, refusing a row from two machines or two runs."""
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from busbench import matrix as M
+from busbench.reports import matrix as M
 
 VERSIONS = ["0.40.0", "0.44.1", "0.45.1"]
 ESTIMATES = {"flush": 3.0, "shutdown": 1.0, "quickstart": 1.0, "backpressure": 2.0}

@@ -9,7 +9,7 @@ calls them two ways:
   the kernels receive the functions' addresses as runtime values
   (``NetMeshLib.addresses``, called with ``bus.ffi.ccall_i32``), so one cached
   kernel drives whichever library it is handed. Libraries are loaded by path
-  with ``RTLD_LOCAL``: several releases (targets/netmesh/releases.py) live side
+  with ``RTLD_LOCAL``: several releases (targets/release_cache.py) live side
   by side in one process, each with its own handles and counters.
 
 Which release a library is comes from a wheel's metadata (the installed

@@ -17,11 +17,11 @@ import click
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
-from . import __version__
+from .. import __version__
 from .completion import scenario_files, set_keys
-from . import names as N
+from ..common import names as N
 
-from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..common.names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # soft_wrap: an error line (FILE:LINE: key: ...) is never split, whatever the width.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -60,7 +60,7 @@ def _sigterm_as_interrupt():
 
 def _load_all(files, overrides=(), seed=None):
     """Validate every scenario before anything runs; exit 2 on the first bad one(s)."""
-    from .scenario import ScenarioError, load_scenario
+    from ..scenario import ScenarioError, load_scenario
     scenarios, problems = [], []
     for f in files:
         try:
@@ -81,7 +81,7 @@ def _load_all(files, overrides=(), seed=None):
 
 
 def _parse_timeout(text):
-    from .units import UnitError, parse_duration
+    from ..common.units import UnitError, parse_duration
     if text is None:
         return None
     try:
@@ -91,7 +91,7 @@ def _parse_timeout(text):
 
 
 def _parse_percent(text: str) -> float:
-    from .units import parse_percent
+    from ..common.units import parse_percent
     try:
         return parse_percent(text)
     except ValueError as e:
@@ -161,8 +161,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     Every file is validated before the first one runs. Each run writes
     OUT/<scenario>-<timestamp>.json (also when interrupted, marked so).
     """
-    from .dashboard import default_mode
-    from .reports import check_writable
+    from ..reports.dashboard import default_mode
+    from ..reports import check_writable
 
     timeout_s = _parse_timeout(timeout)
     scenarios = _load_all(files, overrides, seed)
@@ -195,7 +195,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
             exit_code = EXIT_INTERRUPTED
     _write_reports(results, junit, markdown)
     if html_path and results:
-        from .cli_extra import write_html_report
+        from .extra import write_html_report
         console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
     sys.exit(exit_code)
 
@@ -211,15 +211,15 @@ def _say(mode, console):
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
              metric="throughput", overrides=(), seed=None, timeout_s=None,
              timeout=None) -> int:
-    from . import gating
-    from .dashboard import make_progress
-    from .reports import json_report, write_atomic
-    from .reports import summary
-    from .runner import Runner
+    from ..verdicts import gating
+    from ..reports.dashboard import make_progress
+    from ..reports import json_report, write_atomic
+    from ..reports import summary
+    from ..run.runner import Runner
     say = _say(mode, console)
     exit_code = EXIT_OK
     for source, scenario in scenarios:
-        from .targets.errors import TargetError
+        from ..targets.errors import TargetError
 
         def run_once(scenario=scenario, source=source):
             progress = make_progress(mode, console=console)
@@ -258,9 +258,9 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
 
 
 def _write_reports(results, junit, markdown):
-    from .reports import junit as junit_report
-    from .reports import markdown as md_report
-    from .reports import write_atomic
+    from ..reports import junit as junit_report
+    from ..reports import markdown as md_report
+    from ..reports import write_atomic
     if not results:
         return
     if junit:
@@ -282,8 +282,8 @@ def _write_reports(results, junit, markdown):
 def _prepare_gates(scenarios, baseline_paths, metric, allow_incomparable):
     """Per scenario: its baseline records (matched by scenario name) and their comparability,
     checked before anything runs (a refusal is exit 2 in a second, not after the run)."""
-    from . import gating
-    from .environment import describe
+    from ..verdicts import gating
+    from ..evidence.environment import describe
     try:
         gating.check_metric(metric)
         records = gating.load_records(baseline_paths)
@@ -329,7 +329,7 @@ def check_cmd(records):
     from rich.table import Table
     from rich.text import Text
 
-    from .recheck import RecordError, recheck
+    from ..verdicts.recheck import RecordError, recheck
     results, problems = [], []
     for path in records:
         try:
@@ -374,7 +374,7 @@ def list_cmd(directory):
     """Name and description of each scenario under DIRECTORY (default: scenarios)."""
     from rich.table import Table
 
-    from .scenario import list_scenarios
+    from ..scenario import list_scenarios
     if not Path(directory).is_dir():
         raise UsageProblem(f"{directory} is not a directory")
     entries = list_scenarios(directory)
@@ -430,12 +430,12 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
     """Run variants of a scenario interleaved and compare a metric: the median of
     per-round ratios with a distribution-free interval, and the smallest change
     the comparison could see (e.g. --vary bus.counters=padded,packed)."""
-    from . import compare as cmp
-    from .reports import check_writable, write_atomic
-    from .result import environment
-    from .runner import Runner
-    from .scenario import ScenarioError, load_scenario
-    from .thresholds import METRICS
+    from ..verdicts import compare as cmp
+    from ..reports import check_writable, write_atomic
+    from ..evidence.result import environment
+    from ..run.runner import Runner
+    from ..scenario import ScenarioError, load_scenario
+    from ..scenario.thresholds import METRICS
 
     metric_given = metric is not None
     metric = metric or "throughput"
@@ -468,7 +468,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             problems.append(e.format())
         except OSError as e:
             problems.append(f"{file}: cannot read: {e.strerror or e}")
-    from .cli_matrix import releases_missing
+    from .side_by_side import releases_missing
     problems += releases_missing(file, loaded.values())
     if not metric_given and loaded and all(sc.target_name == "net-mesh" for sc in loaded.values()):
         metric = "ingest_rate"        # net-mesh exports no dispatched count: throughput is not measured
@@ -529,28 +529,14 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         cmp.render_plot(result, plot)
         console.print(f"plot: {plot}")
     if html_path:
-        from .cli_extra import write_html_report
+        from .extra import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
 
 
-def _netmesh_releases_missing(file, scenarios) -> list[str]:
-    """One message per net-mesh release a scenario asks for that is neither installed
-    nor cached (checked before any run: a miss is the user's to fix, exit 2)."""
-    from .targets.netmesh.releases import unavailable
-    problems = []
-    for sc in scenarios:
-        if sc.target_name != "net-mesh" or sc.target.driver != "c-abi":
-            continue
-        why = unavailable(sc.target.version)
-        if why:
-            problems.append(f"{file}: target.net-mesh.version: {why}")
-    return problems
-
-
 def _precision_plan(precision_text, max_time):
-    from .precision import SequentialPlan
-    from .units import UnitError, parse_duration, parse_percent
+    from ..verdicts.precision import SequentialPlan
+    from ..common.units import UnitError, parse_duration, parse_percent
     try:
         asked = parse_percent(precision_text)
     except ValueError as e:
@@ -577,8 +563,8 @@ def _precision_plan(precision_text, max_time):
 def compare_records(baseline, candidate, metric, allow_incomparable, json_path):
     """Compare run records (each may hold several runs, see run --repeat) run against
     run, after checking they are comparable (same CPU, cores, scenario)."""
-    from . import gating
-    from .reports import write_atomic
+    from ..verdicts import gating
+    from ..reports import write_atomic
     try:
         gating.check_metric(metric)
         reference = gating.load_records(baseline, "--baseline")
@@ -620,8 +606,8 @@ def lab():
 def false_sharing(strides, threads, repeats, op, json_path):
     """Threads increment their own counters, STRIDE bytes apart: how much
     does sharing a cache line cost? (JMH's FalseSharing sample, in Numba.)"""
-    from .lab import LabUsageError, render_lab_table, run_false_sharing
-    from .reports import write_atomic
+    from ..run.lab import LabUsageError, render_lab_table, run_false_sharing
+    from ..reports import write_atomic
     try:
         values = [int(s) for s in strides.split(",") if s.strip()]
     except ValueError:
@@ -640,194 +626,9 @@ def false_sharing(strides, threads, repeats, op, json_path):
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
 
 
-@main.group()
-def releases():
-    """Releases of net-mesh in busbench's wheel cache (several can be loaded side by side)."""
-
-
-@releases.command(name="fetch")
-@click.argument("versions", nargs=-1, required=True)
-def releases_fetch(versions):
-    """Download net-mesh VERSION... with pip into the cache, check each wheel's own
-    version and C symbols, and keep its extension library."""
-    from .targets.netmesh.releases import ReleaseError, cache_root, release
-    for version in versions:
-        try:
-            rel = release(version)
-        except ReleaseError as e:
-            err.print(f"error: {e}", markup=False, highlight=False)
-            sys.exit(e.exit_code)
-        gaps = f"; lacks {', '.join(rel.missing)}" if rel.missing else ""
-        _out().print(f"net-mesh {rel.version}: {rel.library}{gaps}", markup=False, highlight=False)
-    _out().print(f"cache: {cache_root()}", markup=False, highlight=False)
-
-
-@releases.command(name="list")
-def releases_list():
-    """The net-mesh releases in the cache."""
-    from .targets.netmesh.releases import cache_root, cached_versions
-    found = cached_versions()
-    console = _out()
-    if not found:
-        console.print(f"no net-mesh release cached in {cache_root()}; fill it with "
-                      f"`busbench releases fetch 0.45.1`", markup=False, highlight=False)
-        return
-    for rel in found:
-        gaps = f"  (lacks {', '.join(rel.missing)})" if rel.missing else ""
-        console.print(f"{rel.version}  {rel.library}{gaps}", markup=False, highlight=False)
-
-
-@main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False),
-                shell_complete=scenario_files)
-@click.option("--versions", "versions_spec", required=True, metavar="V1,V2|LOW..HIGH",
-              help="net-mesh releases: a list (0.44.1,0.45.1) or a range (0.34.0..0.45.1: every "
-                   "release the package index, or with --no-fetch the cache, lists in it).")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 100),
-              help="Interleaved rounds of every scenario on every release.")
-@click.option("--fetch/--no-fetch", default=True, show_default=True,
-              help="Download missing releases into the cache first (--no-fetch: say which "
-                   "command would, exit 2).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the matrix as JSON.")
-@click.option("--markdown", type=click.Path(dir_okay=False), help="Write the matrix as Markdown.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False),
-              help="Write the matrix as a self-contained HTML page.")
-def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
-    """Every check's verdict per net-mesh release, and throughput against the newest:
-    SCENARIOS run against each release in one process, rounds interleaved
-    (e.g. busbench matrix scenarios/net-mesh/*.yaml --versions 0.34.0..0.45.1).
-    Exit 0 when it ran (verdicts are findings), 2 usage, 3 could not run."""
-    from . import matrix as M
-    from .reports import check_writable, write_atomic
-    from .runner import Runner
-    from .scenario import ScenarioError, load_scenario
-    from .targets.errors import ReleaseError
-    from .targets.netmesh import abi
-    from .targets.netmesh import releases as R
-
-    for path in [p for p in (json_path, markdown, html_path) if p]:
-        try:
-            check_writable(path)
-        except OSError as e:
-            raise UsageProblem(f"cannot write {path}: {e}") from None
-    problems, loaded = [], {}
-    for file in files:                     # validate every scenario before running any
-        try:
-            sc = load_scenario(file)
-        except ScenarioError as e:
-            problems.append(e.format())
-            continue
-        except OSError as e:
-            problems.append(f"{file}: cannot read: {e.strerror or e}")
-            continue
-        if sc.target_name != "net-mesh" or sc.target.driver != "c-abi":
-            problems.append(f"{file}: target: matrix compares releases of net-mesh driven through "
-                            f"its C ABI; this scenario's target is {sc.target_name}"
-                            + (f" (driver {sc.target.driver})" if sc.target_name == "net-mesh" else "")
-                            + "; expected target: {net-mesh: {driver: c-abi}}")
-            continue
-        loaded[file] = sc
-    names = [sc.name for sc in loaded.values()]
-    if len(set(names)) != len(names):
-        problems.append("two scenarios share a name; the matrix's rows are named by scenario")
-    if problems:
-        for p in dict.fromkeys(problems):
-            err.print(p, markup=False, highlight=False)
-        raise SystemExit(EXIT_USAGE)
-
-    def available():
-        known = [r.version for r in R.cached_versions()]
-        if R.installed_version():
-            known.append(R.installed_version())
-        return known + (M.index_versions() if fetch else [])
-
-    try:
-        versions = M.parse_versions(versions_spec, available)
-    except M.MatrixUsageError as e:
-        raise UsageProblem(f"--versions: {e}") from None
-    console = _out()
-    libraries, reasons = {}, {}
-    for v in versions:                     # fill the cache (or say which command would)
-        why = R.unavailable(v)
-        if why and not fetch:
-            problems.append(f"--no-fetch: {why}")
-            continue
-        try:
-            if why:
-                console.print(f"fetching net-mesh {v} into {R.cache_root()}", highlight=False)
-                R.release(v)
-            lib = abi.load(None if R.installed_version() == v else R.release(v, download=False).library,
-                           v, known_version=v)
-            libraries[v] = lib.describe()
-            if lib.missing:
-                console.print(f"net-mesh {v} lacks {', '.join(lib.missing)}: not comparable on "
-                              f"what those give", highlight=False)
-        except ReleaseError as e:
-            if e.exit_code == EXIT_USAGE:
-                problems.append(str(e))
-            else:
-                reasons[v] = str(e)        # a broken or undrivable release: its column says so
-        except abi.NetMeshError as e:
-            reasons[v] = str(e)
-    if problems:
-        for p in dict.fromkeys(problems):
-            err.print(p, markup=False, highlight=False)
-        raise SystemExit(EXIT_USAGE)
-
-    say = _say("plain", console)
-    by_name = {sc.name: f for f, sc in loaded.items()}
-
-    def run_once(name, version):
-        file = by_name[name]
-        sc = load_scenario(file, overrides=[f"target.net-mesh.version={version}"])
-        result = Runner(sc, file, say=say).run()
-        if result.status == N.RUN_INTERRUPTED:
-            raise KeyboardInterrupt
-        rec = result.to_dict()
-        verdicts, expected = {}, {}
-        for c in rec.get("checks", []):
-            label = c["name"] + ("" if c.get("at", "end") == "end" else f" @{c['at']}")
-            verdicts[label], expected[label] = c["outcome"], c["expect"]
-        value = result.metrics.get("throughput", result.metrics.get("ingest_rate"))
-        return M.RunOutcome(verdicts, expected, float(value) if value is not None else None,
-                            result.status, result.error)
-
-    def on_progress(name, version, rnd, outcome):
-        console.print(f"[round {rnd}] {name} on {version}: {outcome.status}"
-                      + (f", {outcome.throughput:,.0f} events/s" if outcome.throughput else "")
-                      + (f" ({outcome.error})" if outcome.error else ""), highlight=False, markup=False)
-
-    with _sigterm_as_interrupt():
-        try:
-            result = M.run_matrix(list(by_name), versions, repeat, run_once, on_progress,
-                                  not_comparable=lambda v: reasons.get(v))
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
-    console.print(M.render_table(result))
-    ran = sum(len(c.runs) for c in result.cells.values())
-    data = result.to_dict()
-    data["libraries"] = libraries
-    data["throughput_metric"] = ("throughput (events dispatched per second of load), else ingest_rate "
-                                 "(events ingested per second of load: net-mesh exports no dispatched count)")
-    data["command"] = "busbench matrix " + " ".join(files) + f" --versions {versions_spec} --repeat {repeat}"
-    if json_path:
-        write_atomic(json_path, json.dumps(data, indent=1) + "\n")
-        console.print(f"json: {json_path}", highlight=False)
-    if markdown:
-        write_atomic(markdown, M.render_markdown(result))
-        console.print(f"markdown: {markdown}", highlight=False)
-    if html_path:
-        write_atomic(html_path, M.render_html(result, data["command"]))
-        console.print(f"html: {html_path}", highlight=False)
-    if ran == 0:
-        err.print("error: no release could be driven; see the reasons above", markup=False)
-        sys.exit(EXIT_ERROR)
-
-
 def _add_first_hour_commands():
-    from .cli_extra import COMMANDS
-    from .cli_matrix import COMMANDS as RELEASE_COMMANDS
+    from .extra import COMMANDS
+    from .side_by_side import COMMANDS as RELEASE_COMMANDS
     for command in COMMANDS + RELEASE_COMMANDS:
         main.add_command(command)
 

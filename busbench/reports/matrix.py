@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Callable, Optional, Sequence
 
-from .names import NOT_EVALUABLE, NOT_OBSERVABLE
+from ..common.names import NOT_EVALUABLE, NOT_OBSERVABLE
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 NOT_COMPARABLE = "not_comparable"
@@ -74,7 +74,7 @@ def parse_versions(spec: str, available: Callable[[], Sequence[str]],
 def index_versions(target: str = "net-mesh", timeout_s: float = 60.0) -> list[str]:
     """Releases the package index lists for ``target`` from its oldest drivable one
     (``pip index versions``); [] when offline."""
-    from .targets.release_cache import index_versions as listed
+    from ..targets.release_cache import index_versions as listed
     return listed(target, timeout_s)
 
 
@@ -310,7 +310,7 @@ def merge_parts(parts: Sequence[tuple]) -> MatrixResult:
     parts (its row would hold ratios from two machines or two runs). Parts from
     different machines are joined row by row, each row from one part, and the
     result says which part (and machine) each row came from."""
-    from .environment import check
+    from ..evidence.environment import check
     if not parts:
         raise MatrixMergeError("no part to merge")
     for path, data in parts:
@@ -444,7 +444,7 @@ def render_html(result: MatrixResult, command: str = "") -> str:
     """The matrix as one self-contained HTML page (the run report's style, no script)."""
     from html import escape
 
-    from .reports.html import CSS
+    from .html import CSS
     parts = [f"<h1>{escape(_title(result))}</h1>",
              f'<p class="muted">{escape(_rounds_text(result))}; '
              f"throughput against {escape(result.newest)}. pass / FAIL / n/o not observable / "

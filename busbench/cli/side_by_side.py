@@ -1,10 +1,10 @@
 """Commands for releases side by side: ``releases fetch|list`` and ``matrix``
 (one machine, a CI plan, one CI job, the merge of the jobs' parts).
 
-Kept apart from cli.py so each stays small; ``cli.main`` adds these with
+Kept apart from cli/__init__.py so each stays small; ``cli.main`` adds these with
 ``add_command``. Same rules: a user's mistake is one line and exit 2, never a
 traceback. Which bus a release belongs to is the scenario's target (net-mesh,
-kafka: busbench/targets/release_cache.py); the matrix logic is busbench/matrix.py.
+kafka: busbench/targets/release_cache.py); the matrix logic is busbench/reports/matrix.py.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import sys
 import click
 
 from .completion import scenario_files
-from .names import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from ..common.names import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def _cli():
-    from . import cli
+    from .. import cli
     return cli
 
 
@@ -36,7 +36,7 @@ def releases_missing(file, scenarios) -> list[str]:
     """One message per release a scenario asks for (``target.<bus>.version``) that is
     neither installed nor cached (checked before any run: a miss is the user's to
     fix, exit 2, naming ``busbench releases fetch <bus> <version>``)."""
-    from .targets.release_cache import ReleaseError, unavailable, version_asked
+    from ..targets.release_cache import ReleaseError, unavailable, version_asked
     problems = []
     for sc in scenarios:
         asked = version_asked(sc)
@@ -64,7 +64,7 @@ def releases():
 
 def _target_and_versions(words) -> tuple:
     """``TARGET VERSION...``; the old spelling ``VERSION...`` still means net-mesh."""
-    from .targets import release_cache as RC
+    from ..targets import release_cache as RC
     first, rest = words[0], list(words[1:])
     if first in RC.KINDS:
         if not rest:
@@ -91,7 +91,7 @@ def releases_fetch(words):
     """Download TARGET's releases with pip (wheels for this Python and platform) into
     the cache, check each wheel's own version and C symbols, and keep its library
     (with the libraries it bundles). TARGET: net-mesh or kafka."""
-    from .targets import release_cache as RC
+    from ..targets import release_cache as RC
     kind, versions = _target_and_versions(words)
     out = _cli()._out()
     for version in versions:
@@ -112,7 +112,7 @@ def releases_fetch(words):
 @click.argument("target", required=False, metavar="[TARGET]")
 def releases_list(target):
     """The releases in the cache (of TARGET, else of every bus)."""
-    from .targets import release_cache as RC
+    from ..targets import release_cache as RC
     try:
         kinds = [RC.kind(target)] if target else list(RC.KINDS.values())
     except RC.ReleaseError as e:
@@ -134,8 +134,8 @@ def releases_list(target):
 
 def _load_scenarios(files) -> tuple:
     """(scenarios by file, the release kind they share); exit 2 on any problem."""
-    from .scenario import ScenarioError, load_scenario
-    from .targets.release_cache import version_asked
+    from ..scenario import ScenarioError, load_scenario
+    from ..targets.release_cache import version_asked
     problems, loaded, kinds = [], {}, {}
     for file in files:                     # validate every scenario before running any
         try:
@@ -165,16 +165,16 @@ def _load_scenarios(files) -> tuple:
         problems.append("two scenarios share a name; the matrix's rows are named by scenario")
     if problems:
         _fail(problems)
-    from .targets.release_cache import kind
+    from ..targets.release_cache import kind
     return loaded, kind(next(iter(kinds)))
 
 
 def _probe(kind, version: str) -> dict:
     """Load the release's library by path (RTLD_LOCAL) and describe it; raises
     ReleaseError or the target's error when it cannot be driven."""
-    from .targets import release_cache as RC
+    from ..targets import release_cache as RC
     if kind.target == "net-mesh":
-        from .targets.netmesh import abi
+        from ..targets.netmesh import abi
         rel = RC.resolve(kind, version)
         lib = abi.load(None if rel.source == "installed" else rel.library, version,
                        known_version=version)
@@ -194,8 +194,8 @@ def _read_part(path: str):
 
 
 def _write_outputs(result, data, json_path, markdown, html_path, command) -> None:
-    from . import matrix as M
-    from .reports import write_atomic
+    from ..reports import matrix as M
+    from ..reports import write_atomic
     console = _cli()._out()
     if json_path:
         write_atomic(json_path, json.dumps(data, indent=1) + "\n")
@@ -209,7 +209,7 @@ def _write_outputs(result, data, json_path, markdown, html_path, command) -> Non
 
 
 def _merge(files, json_path, markdown, html_path) -> None:
-    from . import matrix as M
+    from ..reports import matrix as M
     parts = [(f, _read_part(f)) for f in files]
     try:
         result = M.merge_parts(parts)
@@ -264,10 +264,10 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     On CI: --plan N, then --job K --of N per CI job, then --merge parts/*.json
     (docs/ci-matrix.md). Exit 0 when it ran (verdicts are findings), 2 usage,
     3 could not run."""
-    from . import matrix as M
-    from . import names as N
-    from .reports import check_writable
-    from .targets import release_cache as RC
+    from ..reports import matrix as M
+    from ..common import names as N
+    from ..reports import check_writable
+    from ..targets import release_cache as RC
 
     cli = _cli()
     for path in [p for p in (json_path, markdown, html_path) if p]:
@@ -307,17 +307,17 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
         except RC.ReleaseError as e:
             raise _usage(f"--versions: {e}") from None
 
-    from .environment import describe, scenario_hash
+    from ..evidence.environment import describe, scenario_hash
     by_name = {sc.name: f for f, sc in loaded.items()}
     hashes = {sc.name: scenario_hash(sc.to_dict()) for sc in loaded.values()}
     job = None
     if plan_n is not None or job_k is not None:
-        from .watchdog import planned_seconds
+        from ..run.watchdog import planned_seconds
         estimates = {sc.name: planned_seconds(sc) for sc in loaded.values()}
         jobs = M.plan_jobs(estimates, versions, repeat, plan_n or of_n)
         fingerprint = M.plan_fingerprint(hashes, versions, jobs[0].of)
         if plan_n is not None:
-            from .reports import write_atomic
+            from ..reports import write_atomic
             plan = M.plan_include(jobs, versions, repeat, kind.target, fingerprint)
             write_atomic(json_path, json.dumps(plan, indent=1) + "\n")
             out = cli._out()
@@ -357,15 +357,15 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
             else:
                 reasons[v] = str(e)        # a broken or undrivable release: its column says so
         except Exception as e:             # the target's own load error (e.g. NetMeshError)
-            from .targets.errors import TargetError
+            from ..targets.errors import TargetError
             if not isinstance(e, TargetError):
                 raise
             reasons[v] = str(e)
     if problems:
         _fail(problems)
 
-    from .runner import Runner
-    from .scenario import load_scenario
+    from ..run.runner import Runner
+    from ..scenario import load_scenario
     say = cli._say("plain", console)
 
     def run_once(name, version):

@@ -408,7 +408,7 @@ def list_cmd(directory):
 @click.option("--metric", default=None,
               help="The metric compared (any threshold metric, e.g. latency.p99, or "
                    "cpu_per_event: the bus threads' CPU time per event, quieter on a shared machine). "
-                   "Default: throughput; ingest_rate on net-mesh, which exports no dispatched count.")
+                   "Default: throughput; ingest_rate on net-mesh and kafka, where busbench counts no dispatch.")
 @click.option("--precision", "precision_text", default=None, metavar="PERCENT",
               help="Add rounds until the interval is this narrow (±, e.g. 5%), or --max-time is spent.")
 @click.option("--max-time", default="120s", show_default=True,
@@ -470,8 +470,8 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             problems.append(f"{file}: cannot read: {e.strerror or e}")
     from .side_by_side import releases_missing
     problems += releases_missing(file, loaded.values())
-    if not metric_given and loaded and all(sc.target_name == "net-mesh" for sc in loaded.values()):
-        metric = "ingest_rate"        # net-mesh exports no dispatched count: throughput is not measured
+    if not metric_given and loaded and all(sc.target_name in ("net-mesh", "kafka") for sc in loaded.values()):
+        metric = "ingest_rate"        # no dispatched count at the bus: throughput is not measured
     if problems:
         for p in dict.fromkeys(problems):
             err.print(p, markup=False, highlight=False)

@@ -52,8 +52,8 @@ Contract (owned by the core; every target implements all of it):
 
 Adding a target (net-mesh next):
 
-1. A jitted ``produce`` kernel in the target's own module (listed in
-   ``bus.jit.JITTED_SOURCES``) looping ``load.kernels.begin_step / next_call /
+1. A jitted ``produce`` kernel in the target's own module (found by
+   ``native.jit.jitted_sources``, nothing to list) looping ``load.kernels.begin_step / next_call /
    <your ingest> / after_call`` (see builtin_kernels.py): your ingest returns
    ``names.INGEST_*`` and fills the landed mask; every tally is busbench's.
 2. Payloads are ``payload``'s ``producer << SEQ_BITS | seq``; a witness that

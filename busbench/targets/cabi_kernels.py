@@ -50,7 +50,7 @@ from ..load.kernels import (
     wait_until_due,
 )
 from ..native.payload import add_wrap, mix
-from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
+from ..native.arg_kinds import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------
 (K_HANDLE, K_MODE, K_ADDR, K_ARITY, K_BITS, K_ARG0, K_ARG1, K_ARG2, K_ARG3,

@@ -14,10 +14,11 @@ record alone (``busbench check``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..common import names as N
 from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
+from ..evidence.types import Evidence
 from ..native.payload import MOD
 
 __all__ = [
@@ -57,31 +58,6 @@ class Verdict:
         return {"name": self.name, "kind": self.kind, "outcome": self.outcome,
                 "expect": self.expect, "ok": self.ok, "evidence": self.evidence,
                 "numbers": self.numbers, "at": self.at}
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What a check may read: values, never live objects (see evidence.py)."""
-    counters: dict                  # what the target exported (a counter it lacks is absent)
-    producers: list                 # per producer: ProducerTruth.as_dict() (producer side)
-    delivery: dict | None           # targets.base.Delivery.to_dict(), None: no witness
-    flushes: list                   # per flush step: see evidence.flush_record
-    shutdown: dict | None           # targets.base.ShutdownClaim.to_dict(), when shut down
-    metrics: dict                   # named metrics for thresholds
-    quiescent: bool                 # no producer running, nothing being ingested
-    capabilities: dict = field(default_factory=dict)   # targets.base.Capabilities.to_dict()
-    backpressure: str | None = None  # the bus's mode, when the target has one
-    unquiet: str = ""               # why not quiescent, when not (quiescence.Quiescence)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Evidence:
-        ev = cls(**{k: d.get(k) for k in ("counters", "producers", "delivery", "flushes",
-                                           "shutdown", "metrics", "quiescent", "capabilities",
-                                           "backpressure")})
-        return replace(ev, unquiet=d.get("unquiet") or "")
 
 
 def _verdict(spec, outcome, evidence, numbers, at):

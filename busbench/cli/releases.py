@@ -1,10 +1,10 @@
-"""Commands for releases side by side: ``releases fetch|list`` and ``matrix``
-(one machine, a CI plan, one CI job, the merge of the jobs' parts).
+"""``busbench releases`` (the release cache, keyed by target: net-mesh, kafka) and
+``busbench matrix`` (every check's verdict per release: on one machine, as a CI
+plan, as one CI job, and the merge of the jobs' parts).
 
-Kept apart from cli/__init__.py so each stays small; ``cli.main`` adds these with
-``add_command``. Same rules: a user's mistake is one line and exit 2, never a
-traceback. Which bus a release belongs to is the scenario's target (net-mesh,
-kafka: busbench/targets/release_cache.py); the matrix logic is busbench/reports/matrix.py.
+Which bus a release belongs to is the scenario's target (busbench/targets/release_cache.py);
+the matrix logic is busbench/reports/matrix.py. A user's mistake is one line and
+exit 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -13,22 +13,19 @@ import sys
 
 import click
 
-from .completion import scenario_files
+from ..common import names as N
 from ..common.names import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
-
-
-def _cli():
-    from .. import cli
-    return cli
+from .completion import scenario_files
+from .shared import UsageProblem, err, prepare_lines, sigterm_as_interrupt, stdout_console
 
 
 def _usage(message: str):
-    return _cli().UsageProblem(message)
+    return UsageProblem(message)
 
 
 def _fail(problems) -> None:
     for p in dict.fromkeys(problems):
-        _cli().err.print(p, markup=False, highlight=False)
+        err.print(p, markup=False, highlight=False)
     raise SystemExit(EXIT_USAGE)
 
 
@@ -73,7 +70,7 @@ def _target_and_versions(words) -> tuple:
                          f"`busbench releases fetch {first} {k.example}`")
         return RC.KINDS[first], rest
     if RC.VERSION.fullmatch(first):
-        _cli().err.print(f"note: `busbench releases fetch {' '.join(words)}` is the old spelling and "
+        err.print(f"note: `busbench releases fetch {' '.join(words)}` is the old spelling and "
                          f"fetches net-mesh; write `busbench releases fetch net-mesh {' '.join(words)}`",
                          markup=False, highlight=False)
         return RC.NET_MESH, list(words)
@@ -93,12 +90,12 @@ def releases_fetch(words):
     (with the libraries it bundles). TARGET: net-mesh or kafka."""
     from ..targets import release_cache as RC
     kind, versions = _target_and_versions(words)
-    out = _cli()._out()
+    out = stdout_console()
     for version in versions:
         try:
             rel = RC.release(kind, version)
         except RC.ReleaseError as e:
-            _cli().err.print(f"error: {e}", markup=False, highlight=False)
+            err.print(f"error: {e}", markup=False, highlight=False)
             sys.exit(e.exit_code)
         gaps = f"; lacks {', '.join(rel.missing)}" if rel.missing else ""
         says = (f" (says {rel.library_version})" if rel.library_version
@@ -117,7 +114,7 @@ def releases_list(target):
         kinds = [RC.kind(target)] if target else list(RC.KINDS.values())
     except RC.ReleaseError as e:
         raise _usage(f"releases list: {e}") from None
-    out = _cli()._out()
+    out = stdout_console()
     for k in kinds:
         found = RC.cached_versions(k)
         if not found:
@@ -196,7 +193,7 @@ def _read_part(path: str):
 def _write_outputs(result, data, json_path, markdown, html_path, command) -> None:
     from ..reports import matrix as M
     from ..reports import write_atomic
-    console = _cli()._out()
+    console = stdout_console()
     if json_path:
         write_atomic(json_path, json.dumps(data, indent=1) + "\n")
         console.print(f"json: {json_path}", highlight=False)
@@ -215,7 +212,7 @@ def _merge(files, json_path, markdown, html_path) -> None:
         result = M.merge_parts(parts)
     except M.MatrixMergeError as e:
         raise _usage(f"--merge: {e}") from None
-    console = _cli()._out()
+    console = stdout_console()
     console.print(M.render_table(result))
     for sc in result.scenarios:
         console.print(f"{sc}: measured by {result.provenance[sc]}", markup=False, highlight=False)
@@ -265,11 +262,9 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     (docs/ci-matrix.md). Exit 0 when it ran (verdicts are findings), 2 usage,
     3 could not run."""
     from ..reports import matrix as M
-    from ..common import names as N
     from ..reports import check_writable
     from ..targets import release_cache as RC
 
-    cli = _cli()
     for path in [p for p in (json_path, markdown, html_path) if p]:
         try:
             check_writable(path)
@@ -320,7 +315,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
             from ..reports import write_atomic
             plan = M.plan_include(jobs, versions, repeat, kind.target, fingerprint)
             write_atomic(json_path, json.dumps(plan, indent=1) + "\n")
-            out = cli._out()
+            out = stdout_console()
             for j in jobs:
                 out.print(f"job {j.index}/{j.of}: {', '.join(j.scenarios)} x {len(versions)} "
                           f"release(s) x {repeat} round(s), planned at most ~{j.estimate_s:.0f}s",
@@ -335,7 +330,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
             raise _usage(str(e)) from None
         by_name = {name: by_name[name] for name in job.scenarios}
 
-    console = cli._out()
+    console = stdout_console()
     problems, libraries, reasons = [], {}, {}
     for v in versions:                     # fill the cache (or say which command would)
         why = RC.unavailable(kind, v)
@@ -366,7 +361,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
 
     from ..run.runner import Runner
     from ..scenario import load_scenario
-    say = cli._say("plain", console)
+    say = prepare_lines("plain", console)
 
     def run_once(name, version):
         file = by_name[name]
@@ -390,12 +385,12 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
 
     if job is not None:
         console.print(f"job {job.index}/{job.of}: {', '.join(job.scenarios)}", highlight=False)
-    with cli._sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             result = M.run_matrix(list(by_name), versions, repeat, run_once, on_progress,
                                   not_comparable=lambda v: reasons.get(v), target=kind.target)
         except KeyboardInterrupt:
-            cli.err.print("interrupted")
+            err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
     console.print(M.render_table(result))
     ran = sum(len(c.runs) for c in result.cells.values())
@@ -412,7 +407,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     data["command"] = command
     _write_outputs(result, data, json_path, markdown, html_path, command)
     if ran == 0:
-        cli.err.print("error: no release could be driven; see the reasons above", markup=False)
+        err.print("error: no release could be driven; see the reasons above", markup=False)
         sys.exit(EXIT_ERROR)
 
 

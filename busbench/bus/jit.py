@@ -21,8 +21,8 @@ from numba import njit
 PACKAGE = Path(__file__).resolve().parents[1]
 JITTED_SOURCES = ("bus/atomics.py", "bus/clock.py", "bus/config.py", "bus/ffi.py", "bus/histogram.py",
                   "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "load/text_payload.py",
-                  "lab.py", "names.py", "payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
-                  "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py")
+                  "lab.py", "names.py", "payload.py", "scenario/foreign.py", "load/hex_payload.py", "load/ccall.py",
+                  "targets/sink.py", "targets/netmesh/kernels.py")
 STAMP = "busbench-kernels.stamp"
 
 

@@ -43,7 +43,7 @@ import numpy as np
 from ..bus.atomics import cpu_relax, load_relaxed, store_release
 from ..bus.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
 from ..bus.config import DROPPED, FAILED, OK, SHUTTING_DOWN
-from ..bus.ffi import ccall_i32, ccall_i64
+from ..bus.ffi import ccall_i64
 from ..bus.jit import kernel, kernel_inline
 from ..bus.kernels import BusState, ingest_batch, mark_dropped
 from ..names import (
@@ -671,43 +671,31 @@ def unsent(params, pstate, now):
 # --------------------------------------------------------------------------- the C-call step
 @kernel_inline
 def invoke(addr, bits, arity, a0, a1, a2, a3, a4, a5, a6, a7):
-    """Call the C function at ``addr`` with ``arity`` int64 arguments, reading a
-    ``bits``-wide return (bus.ffi)."""
-    if bits == 64:
-        if arity == 0:
-            return ccall_i64(addr, ())
-        if arity == 1:
-            return ccall_i64(addr, (a0,))
-        if arity == 2:
-            return ccall_i64(addr, (a0, a1))
-        if arity == 3:
-            return ccall_i64(addr, (a0, a1, a2))
-        if arity == 4:
-            return ccall_i64(addr, (a0, a1, a2, a3))
-        if arity == 5:
-            return ccall_i64(addr, (a0, a1, a2, a3, a4))
-        if arity == 6:
-            return ccall_i64(addr, (a0, a1, a2, a3, a4, a5))
-        if arity == 7:
-            return ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6))
-        return ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6, a7))
+    """Call the C function at ``addr`` with ``arity`` int64 arguments; its return read
+    at ``bits`` (32: the low half of the register, sign-extended, as bus.ffi.ccall_i32
+    reads an ``int``: on x86-64 and AArch64 the upper half is not defined)."""
     if arity == 0:
-        return ccall_i32(addr, ())
-    if arity == 1:
-        return ccall_i32(addr, (a0,))
-    if arity == 2:
-        return ccall_i32(addr, (a0, a1))
-    if arity == 3:
-        return ccall_i32(addr, (a0, a1, a2))
-    if arity == 4:
-        return ccall_i32(addr, (a0, a1, a2, a3))
-    if arity == 5:
-        return ccall_i32(addr, (a0, a1, a2, a3, a4))
-    if arity == 6:
-        return ccall_i32(addr, (a0, a1, a2, a3, a4, a5))
-    if arity == 7:
-        return ccall_i32(addr, (a0, a1, a2, a3, a4, a5, a6))
-    return ccall_i32(addr, (a0, a1, a2, a3, a4, a5, a6, a7))
+        r = ccall_i64(addr, ())
+    elif arity == 1:
+        r = ccall_i64(addr, (a0,))
+    elif arity == 2:
+        r = ccall_i64(addr, (a0, a1))
+    elif arity == 3:
+        r = ccall_i64(addr, (a0, a1, a2))
+    elif arity == 4:
+        r = ccall_i64(addr, (a0, a1, a2, a3))
+    elif arity == 5:
+        r = ccall_i64(addr, (a0, a1, a2, a3, a4))
+    elif arity == 6:
+        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5))
+    elif arity == 7:
+        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6))
+    else:
+        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6, a7))
+    if bits == 64:
+        return r
+    low = r & 0xFFFFFFFF
+    return low - 0x100000000 if low >= 0x80000000 else low
 
 
 @kernel_inline

@@ -62,3 +62,20 @@ def buffers(batch: int, shards: int) -> tuple:
     by_shard = np.zeros(2 * max(1, shards), np.int64)
     by_shard[max(1, shards):] = -1
     return K.events_buffers(batch), by_shard, np.ones(max(1, shards))
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's cache) the jitted pieces this loop calls, so a
+    target's ``prepare`` pays for it and no step's time is spent compiling."""
+    params = np.zeros(K.P_LEN, np.int64)
+    params[K.P_BATCH] = 1
+    params[K.P_MAX_EVENTS] = 1
+    params[K.P_SHARDS] = 1
+    events, by_shard, zipf_cdf = buffers(1, 1)
+
+    def step(values, t_int, m, landed):
+        landed[:m] = K.LANDED
+        return 0, m, 0, 1
+
+    run(step, params, np.zeros(K.S_LEN, np.int64), K.empty_xstate(), by_shard, zipf_cdf,
+        np.zeros(16, np.int64), events)

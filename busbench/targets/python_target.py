@@ -101,6 +101,7 @@ class PythonTarget(SinkEvidence):
                                   f"shard count (bus.shards)")
             self.sink_state = SinkState(self.producers, self.shards)
         self._stats_keys = frozenset(self._read_stats())
+        pyloop.warm_up()        # the loop's jitted pieces, compiled before any step is timed
         self._prepared = True
 
     def _factory(self):

@@ -265,6 +265,8 @@ class NetMeshTarget:
             except ImportError as e:
                 raise NetMeshError(f"the net-mesh Python binding does not import: {e}; "
                                    f"{abi.INSTALL_HINT}") from e
+            pyloop.warm_up()
+            say("busbench's Python producer loop ready")
         else:
             self._warm_kernels()
             say("net-mesh producer kernels ready")

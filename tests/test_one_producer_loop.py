@@ -24,14 +24,14 @@ import time
 import numpy as np
 import pytest
 
-from busbench import names as N
+from busbench.common import names as N
 from busbench.bus.config import BusConfig
 from busbench.load import kernels as K
 from busbench.load import pyloop
-from busbench.load import text_payload as PL
+from busbench.native import text_payload as PL
 from busbench.load.ccall import Arg, CallSpec, ErrorCode
 from busbench.load.generator import LoadGenerator, LoadSpec
-from busbench.payload import SEQ_BITS, SEQ_MASK
+from busbench.native.payload import SEQ_BITS, SEQ_MASK
 from busbench.targets.builtin import BuiltinTarget
 
 CC = shutil.which("cc") or shutil.which("gcc")

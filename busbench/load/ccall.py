@@ -25,7 +25,7 @@ keylen, void *msg_opaque)``, which returns -1 on failure with the reason in
 What the loop does with each part:
 
 * ``args``: up to ``MAX_ARGS`` (8) arguments, each one integer register on
-  x86-64 System V and AArch64 (``bus.ffi``: a pointer, a ``size_t``, an ``int``
+  x86-64 System V and AArch64 (``native.ffi``: a pointer, a ``size_t``, an ``int``
   all travel as int64). A kind per argument:
 
   ========================  ================================================================
@@ -64,8 +64,8 @@ What the loop does with each part:
   and goes on. Either way the code and events are tallied in the producer's
   ``xstate`` (``load.kernels.X_*``).
 * ``payload``: the bytes busbench writes per event: ``"json"`` (50 bytes of
-  fixed-width JSON, ``load.text_payload``) or ``"hex"`` (34 bytes, a JSON string
-  of 32 hex digits, ``load.hex_payload``); both name producer, seq and intended
+  fixed-width JSON, ``native.text_payload``) or ``"hex"`` (34 bytes, a JSON string
+  of 32 hex digits, ``native.hex_payload``); both name producer, seq and intended
   send time so a witness reads them back.
 
 ``to_array()`` validates (``ValueError`` naming what is wrong) and returns the

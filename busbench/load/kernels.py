@@ -40,13 +40,13 @@ watchdog, shutdown's gate) counts the rest of its count as unsent.
 """
 import numpy as np
 
-from ..bus.atomics import cpu_relax, load_relaxed, store_release
-from ..bus.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
+from ..native.atomics import cpu_relax, load_relaxed, store_release
+from ..native.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
 from ..bus.config import DROPPED, FAILED, OK, SHUTTING_DOWN
-from ..bus.ffi import ccall_i64
-from ..bus.jit import kernel, kernel_inline
+from ..native.ffi import ccall_i64
+from ..native.jit import kernel, kernel_inline
 from ..bus.kernels import BusState, ingest_batch, mark_dropped
-from ..names import (
+from ..common.names import (
     INGEST_AMBIGUOUS,
     INGEST_CLOSED,
     INGEST_ERROR,
@@ -55,8 +55,8 @@ from ..names import (
     INGEST_REFUSED,
     INGEST_STRANDED,
 )
-from ..payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
-from . import hex_payload, text_payload
+from ..native.payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
+from ..native import hex_payload, text_payload
 from .ccall import (
     A_CONST,
     A_LEN,
@@ -672,7 +672,7 @@ def unsent(params, pstate, now):
 @kernel_inline
 def invoke(addr, bits, arity, a0, a1, a2, a3, a4, a5, a6, a7):
     """Call the C function at ``addr`` with ``arity`` int64 arguments; its return read
-    at ``bits`` (32: the low half of the register, sign-extended, as bus.ffi.ccall_i32
+    at ``bits`` (32: the low half of the register, sign-extended, as native.ffi.ccall_i32
     reads an ``int``: on x86-64 and AArch64 the upper half is not defined)."""
     if arity == 0:
         r = ccall_i64(addr, ())

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
-from .. import names as N
+from ..common import names as N
 from ..load import kernels as LK
 from ..load import pyloop
-from ..load import text_payload as PL
-from ..payload import SEQ_BITS, SEQ_MASK
+from ..native import text_payload as PL
+from ..native.payload import SEQ_BITS, SEQ_MASK
 from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within

@@ -8,7 +8,7 @@ arrive as addresses taken from whichever release's library the target loaded
 by path (``call_spec``), so one cached kernel drives several releases side by
 side in one process, without the GIL.
 
-Payload: ``load.hex_payload`` (34 bytes of valid JSON, 32 hex digits naming
+Payload: ``native.hex_payload`` (34 bytes of valid JSON, 32 hex digits naming
 producer, seq and time). net-mesh picks the shard from a hash of the payload;
 busbench's key distributions cannot steer it.
 
@@ -20,12 +20,12 @@ watermark that flush evidence reads at the moment flush is called.
 """
 import numpy as np
 
-from ...bus.jit import kernel, kernel_inline
+from ...native.jit import kernel, kernel_inline
 from ...load import kernels as K
 from ...load.ccall import Arg, CallSpec
-from ...load.hex_payload import HEX_DIGITS, MAX_PRODUCERS, PRODUCER_DIGITS, SEQ_DIGITS, TIME_DIGITS  # noqa: F401
-from ...load.hex_payload import SIZE as PAYLOAD_LEN  # noqa: F401
-from ...payload import add_wrap, mix
+from ...native.hex_payload import HEX_DIGITS, MAX_PRODUCERS, PRODUCER_DIGITS, SEQ_DIGITS, TIME_DIGITS  # noqa: F401
+from ...native.hex_payload import SIZE as PAYLOAD_LEN  # noqa: F401
+from ...native.payload import add_wrap, mix
 
 RC_OK, RC_BACKPRESSURE, RC_SHUTTING_DOWN = 0, -5, -8
 SINGLE, BATCH = 0, 1

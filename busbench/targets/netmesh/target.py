@@ -30,10 +30,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ... import names as N
-from ...load import hex_payload, pyloop
+from ...common import names as N
+from ...load import pyloop
+from ...native import hex_payload
 from ...load import kernels as K
-from ...payload import SEQ_BITS, SEQ_MASK
+from ...native.payload import SEQ_BITS, SEQ_MASK
 from ...scenario.errors import closest
 from ..base import Capabilities, FlushClaim, ShutdownClaim
 from . import abi

@@ -6,7 +6,7 @@ time in closed loop. net-mesh stores it verbatim, so the Redis stream entry is
 ``{"r":"<32 hex>","t":...,"s":<shard>}`` and the witness finds the hex at a
 fixed offset (``targets.netmesh.kernels.account_entries``).
 """
-from ..bus.jit import kernel_inline
+from .jit import kernel_inline
 
 SIZE = 34
 PRODUCER_DIGITS, SEQ_DIGITS, TIME_DIGITS = 4, 12, 16

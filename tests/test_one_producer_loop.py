@@ -314,3 +314,42 @@ def test_a_kafka_shaped_call_routes_shard_and_error_code(fake_lib):
         else:
             assert truth.landed == 314 and truth.offered == 320 and truth.retries == 0
             assert truth.unsent == 0
+
+
+def test_a_stop_ends_every_loop_in_its_wait(fake_lib):
+    """A producer waiting on a slow schedule (an event every 5 s) sees the stop flag
+    (the watchdog, a flush under load ending) instead of sleeping until its next
+    event is due: the c-abi and net-mesh loops used to sleep through it."""
+    f = np.zeros(5 + 8, np.int64)
+    f[4] = 1 << 40
+    calls = CallSpec(address=fake_lib["fake_ingest"], args=(Arg.const(f.ctypes.data), Arg.VALUE,
+                                                          Arg.PTR, Arg.LEN)).to_array()
+    target = BuiltinTarget(BusConfig(shards=1, capacity=64, producers=1, adapter="verify"))
+    target.prepare()
+    target.start()
+
+    def c_produce(p, params, pstate, by_shard, zipf_cdf, stop, events):
+        batch = int(params[K.P_BATCH])
+        K.produce_ccall(calls, params, pstate, K.empty_xstate(), stop, PL.template_array(batch),
+                        np.zeros(batch, np.int64), np.zeros(batch, np.int64), events=events)
+
+    def py_produce(p, params, pstate, by_shard, zipf_cdf, stop, events):
+        def step(values, t_int, m, landed):
+            landed[:m] = K.LANDED
+            return N.INGEST_OK, m, 0, 1
+        pyloop.run(step, params, pstate, K.empty_xstate(), by_shard, zipf_cdf, stop, events)
+
+    try:
+        for name, produce in (("ring", target.produce), ("c call", c_produce), ("python", py_produce)):
+            _warm(produce)
+            gen = LoadGenerator(LoadSpec(producers=1, rate_per_producer=0.2, batch=1), 1, produce,
+                                lambda p: False)
+            gen.start(duration_ns=60_000_000_000)
+            time.sleep(0.2)          # the first event went out at t0; the next is due at 5 s
+            t = time.monotonic()
+            assert gen.stop(timeout_s=10.0), name
+            assert time.monotonic() - t < 1.0, f"{name}: the stop took {time.monotonic() - t:.2f} s"
+            truth = gen.truth(0)
+            assert truth.offered == 1 and truth.unsent == 0, f"{name}: {truth}"
+    finally:
+        target.shutdown(1.0)

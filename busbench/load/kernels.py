@@ -859,6 +859,12 @@ def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, z
     if _NO_BUS is None:
         _NO_BUS = no_bus()
     batch = int(params[P_BATCH])
+    # the kernel does not check bounds: a buffer shorter than a batch would be written past
+    if min(payload.shape[0], ptrs.shape[0], lens.shape[0]) < batch or xstate.shape[0] < X_LEN \
+            or calls.shape[0] < C_LEN:
+        raise ValueError(f"produce_ccall: buffers for {batch} events and an xstate of {X_LEN} "
+                         f"expected, got payload {payload.shape}, ptrs {ptrs.shape}, lens "
+                         f"{lens.shape}, xstate {xstate.shape}, calls {calls.shape}")
     events = events if events is not None and events[0].shape[0] >= batch else events_buffers(batch)
     if by_shard is None:
         by_shard = np.zeros(2 * max(1, int(params[P_SHARDS])), np.int64)

@@ -188,27 +188,9 @@ def choose_shard(params, pstate, zipf_cdf, seq):
 
 
 @kernel
-def wait_until_due(due):
-    """Sleep while the due time is far, spin politely when it is near."""
-    spins = 0
-    while True:
-        now = monotonic_ns()
-        left = due - now
-        if left <= 0:
-            return now
-        if left > 150_000:
-            sleep_ns(left - 100_000)
-        elif spins < 64:
-            cpu_relax()
-            spins += 1
-        else:
-            yield_cpu()
-
-
-@kernel
 def wait_until_due_or_stop(due, stop):
-    """``wait_until_due`` that also watches the stop flag: returns the time, or
-    -1 when the flag went up meanwhile (a slow schedule must not keep a
+    """Sleep while the due time is far, spin politely when it is near, and watch
+    the stop flag: returns the time, or -1 when the flag went up meanwhile (a slow schedule must not keep a
     producer asleep past a stop: the watchdog, a flush under load ending).
     Sleeps in slices of at most 2 ms so the flag is seen promptly."""
     spins = 0

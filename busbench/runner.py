@@ -18,7 +18,7 @@ from . import names as N
 from . import threadcpu, waiting
 from . import watchdog as W
 from .bus import histogram
-from .evidence import EvidenceCollector
+from .evidence import EvidenceCollector, ShutdownEvidence
 from .load import kernels as K
 from .load.generator import LoadGenerator, LoadSpec
 from .metrics import CpuTime, latency_summaries, run_metrics
@@ -194,7 +194,7 @@ class Runner:
         self.gen.stop(wait_for_stalled=wait_for_stalled,
                       timeout_s=self.watchdog.remaining() + STOP_GRACE_S)
 
-    def _flush(self, i, step) -> dict:
+    def _flush(self, i, step):
         timeout_s = step.timeout / 1e9
         idle = not self.gen.running
 
@@ -214,7 +214,7 @@ class Runner:
             finally:
                 self._stop_producers(wait_for_stalled=False)
                 self.load_s += time.monotonic() - t0
-        self.quiet.flushed(record["claimed_reached"], record["timed_out"], step.under_load, idle)
+        self.quiet.flushed(record.claimed_reached, record.timed_out, step.under_load, idle)
         return record
 
     def _step(self, i, step) -> dict:
@@ -223,7 +223,7 @@ class Runner:
             self._run_load(duration_ns=step.duration, events=step.events)
             return {}
         if kind == "flush":
-            return {"flush": self._flush(i, step)}
+            return {"flush": self._flush(i, step).to_dict()}
         if kind == "check":
             ev = self._record_verdicts(step.checks, f"step {i}")
             return {"checks": [v.to_dict() for v in self.verdicts if v.at == f"step {i}"],
@@ -234,7 +234,8 @@ class Runner:
         if kind == "fault":
             return self.target.arm_fault(step.fault)
         if kind == "shutdown":
-            return {"shutdown": self.target.shutdown(self.watchdog.clip(step.grace / 1e9)).to_dict()}
+            claim = self.target.shutdown(self.watchdog.clip(step.grace / 1e9))
+            return {"shutdown": ShutdownEvidence.from_claim(claim).to_dict()}
         raise AssertionError(f"unknown step {kind}")
 
     # ------------------------------------------------------------------ run
@@ -298,7 +299,8 @@ class Runner:
                 self.step_label = self.watchdog.where = "shutdown (implicit)"
                 self.step_started, self.step_expected_s = time.monotonic(), 0.0
                 self.waiting_for = waiting.shutdown_waits_for(int(IMPLICIT_GRACE_S * 1e9))
-                details = {"shutdown": t.shutdown(self.watchdog.clip(IMPLICIT_GRACE_S)).to_dict()}
+                claim = t.shutdown(self.watchdog.clip(IMPLICIT_GRACE_S))
+                details = {"shutdown": ShutdownEvidence.from_claim(claim).to_dict()}
                 self.watchdog.check()
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0, t.counters(),

@@ -144,7 +144,7 @@ def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(rece
                     quiescent=True)
     v = C.conservation(_spec("conservation"), ev)
     assert v.outcome == outcome and "stands in for it" in v.evidence
-    no_witness = C.Evidence(**{**ev.to_dict(), "delivery": None,
+    no_witness = C.Evidence(**{**ev.__dict__, "delivery": None,
                                "capabilities": {"reasons": {"events_dispatched": "not exported"}}})
     v = C.conservation(_spec("conservation"), no_witness)
     assert v.outcome == "not_observable" and "not exported" in v.evidence
@@ -156,8 +156,11 @@ def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(rece
 def test_ground_truth_judges_events_ingested_as_the_target_counts_it(counts, ingested, outcome):
     from busbench import checks as C
     from busbench.payload import checksum
-    producer = {"offered": 100, "refused": 10, "stranded": 0, "offered_sum": checksum(range(100)),
-                "refused_sum": checksum(range(90, 100)), "stranded_sum": 0}
+    from busbench.load.generator import ProducerTruth
+    producer = ProducerTruth(offered=100, landed=90, refused=10, turned_away=0, stranded=0,
+                             late=0, unsent=0, calls=2, retries=0, next_seq=100,
+                             offered_sum=checksum(range(100)),
+                             refused_sum=checksum(range(90, 100)), stranded_sum=0)
     delivery = _delivery(90)
     delivery["received_sum"] = [checksum(range(90))]
     delivery.update(received_by_shard=[[90]], last_seq_by_shard=[[89]], evicted_by_shard=[[0]],

@@ -27,6 +27,7 @@ from .result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
 from .targets import TargetError, open_target
+from .targets.base import exports, throughput_counter
 from .units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
@@ -103,6 +104,7 @@ class Runner:
         self.step_expected_s, self.waiting_for = 0.0, ""     # waiting.plan(step)
         self.status = "running"
         self.check_states: dict = {}
+        self._caps: dict = {}          # the target's capabilities, once prepared
         # cpu_per_event: the producers' clocks (the load generator) and the
         # target's worker threads' clocks, read at every step's start and end
         self.worker_clocks = threadcpu.WorkerClocks()
@@ -126,6 +128,10 @@ class Runner:
         if hists is not None and hists[0][histogram.COUNT] > 0:
             latency = histogram.summary(hists[0])
         counters = sample.counters
+        caps = self._caps
+        lossy = (bool(counters[N.SHUTDOWN_WAS_LOSSY])
+                 if exports(caps, N.SHUTDOWN_WAS_LOSSY, counters) and N.SHUTDOWN_WAS_LOSSY in counters
+                 else None)
         return Snapshot(
             scenario=self.scenario.name, target=getattr(t, "label", t.name), layout=t.layout,
             step_index=self.step_index, step_count=len(self.scenario.steps),
@@ -133,11 +139,12 @@ class Runner:
             step_progress=self.step_progress() if callable(self.step_progress) else None,
             elapsed_s=sample.t, counters={k: counters[k] for k in N.COUNTER_NAMES if k in counters},
             rates=sample.rates or {k: 0.0 for k in N.COUNTER_NAMES if k in counters},
-            shutdown_was_lossy=bool(counters.get(N.SHUTDOWN_WAS_LOSSY, False)), shards=shards,
+            shutdown_was_lossy=lossy, shards=shards,
             throughput_history=sample.history, checks=tuple(self.check_states.values()),
             latency_ns=latency, status=self.status,
             step_elapsed_s=time.monotonic() - self.step_started,
-            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for)
+            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for,
+            capabilities=caps)
 
     # ------------------------------------------------------------------ cpu time
     def _read_worker_clocks(self) -> None:
@@ -271,6 +278,10 @@ class Runner:
                 self.say(line)
             self.step_label = "compiling kernels"
             t.prepare(self.say)
+            # what the display may show (targets.base.exports), once the target
+            # knows itself (a foreign bus's stats are known once it is loaded)
+            self._caps = t.capabilities.to_dict()
+            sampler.history_counter = throughput_counter(self._caps)
             native = getattr(t, "native_library", None)
             if native is not None and native() is not None:
                 result.environment["native_library"] = native()   # which library, which release

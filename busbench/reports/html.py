@@ -25,6 +25,7 @@ import yaml
 
 from .. import names as N
 from ..records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
+from ..targets.base import exports as target_exports
 from ..units import format_count, format_duration, format_rate
 from . import svg
 
@@ -65,14 +66,13 @@ def load_record(path) -> dict:
 
 # --------------------------------------------------------------------------- derived numbers
 def exports(record: dict, counter: str) -> bool:
-    """Whether the record's target exported ``counter`` (a counter it does not
-    export is absent from its counters and series, never 0)."""
-    caps = record.get("capabilities")
-    if isinstance(caps, dict) and "counters" in caps:
-        return counter in caps["counters"]
-    if counter in (record.get("counters") or {}):
-        return True
-    return any(counter in row for row in record.get("series", []))
+    """Whether the record's target exported ``counter``: its capabilities say
+    (``targets.base.exports``, the one answer); a record without them, what its
+    counters and series hold (a counter a target lacks is absent, never 0)."""
+    seen = dict(record.get("counters") or {})
+    if counter not in seen and any(counter in row for row in record.get("series", [])):
+        seen[counter] = True
+    return target_exports(record.get("capabilities"), counter, seen)
 
 
 def _target(record: dict) -> str:

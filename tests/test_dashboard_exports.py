@@ -11,9 +11,9 @@ import io
 
 from rich.console import Console
 
-from busbench import names as N
-from busbench.dashboard import PlainProgress, render_dashboard
-from busbench.snapshot import CheckState, Snapshot
+from busbench.common import names as N
+from busbench.reports.dashboard import PlainProgress, render_dashboard
+from busbench.run.snapshot import CheckState, Snapshot
 from busbench.targets.base import Capabilities, exports, throughput_counter
 from busbench.targets.netmesh.target import COUNTERS as NETMESH_COUNTERS
 
@@ -121,7 +121,7 @@ def test_summaries_and_the_html_report_ask_the_same_function():
     the capabilities say the target does not export it: in the summary, the
     Markdown and the HTML report alike."""
     from busbench.reports import html, markdown, summary
-    from busbench.result import RunResult
+    from busbench.evidence.result import RunResult
     r = RunResult(scenario_name="s", scenario={}, source="s.yaml", target="net-mesh", layout="-",
                   environment={}, started_at="2026-12-04T00:00:00+00:00",
                   counters={"events_ingested": 10, "events_dropped": 0,
@@ -143,7 +143,7 @@ def test_summaries_and_the_html_report_ask_the_same_function():
 def test_the_runner_hands_the_display_what_the_target_has():
     """A real run on a target exporting no events_dispatched and no lossy flag:
     every snapshot says so, and the throughput history is the ingest rate."""
-    from busbench.runner import Runner
+    from busbench.run.runner import Runner
     from busbench.scenario.schema import Scenario
     from busbench.targets.fake import FakeTarget
     sc = Scenario.model_validate({

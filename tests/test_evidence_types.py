@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from busbench import names as N
-from busbench.evidence import (
+from busbench.common import names as N
+from busbench.evidence.model import (
     Evidence,
     EvidenceFormatError,
     FlushEvidence,
@@ -21,8 +21,8 @@ from busbench.evidence import (
     upgrade_record,
 )
 from busbench.load.generator import ProducerTruth
-from busbench.result import SCHEMA_VERSION
-from busbench.runner import Runner
+from busbench.evidence.result import SCHEMA_VERSION
+from busbench.run.runner import Runner
 from busbench.scenario.schema import Scenario
 from busbench.targets.builtin import BuiltinTarget
 from tests.cli_helpers import cli, flat

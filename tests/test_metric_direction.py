@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from busbench import gating, stats
-from busbench import precision as P
-from busbench.compare import run_comparison, variants
-from busbench.stats import GATE_FAIL, GATE_PASS
-from busbench.thresholds import HIGHER, LOWER, METRICS
+from busbench.verdicts import gating, stats
+from busbench.verdicts import precision as P
+from busbench.verdicts.compare import run_comparison, variants
+from busbench.verdicts.stats import GATE_FAIL, GATE_PASS
+from busbench.scenario.thresholds import HIGHER, LOWER, METRICS
 
 BASE = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2]
 UP = [v * 1.4 for v in BASE[::-1]]              # 40% higher figures
@@ -56,7 +56,7 @@ def test_compare_judges_variant_b_by_the_metrics_direction(metric, verdict):
 
 
 def test_compare_refuses_a_metric_it_cannot_direct():
-    from busbench.compare import CompareUsageError
+    from busbench.verdicts.compare import CompareUsageError
     with pytest.raises(CompareUsageError, match="unknown metric 'thruput'"):
         run_comparison(variants(["bus.counters=padded,packed"]), 2, lambda v: 1.0, "thruput")
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from .. import names as N
-from ..records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
+from ..common import names as N
+from ..common.units import format_count, format_duration, format_rate
+from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
 from ..targets.base import exports as target_exports
-from ..units import format_count, format_duration, format_rate
 from . import svg
 
 COUNTERS = (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED)

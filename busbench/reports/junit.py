@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_INCOMPLETE
+from ..common.names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_INCOMPLETE
 
 
 def render(results) -> str:

@@ -1,9 +1,9 @@
 """A Markdown summary (also appended to $GITHUB_STEP_SUMMARY in CI)."""
 from __future__ import annotations
 
-from ..names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
+from ..common.names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
+from ..common.units import format_count, format_duration, format_rate
 from ..targets.base import exports
-from ..units import format_count, format_duration, format_rate
 
 MARK = {True: "✅", False: "❌"}
 

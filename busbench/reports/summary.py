@@ -5,7 +5,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..names import (
+from ..common.names import (
     COUNTER_NAMES,
     OUTCOME_WORDS,
     RUN_ERROR,
@@ -15,8 +15,8 @@ from ..names import (
     RUN_TIMED_OUT,
     SHUTDOWN_WAS_LOSSY,
 )
+from ..common.units import format_duration, format_rate
 from ..targets.base import exports
-from ..units import format_duration, format_rate
 
 STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
          RUN_INTERRUPTED: "yellow"}

@@ -71,7 +71,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from .. import names as N
+from ..common import names as N
 from .errors import TargetConfigError, TargetError  # noqa: F401  (re-exported)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .names import EXIT_CODES
-from .names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
-from .names import RUN_FAILED as FAILED  # noqa: F401
-from .names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
-from .names import RUN_PASSED as PASSED
-from .names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
+from ..common.names import EXIT_CODES
+from ..common.names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
+from ..common.names import RUN_FAILED as FAILED  # noqa: F401
+from ..common.names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
+from ..common.names import RUN_PASSED as PASSED
+from ..common.names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 
 # 3: every flush, shutdown and producer entry holds every field of its type
 # (evidence.FlushEvidence, ShutdownEvidence, load.generator.ProducerTruth);
@@ -20,7 +20,7 @@ SCHEMA_VERSION = 3
 
 
 def environment(scenario: dict | None = None) -> dict:
-    """What decides whether two runs compare: see busbench/environment.py."""
+    """What decides whether two runs compare: see busbench/evidence/environment.py."""
     from .environment import describe
     return describe(scenario)
 

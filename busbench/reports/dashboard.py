@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from busbench.names import (
+from busbench.common.names import (
     DISPLAY_STATUS,
     EVENTS_DISPATCHED,
     EVENTS_DROPPED,
@@ -33,7 +33,7 @@ from busbench.names import (
     RUN_TIMED_OUT,
     SHUTDOWN_WAS_LOSSY,
 )
-from busbench.snapshot import (
+from busbench.run.snapshot import (
     CHECK_FAILED,
     CHECK_PASSED,
     COUNTER_NAMES,
@@ -59,7 +59,7 @@ STATUS_STYLES = {"running": "bold cyan", "finished": "bold green",
                  "interrupted": "bold yellow"}
 
 
-# --- human formatters (private on purpose: busbench/units.py is written concurrently) ---
+# --- human formatters (private on purpose: busbench/common/units.py is written concurrently) ---
 
 def _count(n: int) -> str:
     return f"{int(n):,}"

@@ -39,7 +39,7 @@ from typing import NamedTuple
 from rich.table import Table
 
 from . import precision, stats
-from .thresholds import METRICS
+from ..scenario.thresholds import METRICS
 
 SCHEMA_VERSION = 2
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: what the verdicts say (the same words as ``stats``)
-from .thresholds import higher_is_better as metric_higher_is_better
+from ..scenario.thresholds import higher_is_better as metric_higher_is_better
 from .stats import (
     FASTER,
     GATE_FAIL,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import checks as C
-from . import names as N
-from .evidence import Evidence, EvidenceFormatError, upgrade_record
-from .records import RecordError, read_record
+from ..common import names as N
+from ..evidence.model import Evidence, EvidenceFormatError, upgrade_record
+from ..evidence.records import RecordError, read_record
 
 
 @dataclass
@@ -40,7 +40,7 @@ def _evidence(d: dict, where: str) -> Evidence:
 def recheck(path) -> Recheck:
     from pydantic import ValidationError
 
-    from .scenario.schema import CheckStep, Scenario
+    from ..scenario.schema import CheckStep, Scenario
     original = read_record(path)
     try:
         record = upgrade_record(original)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .names import (
+from ..common.names import (
     BATCHES_DISPATCHED,
     CHECK_PENDING,
     COUNTER_NAMES,
@@ -20,7 +20,7 @@ from .names import (
     NOT_OBSERVABLE,
     PASSED,
 )
-from .targets.base import exports, throughput_counter
+from ..targets.base import exports, throughput_counter
 
 #: states a check can be in while a run goes on: pending, or its outcome
 CHECK_PASSED = PASSED
@@ -76,7 +76,7 @@ class Snapshot:
     checks: tuple = ()        # tuple[CheckState, ...]
     latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
-    # What a long step is waiting for (busbench/waiting.py), and for how long:
+    # What a long step is waiting for (busbench/run/waiting.py), and for how long:
     step_elapsed_s: float | None = None     # time in the current step
     step_expected_s: float = 0.0            # how long the step should take (a run's duration)
     waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"

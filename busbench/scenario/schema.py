@@ -725,7 +725,11 @@ class NetMeshTargetSpec(OneKey):
 
 from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec  # noqa: E402  (builds on OneKey)
 
-Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec),
+#: every kind of target a scenario may name (a spec's ``path_keys``: its settings that
+#: name files, resolved against the scenario file by the loader)
+TARGET_SPECS = (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec)
+
+Target = _one_of("target", TARGET_SPECS,
                  _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml} or "
                  "{python: module:factory}")
 

@@ -136,6 +136,7 @@ def test_busbench_check_re_evaluates_a_schema_2_record(tmp_path):
     ok = cli("check", V2_RECORD)
     assert ok.exit_code == 0, ok.output
     assert "lossy_shutdown" in ok.output and "flush_barrier (step 2)" in flat(ok.output)
+    assert "record schema 2, read as schema 3" in flat(ok.output)
     # The converted evidence is judged, not waved through: the bus's flag turned false
     record = json.loads(V2_RECORD.read_text())
     record["counters"][N.SHUTDOWN_WAS_LOSSY] = False

@@ -138,6 +138,9 @@ def test_summaries_and_the_html_report_ask_the_same_function():
     record = r.to_dict()
     assert not html.exports(record, "shutdown_was_lossy")
     assert not html.exports(record, "events_dispatched") and html.exports(record, "events_ingested")
+    assert html.throughput_of(record) == "events_ingested"     # what a PNG of several runs draws
+    assert html.throughput_of({**record, "capabilities": {}, "counters": {"events_dispatched": 1}}) \
+        == "events_dispatched"
 
 
 def test_the_runner_hands_the_display_what_the_target_has():

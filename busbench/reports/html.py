@@ -26,6 +26,7 @@ import yaml
 from ..common import names as N
 from ..common.units import format_count, format_duration, format_rate
 from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
+from ..targets.base import THROUGHPUT_COUNTERS
 from ..targets.base import exports as target_exports
 from . import svg
 
@@ -73,6 +74,12 @@ def exports(record: dict, counter: str) -> bool:
     if counter not in seen and any(counter in row for row in record.get("series", [])):
         seen[counter] = True
     return target_exports(record.get("capabilities"), counter, seen)
+
+
+def throughput_of(record: dict) -> str | None:
+    """The counter a record's throughput over time is drawn from
+    (``targets.base.throughput_counter``: dispatched, else ingested)."""
+    return next((c for c in THROUGHPUT_COUNTERS if exports(record, c)), None)
 
 
 def _target(record: dict) -> str:

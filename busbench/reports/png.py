@@ -61,9 +61,14 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
         fig.savefig(path)
         written.append(path)
 
-    counters = html.COUNTERS if len(records) == 1 else ("events_dispatched",)
     fig, ax = _figure()
+    drawn = set()
     for i, (rec, label) in enumerate(zip(records, labels)):
+        # one run: every rate it has; several: each one's throughput, dispatched where
+        # exported, else ingested (html.throughput_of)
+        counters = html.COUNTERS if len(records) == 1 else tuple(
+            c for c in (html.throughput_of(rec),) if c)
+        drawn.update(counters)
         for j, c in enumerate(counters):
             if not html.exports(rec, c):      # not exported: not drawn as 0
                 continue
@@ -73,7 +78,8 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
                     color=html.svg.PALETTE[(i + j) % len(html.svg.PALETTE)])
     _mark_steps(ax, records[0])
     _rate_axis(ax)
-    ax.set_title("events per second" if len(records) == 1 else "events dispatched per second")
+    ax.set_title("events per second" if len(records) == 1 or len(drawn) != 1
+                 else f"{html.RATE_NAMES[next(iter(drawn))].replace('/s', '')} per second")
     ax.legend(loc="upper right", fontsize=8)
     save(fig, "throughput.png")
 

@@ -23,7 +23,7 @@ from busbench.common import names as N
 from busbench.bus.config import BusConfig
 from busbench.bus.core import ReferenceBus
 from busbench.evidence.collector import flush_record
-from busbench.evidence.model import ShutdownEvidence
+from busbench.evidence.types import ShutdownEvidence
 from busbench.load.generator import LoadGenerator, LoadSpec
 from busbench.scenario.schema import CheckSpec
 from busbench.targets.builtin import BuiltinTarget

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from busbench.common import names as N
-from busbench.evidence.model import FlushEvidence, ShutdownEvidence
+from busbench.evidence.types import FlushEvidence, ShutdownEvidence
 from busbench.load.generator import ProducerTruth
 from busbench.native.payload import checksum
 from busbench.verdicts import checks as C

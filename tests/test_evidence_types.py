@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busbench.common import names as N
-from busbench.evidence.model import (
+from busbench.evidence.types import (
     Evidence,
     EvidenceFormatError,
     FlushEvidence,

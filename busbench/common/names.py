@@ -4,7 +4,7 @@ check outcomes, ingest status codes, check display names.
 Runner, targets, checks, reports, cli and dashboard import these rather than
 re-spelling them, so renaming one is one edit (STYLE.md, "one home per name").
 The ingest status codes are read by jitted kernels as compile-time constants,
-which is why this module is listed in ``bus.jit.JITTED_SOURCES``.
+which is why this module is among ``native.jit.JITTED_SOURCES`` (kernel modules import it).
 """
 from __future__ import annotations
 

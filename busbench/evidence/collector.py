@@ -1,4 +1,4 @@
-"""Evidence collection: what a run observed, as ``model.Evidence`` values.
+"""Evidence collection: what a run observed, as ``types.Evidence`` values.
 
 Reads the target (its counters and claims, its witness's tallies) and the load
 generator (the producers' own tallies); writes nothing into either. The flush
@@ -8,7 +8,7 @@ attributed evictions just before, the witness's counts just after.
 from __future__ import annotations
 
 from .metrics import run_metrics
-from .model import Evidence, FlushEvidence, ShutdownEvidence, int_table, plain
+from .types import Evidence, FlushEvidence, ShutdownEvidence, int_table, plain
 
 
 def flush_record(step_index, target, gen, timeout_s, under_load, call) -> FlushEvidence:

@@ -19,7 +19,7 @@ from . import threadcpu, waiting
 from . import watchdog as W
 from ..native import histogram
 from ..evidence.collector import EvidenceCollector
-from ..evidence.model import ShutdownEvidence
+from ..evidence.types import ShutdownEvidence
 from ..load import kernels as K
 from ..load.generator import LoadGenerator, LoadSpec
 from ..evidence.metrics import CpuTime, latency_summaries, run_metrics
@@ -52,13 +52,6 @@ def load_spec(scenario) -> LoadSpec:
                     batch=load.batch, keys=kind, hot_shard=hot_shard, hot_share=hot_share,
                     zipf_exponent=zipf_exponent, late_after_ns=load.late_after,
                     retry_failed=load.on_fail == "retry", seed=scenario.seed)
-
-
-def warm_up(say=None) -> float:
-    """Compile the builtin target's kernels (kept for callers of the old name);
-    ``say`` as for ``Target.prepare``. Returns seconds spent."""
-    from ..targets.builtin import warm_up as builtin_warm_up
-    return builtin_warm_up(say)
 
 
 def step_label(step) -> str:

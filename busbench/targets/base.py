@@ -52,8 +52,8 @@ Contract (owned by the core; every target implements all of it):
 
 Adding a target (net-mesh next):
 
-1. A jitted ``produce`` kernel in the target's own module (listed in
-   ``bus.jit.JITTED_SOURCES``) looping ``load.kernels.begin_step / next_call /
+1. A jitted ``produce`` kernel in the target's own module (found by
+   ``native.jit.jitted_sources``, nothing to list) looping ``load.kernels.begin_step / next_call /
    <your ingest> / after_call`` (see builtin_kernels.py): your ingest returns
    ``names.INGEST_*`` and fills the landed mask; every tally is busbench's.
 2. Payloads are ``payload``'s ``producer << SEQ_BITS | seq``; a witness that
@@ -100,6 +100,9 @@ class Capabilities:
     # in events_dropped only). ground_truth compares the counter accordingly.
     ingested_counts: str = "offered"
     note: str = ""                 # one line shown with the target (e.g. "figures include the GIL")
+    # No lossy flag, but a per-message account of the shutdown (ShutdownClaim.details
+    # ["account"]: delivered and failed per producer): lossy_shutdown sets it against the witness.
+    shutdown_account: bool = False
 
     def to_dict(self) -> dict:
         return {"counters": sorted(self.counters), "witness": self.witness,
@@ -109,7 +112,7 @@ class Capabilities:
                 "faults": sorted(self.faults), "witness_hint": self.witness_hint,
                 "shard_known_to_producer": self.shard_known_to_producer,
                 "reasons": dict(self.reasons), "ingested_counts": self.ingested_counts,
-                "note": self.note}
+                "note": self.note, "shutdown_account": self.shutdown_account}
 
 
 def exports(capabilities, name: str, counters: dict | None = None) -> bool:

@@ -47,10 +47,10 @@ from ..load.kernels import (
     S_STEP_EVENTS,
     S_TURNED_AWAY,
     STOP_FLAG,
-    wait_until_due,
+    wait_until_due_or_stop,
 )
 from ..native.payload import add_wrap, mix
-from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
+from ..native.arg_kinds import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------
 (K_HANDLE, K_MODE, K_ADDR, K_ARITY, K_BITS, K_ARG0, K_ARG1, K_ARG2, K_ARG3,
@@ -172,9 +172,11 @@ def produce_cabi(calls, producer, params, pstate, xstate, stop, payloads, ptrs, 
         k = pstate[S_STEP_EVENTS]
         if open_loop:
             due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-            if deadline > 0 and due_last > deadline:
+            if deadline > 0 and (due_last > deadline or monotonic_ns() >= deadline):
+                break        # behind schedule past the step's end: the rest is unsent
+            now = wait_until_due_or_stop(due_last, stop)
+            if now < 0:          # stopped while waiting (a flush under load ended, the watchdog)
                 break
-            now = wait_until_due(due_last)
             for i in range(n):
                 t_int[i] = t0 + ((k + i) * interval_ps) // 1000
             if now - due_last > late_after:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from . import checks as C
 from ..common import names as N
-from ..evidence.model import Evidence, EvidenceFormatError, upgrade_record
+from ..evidence.types import Evidence, EvidenceFormatError, upgrade_record
 from ..evidence.records import RecordError, read_record
 
 

@@ -25,7 +25,7 @@ from .shared import (UsageProblem, err, prepare_lines,
 @click.option("--metric", default=None,
               help="The metric compared (any threshold metric, e.g. latency.p99, or "
                    "cpu_per_event: the bus threads' CPU time per event, quieter on a shared machine). "
-                   "Default: throughput; ingest_rate on net-mesh, which exports no dispatched count.")
+                   "Default: throughput; ingest_rate on net-mesh and kafka, where busbench counts no dispatch.")
 @click.option("--precision", "precision_text", default=None, metavar="PERCENT",
               help="Add rounds until the interval is this narrow (±, e.g. 5%), or --max-time is spent.")
 @click.option("--max-time", default="120s", show_default=True,
@@ -85,9 +85,10 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             problems.append(e.format())
         except OSError as e:
             problems.append(f"{file}: cannot read: {e.strerror or e}")
-    problems += _netmesh_releases_missing(file, loaded.values())
-    if not metric_given and loaded and all(sc.target_name == "net-mesh" for sc in loaded.values()):
-        metric = "ingest_rate"        # net-mesh exports no dispatched count: throughput is not measured
+    from .releases import releases_missing
+    problems += releases_missing(file, loaded.values())
+    if not metric_given and loaded and all(sc.target_name in ("net-mesh", "kafka") for sc in loaded.values()):
+        metric = "ingest_rate"        # no dispatched count at the bus: throughput is not measured
     if problems:
         for p in dict.fromkeys(problems):
             err.print(p, markup=False, highlight=False)
@@ -147,20 +148,6 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         from .first_hour import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
-
-
-def _netmesh_releases_missing(file, scenarios) -> list[str]:
-    """One message per net-mesh release a scenario asks for that is neither installed
-    nor cached (checked before any run: a miss is the user's to fix, exit 2)."""
-    from ..targets.netmesh.releases import unavailable
-    problems = []
-    for sc in scenarios:
-        if sc.target_name != "net-mesh" or sc.target.driver != "c-abi":
-            continue
-        why = unavailable(sc.target.version)
-        if why:
-            problems.append(f"{file}: target.net-mesh.version: {why}")
-    return problems
 
 
 def _precision_plan(precision_text, max_time):

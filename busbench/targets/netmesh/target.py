@@ -764,7 +764,7 @@ def resolve_library(cfg: NetMeshConfig):
     """(library, release or None) for ``target.net-mesh``: ``library`` when given;
     else the installed ``net`` when its distribution is ``version``; else that
     release from busbench's cache (never downloaded here: a miss names
-    ``busbench releases fetch X``, exit 2)."""
+    ``busbench releases fetch net-mesh X``, exit 2)."""
     if cfg.library is not None:
         return abi.load(cfg.library, cfg.version), None
     installed = abi.installed_version()

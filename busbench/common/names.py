@@ -54,4 +54,6 @@ INGEST_REFUSED = 1       # some refused (drop_newest, block timeout); not to be 
 INGEST_FAILED = 2        # some refused with "failed" (fail_producer): the retry policy decides
 INGEST_CLOSED = 3        # turned away at the gate (shutting down): nothing counted
 INGEST_STRANDED = 4      # shutdown abandoned this push: what had not landed is stranded
-INGEST_STATUS_NAMES = ("ok", "dropped", "failed", "shutting_down", "stranded")
+INGEST_AMBIGUOUS = 5     # a batch partly taken, which events unknown: not to be retried
+INGEST_ERROR = 6         # an undeclared return code: the producer stops (the target reports it)
+INGEST_STATUS_NAMES = ("ok", "dropped", "failed", "shutting_down", "stranded", "ambiguous", "error")

@@ -14,7 +14,8 @@ from ..common import names as N
 from ..bus.config import BusConfig
 from ..bus.core import ReferenceBus
 from ..bus.layout import CounterLayout
-from . import builtin_kernels, coldstart
+from ..load import kernels as K
+from . import coldstart
 from .base import (
     Capabilities,
     Delivery,
@@ -153,6 +154,9 @@ class BuiltinTarget(Target):
         # per producer: the kernel's scratch (grouping by shard)
         self._scratch = [(np.zeros(0, np.int64), np.zeros(config.shards + 1, np.int64))
                          for _ in range(config.producers)]
+        # the one producer kernel's arguments for a foreign bus, unused by the ring push
+        self._no_xstate = K.empty_xstate()
+        self._no_foreign = K.empty_foreign()
         verify = config.adapter == "verify"
         self.capabilities = Capabilities(
             counters=frozenset(N.ALL_COUNTERS), witness="verify adapter" if verify else None,
@@ -183,8 +187,9 @@ class BuiltinTarget(Target):
         if order.shape[0] < values.shape[0]:
             order = np.zeros(values.shape[0], np.int64)
             self._scratch[p] = (order, shard_counts)
-        builtin_kernels.produce(self.bus.state, p, params, pstate, by_shard, zipf_cdf, stop,
-                                shards_buf, values, t_int, order, shard_counts, landed)
+        K.produce(K.STEP_RING, params, pstate, self._no_xstate, by_shard, zipf_cdf, stop,
+                  shards_buf, values, t_int, landed, self.bus.state, p, order, shard_counts,
+                  *self._no_foreign)
 
     def producer_stalling(self, p: int) -> bool:
         return self.bus.producer_stalling(p)

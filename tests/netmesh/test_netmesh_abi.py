@@ -115,14 +115,15 @@ def test_kernel_counts_refusals_per_producer():
 
 
 def test_kernels_load_from_numba_cache():
-    """ExternalFunction + add_symbol keeps the producer kernel cacheable: a second
-    process loads it from the cache instead of compiling (a ctypes pointer would not)."""
+    """Addresses as runtime values keep busbench's one producer kernel cacheable: a
+    second process loads it from the cache instead of compiling (a ctypes pointer would not)."""
     code = """
-        from busbench.targets.netmesh import NetMeshTarget, kernels as NK
+        from busbench.targets.netmesh import NetMeshTarget
+        from busbench.load import kernels as K
         t = NetMeshTarget({"adapter": "noop"}, producers=1)
         t.prepare()
         t.close()
-        print("HITS", sum(NK.produce.stats.cache_hits.values()))
+        print("HITS", sum(K.produce.stats.cache_hits.values()))
     """
     _run(code, 300)
     second = _run(code, 300)

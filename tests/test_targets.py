@@ -42,7 +42,7 @@ def run(target, **kw):
 def test_an_honest_fake_passes_every_check():
     result, v = run(FakeTarget(shards=2, producers=2))
     assert result.status == N.RUN_PASSED, [(x.name, x.evidence) for x in result.checks]
-    assert sum(p["offered"] for p in result.producers) == EVENTS
+    assert sum(p.offered for p in result.producers) == EVENTS
     assert all(x.outcome == N.PASSED for x in v.values())
     assert result.target == "fake"
 

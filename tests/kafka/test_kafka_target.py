@@ -159,10 +159,17 @@ def test_block_mode_waits_for_room_the_poll_thread_makes(threads_back):
 
 
 def test_fail_producer_with_retry_offers_each_refused_message_again(threads_back):
-    t = target(capacity=100, backpressure="fail_producer")
+    """Order per partition holds with busbench's retry: the loop offers a refused message
+    again at once, before any later one (one retry per refusal). The kafka kernel it
+    replaced went on through the batch and retried afterwards, so a message taken after a
+    refused one on the same partition landed first: order_violations 24 to 267 in 5 of 10
+    runs, with librdkafka retrying nothing (txretries 0). enable.idempotence keeps
+    librdkafka's own retries (none expected here) from reordering either."""
+    t = target(capacity=100, backpressure="fail_producer", config={"enable.idempotence": "true"})
     try:
         pstate, _ = produce(t, 3000, retry=True)
-        assert pstate[S_LANDED] == 3000 and pstate[S_REFUSED] > 0 and pstate[S_RETRIES] > 0
+        assert pstate[S_LANDED] == 3000 and pstate[S_REFUSED] > 0
+        assert pstate[S_RETRIES] == pstate[S_REFUSED]
         assert t.producer_tallies(0)["queue_full"] == pstate[S_REFUSED]
         assert t.flush(5.0).reached
         d = t.delivery()

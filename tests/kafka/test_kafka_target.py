@@ -192,3 +192,26 @@ def test_an_incomplete_read_back_is_no_witness_and_says_how_much(monkeypatch, th
         assert _log_total(t) == 1000 and t.read_note == ""
     finally:
         t.close()
+
+
+def test_an_unexpected_produce_error_stops_the_producer_and_names_the_code(threads_back):
+    """A partition the topic lacks: rd_kafka_produce -1, rd_kafka_last_error -190. Neither
+    taken, refused nor closed: the producer stops at that message and the target says why."""
+    import numpy as np
+
+    from busbench.load import kernels as LK
+    t = target(partitions=4)
+    try:
+        params = np.zeros(LK.P_LEN, np.int64)
+        params[LK.P_BATCH] = params[LK.P_MAX_EVENTS] = params[LK.P_SHARDS] = 5
+        params[LK.P_KEYS] = LK.ROUND_ROBIN                 # event 4 goes to partition 4
+        pstate = np.zeros(LK.S_LEN, np.int64)
+        by_shard = np.zeros(2 * 5, np.int64)
+        with pytest.raises(abi.KafkaError, match=f"{abi.ERR_UNKNOWN_PARTITION} .*producer 0 stopped"):
+            t.produce(0, params, pstate, by_shard, np.ones(5), np.zeros(16, np.int64),
+                      [np.zeros(5, np.int64) for _ in range(4)])
+        assert (pstate[LK.S_OFFERED], pstate[LK.S_LANDED], pstate[LK.S_REFUSED]) == (5, 4, 0)
+        assert t.producer_tallies(0)["other_errors"] == 1
+        assert t.flush(5.0).reached and _log_total(t) == 4
+    finally:
+        t.close()

@@ -8,8 +8,9 @@ to ``rd_kafka_produce`` explicitly, so per (producer, shard) evidence works as o
 the builtin bus. One call per event with ``RD_KAFKA_MSG_F_COPY`` (busbench reuses
 its payload buffer; ``block`` adds ``RD_KAFKA_MSG_F_BLOCK``); on -1 the loop asks
 ``rd_kafka_last_error()`` (thread-local) why: -184 (QUEUE_FULL) is a refusal, -150
-(FATAL: the producer instance can take no more) closes it, any other code is
-counted as an error (``xstate``) and the producer goes on.
+(FATAL: the producer instance can take no more) closes it, any other code
+(unknown partition, message too large, a transactional state: a run librdkafka
+cannot serve) stops the producer and the target says which (``target.produce``).
 
 The payload is the loop's ``json`` writer (``native.text_payload``: 50 bytes of
 JSON naming producer, seq and intended send time), what the log is read back
@@ -56,7 +57,7 @@ def call_spec(rkt: int, produce: int, last_error: int, flags: int) -> CallSpec:
                           Arg.const(0), Arg.const(0), Arg.VALUE),
                     returns=32, ok=(0,), refused=(ERR_QUEUE_FULL,), closed=(ERR_FATAL,),
                     error_code=ErrorCode(address=last_error, when=-1),
-                    undeclared="count", payload="json", name="rd_kafka_produce")
+                    undeclared="stop", payload="json", name="rd_kafka_produce")
 
 
 @kernel

@@ -338,12 +338,18 @@ class KafkaTarget(Target):
         finally:
             with self._stats_lock:
                 self._last_return = time.monotonic()
+        x = self.xstate[p]
+        if x[LK.X_UNDECLARED]:
+            raise abi.KafkaError(
+                f"rd_kafka_produce answered {self.lib.describe_err(int(x[LK.X_LAST_CODE]))}, which "
+                f"busbench does not expect of it ({self.call.describe()}): producer {p} stopped; "
+                f"librdkafka did not enqueue that message")
 
     def producer_stalling(self, p: int) -> bool:
         return False
 
     def producer_tallies(self, p: int) -> dict:
-        """Calls answered QUEUE_FULL, FATAL (closed), and other codes (the last one)."""
+        """Calls answered QUEUE_FULL, FATAL (closed), and another code (it stopped the producer)."""
         x = self.xstate[p]
         return {"queue_full": int(x[LK.X_REFUSALS]), "fatal": int(x[LK.X_CLOSED]),
                 "other_errors": int(x[LK.X_ERRORS]), "last_error": int(x[LK.X_LAST_CODE])}

@@ -336,7 +336,7 @@ def withdraw(pstate, values, start, m):
     pstate[S_STEP_EVENTS] -= m - start
 
 
-@kernel_inline
+@kernel
 def after_call(params, pstate, xstate, by_shard, stop, status, m, offered, got, made, landed,
                values, shards_buf, t_int, per_event_sums):
     """Tally one ingest call of ``m`` events, of which [0, ``offered``) were
@@ -455,7 +455,7 @@ def refused_before_landed(shards_buf, landed, offered):
     return False
 
 
-@kernel_inline
+@kernel
 def renumber(params, pstate, values, shards_buf, t_int, landed, m, offered):
     """After ``after_call`` answered a negative count: the refused events (given up,
     already settled) and those never offered go again as fresh events, in order,
@@ -508,7 +508,7 @@ def set_bit(bits, seq):
     return 0
 
 
-@kernel_inline
+@kernel
 def settle_foreign(status, again, xstate, refused_bits, ambiguous_bits, values, landed, offered):
     """A foreign bus's per-event evidence after a call: the events given up
     (checksum, bitmap) and the events of a batch whose fate is unknown (bitmap)."""
@@ -764,7 +764,7 @@ def unsent(params, pstate, now):
     return max(0, (due // batch) * batch - sent)
 
 # --------------------------------------------------------------------------- the C-call step
-@kernel_inline
+@kernel
 def invoke(addr, bits, arity, a0, a1, a2, a3, a4, a5, a6, a7):
     """Call the C function at ``addr`` with ``arity`` int64 arguments; its return read
     at ``bits`` (32: the low half of the register, sign-extended, as native.ffi.ccall_i32
@@ -793,7 +793,7 @@ def invoke(addr, bits, arity, a0, a1, a2, a3, a4, a5, a6, a7):
     return low - 0x100000000 if low >= 0x80000000 else low
 
 
-@kernel_inline
+@kernel
 def arg_value(calls, k, i, n, shards_buf, values, ptrs, lens):
     """Argument ``k`` for a call on events [i, i + n) (load.ccall's kinds)."""
     if k >= calls[C_ARITY]:
@@ -822,7 +822,7 @@ def arg_value(calls, k, i, n, shards_buf, values, ptrs, lens):
     return np.int64(0)
 
 
-@kernel_inline
+@kernel
 def call_c(calls, i, n, shards_buf, values, ptrs, lens):
     """Make the described call for events [i, i + n); the code, or the error-code
     function's answer when the call returned the declared sentinel."""
@@ -869,7 +869,7 @@ def undeclared(calls, xstate, rc, events):
     return INGEST_ERROR if calls[C_UNDECLARED] == UNDECLARED_STOP else INGEST_REFUSED
 
 
-@kernel_inline
+@kernel
 def c_step(calls, xstate, retry, m, landed, shards_buf, values, ptrs, lens):
     """Offer events [0, m) through the C function ``calls`` describes. Fills
     ``landed`` and returns (status, events offered, events taken when the status
@@ -924,7 +924,7 @@ def c_step(calls, xstate, retry, m, landed, shards_buf, values, ptrs, lens):
     return undeclared(calls, xstate, rc, m), m, 0, 1
 
 
-@kernel_inline
+@kernel
 def write_payloads(calls, payload, values, t_int, m):
     """The payloads of events [0, m), by the writer ``calls`` names."""
     if calls[C_PAYLOAD] == PAYLOAD_HEX:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata as md
-import importlib.util
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...common.names import EXIT_ERROR
+from ...native.libraries import given_file, package_folders
 from ..errors import TargetError
 
 REQUIRED_VERSION = "2.16.1"       # the confluent-kafka release the kafka extra pins
@@ -109,20 +109,13 @@ def find_library(path: str | Path | None = None) -> Path:
     """``path`` if given, else the librdkafka the installed confluent-kafka wheel bundles
     (found without importing confluent_kafka: nothing is loaded here)."""
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise KafkaError(f"librdkafka library {p} does not exist")
-        return p
-    try:
-        spec = importlib.util.find_spec("confluent_kafka")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
+        return given_file(path, KafkaError, "librdkafka library")
+    folders = package_folders("confluent_kafka")
+    if not folders:
         raise KafkaError(f"confluent-kafka is not installed (no package confluent_kafka); "
                          f"install busbench's extra: {INSTALL_HINT}")
-    for folder in spec.submodule_search_locations:
-        libs = Path(folder).parent / "confluent_kafka.libs"
-        found = sorted(libs.glob("librdkafka*.so*"))
+    for folder in folders:
+        found = sorted((folder.parent / "confluent_kafka.libs").glob("librdkafka*.so*"))
         if found:
             return found[0]
     raise KafkaError("the installed confluent-kafka bundles no librdkafka (confluent_kafka.libs/"

@@ -33,7 +33,6 @@ Facts about 0.45.1 measured here (tests/netmesh/test_abi.py keeps them honest):
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import os
 import threading
@@ -84,6 +83,7 @@ SYMBOLS = {
 KERNEL_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
 
 
+from ...native.libraries import given_file, package_folders  # noqa: E402
 from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401, E402  (one home: targets/errors.py)
 
 
@@ -91,22 +91,16 @@ def find_extension(path: str | Path | None = None) -> Path:
     """The extension module that exports the C ABI: ``path`` if given, else
     ``net/_net*.so`` of the installed ``net`` package (found without importing it)."""
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise NetMeshError(f"net-mesh library {p} does not exist")
-        return p
-    try:
-        spec = importlib.util.find_spec("net")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
+        return given_file(path, NetMeshError, "net-mesh library")
+    folders = package_folders("net")
+    if not folders:
         raise NetMeshError(f"net-mesh is not installed (no Python package 'net'); "
                            f"install busbench's extra: {INSTALL_HINT}")
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("_net*.so"))
+    for folder in folders:
+        found = sorted(folder.glob("_net*.so"))
         if found:
             return found[0]
-    raise NetMeshError(f"the installed package 'net' ({list(spec.submodule_search_locations)}) "
+    raise NetMeshError(f"the installed package 'net' ({[str(f) for f in folders]}) "
                        f"has no _net*.so extension module: is it net-mesh? {INSTALL_HINT}")
 
 

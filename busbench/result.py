@@ -16,6 +16,20 @@ from .names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 SCHEMA_VERSION = 2
 
 
+def from_dict(d: dict) -> RunResult:
+    """A record (``to_dict``) back into a RunResult: what a supervised child sent."""
+    from dataclasses import fields
+
+    from .checks import Verdict
+    names = {f.name for f in fields(RunResult)}
+    values = {k: v for k, v in d.items() if k in names}
+    verdict_fields = {f.name for f in fields(Verdict)}
+    values["checks"] = [Verdict(**{k: v for k, v in c.items() if k in verdict_fields})
+                        for c in d.get("checks", [])]
+    values["steps"] = [StepRecord(**s) for s in d.get("steps", [])]
+    return RunResult(**values)
+
+
 def environment(scenario: dict | None = None) -> dict:
     """What decides whether two runs compare: see busbench/environment.py."""
     from .environment import describe
@@ -64,6 +78,11 @@ class RunResult:
     deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
     threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
     runs: list = field(default_factory=list)       # run --repeat N: each run's metrics (the gate's unit)
+    # the supervised child (supervisor.py): pid, peak RSS, memory limit, startup; None in-process
+    process: dict | None = None
+    # how the child died (status crashed, or killed at the deadline): signal or exit code,
+    # step, calls in flight, stderr tail, every thread's stack
+    crash: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -85,6 +104,7 @@ class RunResult:
             "capabilities": self.capabilities, "backpressure": self.backpressure,
             "evidence_quiescent": True, "gate": self.gate, "runs": self.runs,
             "deadline": self.deadline, "threads_left": self.threads_left,
+            "process": self.process, "crash": self.crash,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,
         }

@@ -213,12 +213,15 @@ def _stop_current(current: dict) -> None:
 
 
 def _limit_memory(limit: int) -> None:
+    """RLIMIT_DATA: the heap and every private writable mapping (Linux 4.7+), i.e.
+    what a bus allocates. Not RLIMIT_AS: address space merely reserved (LLVM's,
+    malloc's per-thread arenas, thread stacks' guard pages) would count, and a
+    limit a bus could use fully would be refused at import time."""
     import resource
-    for which in (resource.RLIMIT_DATA, resource.RLIMIT_AS):
-        try:
-            resource.setrlimit(which, (limit, limit))
-        except (ValueError, OSError):
-            pass
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (ValueError, OSError):
+        pass
 
 
 def _die_with_parent() -> None:

@@ -90,6 +90,16 @@ def _parse_timeout(text):
         raise UsageProblem(f"--timeout: {e}") from None
 
 
+def _parse_memory(text):
+    from .units import UnitError, parse_memory
+    if text is None:
+        return None
+    try:
+        return parse_memory(text)
+    except UnitError as e:
+        raise UsageProblem(f"--memory-limit: {e}") from None
+
+
 def _parse_percent(text: str) -> float:
     from .units import parse_percent
     try:
@@ -154,8 +164,18 @@ def main():
               help="Deadline of each run (e.g. 10m); past it the run stops, is recorded as "
                    "timed_out and exits 3. Default: the scenario's timeout, else twice its "
                    "planned time plus a minute.")
+@click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE",
+              help="Run under this address-space/data limit (e.g. 2G; wins over the "
+                   "scenario's limits.memory); past it the run is recorded crashed, out of "
+                   "memory, and exits 3.")
+@click.option("--isolate/--no-isolate", default=True, show_default=True,
+              help="Run each scenario in a supervised child process, so that a bus that "
+                   "crashes, hangs holding the GIL or eats memory ends as a recorded verdict. "
+                   "--no-isolate runs in this process (for gdb, perf, py-spy): a crash then "
+                   "takes busbench with it.")
 def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
-        max_regression, repeat, gate_metric, pin, allow_incomparable, timeout):
+        max_regression, repeat, gate_metric, pin, allow_incomparable, timeout, memory_limit,
+        isolate):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -165,6 +185,9 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     from .reports import check_writable
 
     timeout_s = _parse_timeout(timeout)
+    memory = _parse_memory(memory_limit)
+    if memory is not None and not isolate:
+        raise UsageProblem("--memory-limit needs a supervised child; drop --no-isolate")
     scenarios = _load_all(files, overrides, seed)
     max_reg = _parse_percent(max_regression)
     gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
@@ -187,7 +210,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
             exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
                                  repeat=repeat, pin=pin, metric=gate_metric,
                                  overrides=overrides, seed=seed,
-                                 timeout_s=timeout_s, timeout=timeout)
+                                 timeout_s=timeout_s, timeout=timeout, isolate=isolate,
+                                 memory=memory, memory_text=memory_limit)
         except KeyboardInterrupt:
             # Interrupted outside a run (e.g. while compiling): every run that
             # started has already written its record.
@@ -210,7 +234,7 @@ def _say(mode, console):
 
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
              metric="throughput", overrides=(), seed=None, timeout_s=None,
-             timeout=None) -> int:
+             timeout=None, isolate=True, memory=None, memory_text=None) -> int:
     from . import gating
     from .dashboard import make_progress
     from .reports import json_report, write_atomic
@@ -224,12 +248,16 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
         def run_once(scenario=scenario, source=source):
             progress = make_progress(mode, console=console)
             with progress:
-                return Runner(scenario, source, progress=progress, say=say,
-                              pin_threads=pin, timeout_s=timeout_s).run()
+                if not isolate:
+                    return Runner(scenario, source, progress=progress, say=say,
+                                  pin_threads=pin, timeout_s=timeout_s).run()
+                return supervised(scenario, source, overrides, seed, pin, timeout_s, progress,
+                                  say, memory)
 
         def run_isolated(source=source):
+            extra = ["--memory-limit", memory_text] if memory_text else []
             return gating.run_isolated(source, overrides, seed, pin, Path(out_dir) / "repeats",
-                                       timeout=timeout)
+                                       timeout=timeout, extra_args=extra)
         try:
             result = gating.run_repeated(run_once, repeat, run_isolated)
         except TargetError as e:       # the user can fix it (a library, a module): no record, exit 2
@@ -255,6 +283,20 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
         if result.status == "interrupted":
             break
     return exit_code
+
+
+def supervised(scenario, source, overrides, seed, pin, timeout_s, progress, say, memory):
+    """One run in a supervised child (busbench/supervisor.py); a target's usage
+    error in the child is raised here as the TargetError it was."""
+    from .supervisor import Job, UsageFromChild, run_supervised
+    from .targets.errors import TargetError
+    limits = getattr(scenario, "limits", None)
+    memory = memory if memory is not None else getattr(limits, "memory", None)
+    try:
+        return run_supervised(scenario, Job(source, tuple(overrides), seed, timeout_s, pin),
+                              progress, say, memory_limit=memory)
+    except UsageFromChild as e:
+        raise TargetError(str(e), e.exit_code) from None
 
 
 def _write_reports(results, junit, markdown):

@@ -59,7 +59,8 @@ def run_summary(result) -> dict:
 
 # the record's status is the worst of its runs' (a status not listed, e.g. a
 # newer one, ranks as an error)
-_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_ERROR: 2, N.RUN_INTERRUPTED: 3}
+_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_ERROR: 2, N.RUN_CRASHED: 2,
+             N.RUN_INTERRUPTED: 3}
 
 
 def run_repeated(run_once, repeat: int, run_isolated=None):
@@ -110,7 +111,8 @@ def describe_runs(result) -> str | None:
             + " (the first here, each other in a process of its own)")
 
 
-def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str | None = None) -> dict:
+def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str | None = None,
+                 extra_args=()) -> dict:
     """One run of ``source`` in a fresh ``python -m busbench run`` process; its summary.
 
     The child writes its own record under ``out_dir`` (kept, so a failed run
@@ -131,6 +133,7 @@ def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str 
             args.append("--pin")
         if timeout is not None:      # the child keeps the parent's deadline
             args += ["--timeout", str(timeout)]
+        args += list(extra_args)
         proc = subprocess.run(args, check=False, capture_output=True, text=True, env=env)
         records = sorted(Path(scratch).glob("*.json"))
         if not records:

@@ -42,6 +42,7 @@ from pathlib import Path
 from . import checks as C
 from . import names as N
 from .result import RunResult, StepRecord
+from .units import format_bytes, parse_memory  # noqa: F401 -- re-exported
 from .result import from_dict as result_from_dict
 
 #: past the deadline, a child whose heartbeat has been silent this long is killed
@@ -56,41 +57,16 @@ STDERR_TAIL_BYTES = 4000
 STACKS_BYTES = 64_000
 #: a process that died with one of these near its memory limit ran out of memory
 _OOM_SIGNALS = ("SIGSEGV", "SIGABRT", "SIGKILL", "SIGBUS")
-OOM_NEAR = 0.9              # peak data size at least this share of the limit
+OOM_NEAR = 0.8              # peak data size (sampled every 100 ms) at least this share of the limit
+#: how running out of memory under RLIMIT_DATA shows in an error or the stderr tail
+_OOM_WORDS = ("MemoryError", "can't start new thread", "std::bad_alloc", "out of memory",
+              "Cannot allocate memory", "Memory allocation")
 
 _SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 
 
 def signal_name(number: int) -> str:
     return _SIGNAL_NAMES.get(number, f"signal {number}")
-
-
-def format_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{n} B"
-
-
-def parse_memory(text: str) -> int:
-    """``2G``, ``256M``, ``512MiB``, ``1.5GB`` -> bytes (binary units: 2G is 2 GiB)."""
-    s = str(text).strip().upper().replace(" ", "")
-    for suffix in ("IB", "B"):
-        if s.endswith(suffix) and len(s) > len(suffix) and s[-len(suffix) - 1] in "KMGT":
-            s = s[: -len(suffix)]
-            break
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    try:
-        if s and s[-1] in scale:
-            value = float(s[:-1]) * scale[s[-1]]
-        else:
-            value = float(s)
-    except ValueError:
-        raise ValueError(f"expected a size like 2G or 256M, got {text!r}") from None
-    if value < 16 << 20:
-        raise ValueError(f"expected at least 16M, got {text!r}")
-    return int(value)
 
 
 @dataclass
@@ -179,6 +155,8 @@ class Child:
         self.peak_data = 0
         self.peak_rss = 0
         self.startup_s: float | None = None
+        self.prepare_s: float | None = None
+        self._t_job = 0.0
         self.jobs_run = 0
 
     # ------------------------------------------------------------------ process
@@ -195,6 +173,9 @@ class Child:
         read_fd, write_fd = os.pipe()
         env = dict(os.environ)
         env["TMPDIR"] = str(self.tmp)          # the child's temp files go with its directory
+        if self.memory_limit:
+            # OpenBLAS (numpy's) sizes a buffer per core at import: one thread, one buffer
+            env.setdefault("OPENBLAS_NUM_THREADS", "1")
         package_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"]
                                             if env.get("PYTHONPATH") else "")
@@ -317,7 +298,10 @@ class Child:
                 "peak_rss_bytes": self.peak_rss or None,
                 "peak_data_bytes": self.peak_data or None,
                 "memory_limit_bytes": self.memory_limit,
+                # spawn to a live interpreter; the job sent to its deadline starting (imports,
+                # the target opened and prepared, kernels loaded from Numba's cache)
                 "startup_s": None if self.startup_s is None else round(self.startup_s, 3),
+                "prepare_s": None if self.prepare_s is None else round(self.prepare_s, 3),
                 "warm": self.jobs_run > 1}
 
     # ------------------------------------------------------------------ a run
@@ -330,7 +314,9 @@ class Child:
             self.start()
         self.jobs_run += 1
         story = _Story(last_heard=time.monotonic())
-        t_job = time.monotonic()
+        t_job = self._t_job = time.monotonic()
+        self._scenario = scenario
+        self.prepare_s = None
         self._send({"cmd": "run", "job": job.to_dict()})
         interrupted_at = None
         stop_sent = False
@@ -418,6 +404,7 @@ class Child:
             story.deadline_s = (m.get("deadline") or {}).get("seconds")
         elif kind == "started":
             story.started_at = time.monotonic()
+            self.prepare_s = story.started_at - self._t_job
             story.capabilities = m.get("capabilities") or {}
         elif kind == "snap":
             story.snap = m["snap"]
@@ -462,14 +449,35 @@ class Child:
     def _finish(self, result: RunResult, story: _Story, interrupted_at) -> RunResult:
         self._sample_memory()
         result.process = self.process_info()
-        if self.memory_limit and result.error and "MemoryError" in result.error:
+        return self._out_of_memory(result, story, self._scenario)
+
+    def _out_of_memory(self, result: RunResult, story: _Story, scenario=None) -> RunResult:
+        """An error under a memory limit that looks like running out of it (a MemoryError,
+        a thread that could not start, a peak near the limit) is the crash it is."""
+        if self.memory_limit and result.status == N.RUN_ERROR and result.error \
+                and (any(w in result.error for w in _OOM_WORDS) or self._near_limit()):
             result.status = N.RUN_CRASHED
             where = _where(story)
             result.error = (f"out of memory (limit {format_bytes(self.memory_limit)})"
                             + (f" during {where}" if where else "") + f": {result.error}")
-            result.crash = {"signal": None, "exit_code": None, "out_of_memory": True,
-                            "step": story.step, "reason": result.error}
+            result.crash = {**(result.crash or {}), "signal": None, "exit_code": None,
+                            "out_of_memory": True, "step": story.step, "reason": result.error,
+                            "stderr_tail": _read_tail(self.stderr_path, STDERR_TAIL_BYTES),
+                            "peak_rss_bytes": self.peak_rss or None,
+                            "peak_data_bytes": self.peak_data or None}
+            short = result.error.split(":")[0]
+            if scenario is not None and not any(v.at == "end" for v in result.checks):
+                result.checks = _judge(scenario, story, short)   # as for a child that died
+            else:
+                result.checks = [v if v.outcome != N.NOT_EVALUABLE else
+                                 C.Verdict(v.name, v.kind, v.outcome, v.expect,
+                                           f"{short}: {v.evidence}", v.numbers, v.at)
+                                 for v in result.checks]
         return result
+
+    def _near_limit(self) -> bool:
+        return bool(self.memory_limit) and \
+            max(self.peak_data, self.peak_rss) >= OOM_NEAR * self.memory_limit
 
     def _calls_in_flight(self) -> list:
         from .child import CALLS, SLOT_LOAD, SLOT_MAIN, SLOT_OTHER
@@ -494,10 +502,8 @@ class Child:
     def _crash_info(self, story: _Story, sig, code) -> dict:
         oom = False
         if self.memory_limit:
-            near = max(self.peak_data, self.peak_rss) >= OOM_NEAR * self.memory_limit
             tail = _read_tail(self.stderr_path, STDERR_TAIL_BYTES)
-            oom = "MemoryError" in tail or (sig in _OOM_SIGNALS and near) \
-                or "std::bad_alloc" in tail or "out of memory" in tail.lower()
+            oom = any(w in tail for w in _OOM_WORDS) or (sig in _OOM_SIGNALS and self._near_limit())
         return {"signal": sig, "exit_code": code, "step": story.step,
                 "calls_in_flight": self._calls_in_flight(), "out_of_memory": oom,
                 "stderr_tail": _read_tail(self.stderr_path, STDERR_TAIL_BYTES),
@@ -515,12 +521,12 @@ class Child:
         after = f" after {events:,} events" if events else ""
         calls = crash["calls_in_flight"]
         during = f" during {where}" if where else " before the run started"
-        in_call = f", in {calls[0]}" if calls else ""
+        in_call = f"; call in flight: {', '.join(calls)}" if calls else ""
         if crash["out_of_memory"]:
             message = (f"out of memory (limit {format_bytes(self.memory_limit)}): the bus "
-                       f"crashed {how}{during}{in_call}{after}")
+                       f"crashed {how}{during}{after}{in_call}")
         else:
-            message = f"the bus crashed {how}{during}{in_call}{after}"
+            message = f"the bus crashed {how}{during}{after}{in_call}"
         crash["reason"] = message
         self.exit_status = self.exit_status if self.exit_status is not None else 0
         status = N.RUN_INTERRUPTED if interrupted_at is not None else N.RUN_CRASHED
@@ -557,7 +563,7 @@ class Child:
         result.checks = _judge(scenario, story, message)
         result.crash = crash
         result.process = self.process_info()
-        return result
+        return self._out_of_memory(result, story, scenario)
 
 
 def _now() -> str:
@@ -598,12 +604,19 @@ def _judge(scenario, story: _Story, message: str) -> list:
             pending += [(spec, f"step {index}") for spec in step.checks]
     pending += [(spec, "end") for spec in scenario.checks]
     for spec, at in pending:
-        try:
-            v = C.evaluate(spec, ev, at)
-        except Exception as exc:  # noqa: BLE001 -- partial evidence: say so, never crash here
-            v = C.Verdict(spec.label, spec.kind, N.NOT_EVALUABLE, spec.expect, str(exc), {}, at)
-        if v.outcome == N.NOT_EVALUABLE or (v.outcome != N.NOT_OBSERVABLE and not _final(spec)):
-            v = C.Verdict(v.name, v.kind, N.NOT_EVALUABLE, v.expect, short, {}, at)
+        why = C.predicted_not_observable(spec.kind, story.capabilities or {})
+        if why:
+            verdicts.append(C.Verdict(spec.label, spec.kind, N.NOT_OBSERVABLE, spec.expect, why,
+                                      {}, at))
+            continue
+        v = C.Verdict(spec.label, spec.kind, N.NOT_EVALUABLE, spec.expect, short, {}, at)
+        if _final(spec):
+            try:
+                judged = C.evaluate(spec, ev, at)
+            except Exception:  # noqa: BLE001 -- partial evidence: not evaluable, never crash here
+                judged = v
+            if judged.outcome in (N.PASSED, N.FAILED):
+                v = judged
         verdicts.append(v)
     return verdicts
 

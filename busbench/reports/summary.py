@@ -8,6 +8,7 @@ from rich.text import Text
 from ..names import (
     COUNTER_NAMES,
     OUTCOME_WORDS,
+    RUN_CRASHED,
     RUN_ERROR,
     RUN_FAILED,
     RUN_INTERRUPTED,
@@ -18,14 +19,15 @@ from ..names import (
 from ..units import format_duration, format_rate
 
 STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
-         RUN_INTERRUPTED: "yellow"}
+         RUN_INTERRUPTED: "yellow", RUN_CRASHED: "red"}
 
 
 def not_evaluated(result) -> Text:
     """Instead of an empty checks table: why there are no verdicts."""
     what = "end checks" if result.checks else "checks"
     why = {"interrupted": "the run was interrupted before its end",
-           "error": f"the run could not complete ({result.error})"}.get(
+           "error": f"the run could not complete ({result.error})",
+           RUN_CRASHED: f"the run could not complete ({result.error})"}.get(
         result.status, "the scenario declares no checks")
     return Text(f"{what}: not evaluated, {why}", "yellow")
 
@@ -75,7 +77,7 @@ def render(result):
     parts = [head, counters]
     if r.checks:
         parts.append(checks)
-    if not r.checks or r.status in ("interrupted", "error"):
+    if not r.checks or r.status in ("interrupted", "error", RUN_CRASHED):
         parts.append(not_evaluated(r))
     if r.error:
         parts.insert(1, Text(f"error: {r.error}", "red"))

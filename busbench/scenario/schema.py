@@ -743,6 +743,22 @@ NET_MESH_REFUSES = {
     "mutations": "mutations are faults of the reference bus",
 }
 
+# --- limits -----------------------------------------------------------------------------
+
+
+def _memory(value) -> int:
+    from ..units import parse_memory
+    if isinstance(value, bool):
+        raise UnitError(f"expected a size like 2G or 256M, got {value!r}")
+    return parse_memory(value)
+
+
+class Limits(Section):
+    """What the supervised child process may use (busbench.supervisor)."""
+    # address space and data size of the child; past it the run ends crashed, out of memory
+    memory: Annotated[int, BeforeValidator(_memory)] | None = None
+
+
 # --- the scenario ---------------------------------------------------------------------
 
 
@@ -758,6 +774,7 @@ class Scenario(Section):
     checks: tuple[CheckSpec, ...] = ()
     # The watchdog's deadline for the whole run (busbench.watchdog); None: planned time + slack.
     timeout: Duration | None = None
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

@@ -13,7 +13,7 @@ Everything is compiled (or loaded from Numba's cache) and run once before the
 timing. Variants are interleaved across repeats (A, B, C, ..., A, B, C, ...)
 so that the machine's drift hits them alike; each figure is a median over
 repeats, with min and max. Ratios come two ways: of medians, with a bootstrap
-interval (busbench.stats), and paired, the median over rounds of the two
+interval (busbench.verdicts.stats), and paired, the median over rounds of the two
 variants' ratio in the same round. On a VM whose vCPUs move (BUS.md measured
 two placements; the bare ring here ran at ~100, ~160 and ~700 M events/s on
 different occasions) the paired figure is the one to trust.
@@ -47,7 +47,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from calibration import run_calibration  # noqa: E402  (this directory, not a package)
 
-from busbench import precision, stats  # noqa: E402
+from busbench.verdicts import precision, stats  # noqa: E402
 from busbench.bus.config import BusConfig  # noqa: E402
 from busbench.bus.core import ReferenceBus  # noqa: E402
 from busbench.bus.layout import CounterLayout  # noqa: E402

@@ -9,7 +9,7 @@ import time
 import numpy as np
 from numba import njit
 
-from busbench.bus import histogram as hist
+from busbench.native import histogram as hist
 
 SAMPLE = 1_000_000
 REPEATS = 50

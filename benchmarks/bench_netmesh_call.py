@@ -1,7 +1,7 @@
 """net-mesh's ingest called from a jitted loop two ways, in one process: by symbol
 name (``numba.types.ExternalFunction`` + ``llvmlite.binding.add_symbol``, how the
 kernels called it before issue 14) and through an address passed at run time
-(``busbench.bus.ffi.ccall_i32``, how they call it now, so that several releases
+(``busbench.native.ffi.ccall_i32``, how they call it now, so that several releases
 can live side by side). Same library, a fresh bus per run (no adapter configured, 2 shards of
 65,536 slots, DropNewest), rounds interleaved A, B, B, A, ...; each figure is
 the median over rounds of calls per second; the ratio is paired per round.
@@ -23,7 +23,7 @@ from numba import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from busbench.bus.ffi import ccall_i32
+from busbench.native.ffi import ccall_i32
 from busbench.targets.netmesh import abi
 
 by_name = types.ExternalFunction("net_ingest_raw", types.int32(types.int64, types.int64, types.int64))

@@ -8,7 +8,7 @@ record per event per clock). `dashboard`: the live dashboard rendering at its
 normal refresh rate into a terminal-sized recording console vs no display.
 Runs alternate on/off (after one warm-up of each) so machine drift hits both
 alike. The cost is the median of the per-round ratios on/off with a
-distribution-free 95% interval (busbench.precision.paired_ratio), with the
+distribution-free 95% interval (busbench.verdicts.precision.paired_ratio), with the
 resolution: the smallest cost this run could have seen (half-width of the
 interval, log scale). The ratio of median throughputs with a bootstrap
 interval is reported beside it. Never a single pair of runs.
@@ -26,11 +26,11 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from busbench import precision  # noqa: E402
-from busbench.dashboard import LiveDashboard, NullProgress  # noqa: E402
-from busbench.runner import Runner, warm_up  # noqa: E402
+from busbench.verdicts import precision  # noqa: E402
+from busbench.reports.dashboard import LiveDashboard, NullProgress  # noqa: E402
+from busbench.run.runner import Runner, warm_up  # noqa: E402
 from busbench.scenario import load_scenario  # noqa: E402
-from busbench.stats import bootstrap_ratio_ci, summarize, verdict  # noqa: E402
+from busbench.verdicts.stats import bootstrap_ratio_ci, summarize, verdict  # noqa: E402
 
 GOALS = {"latency": 0.15, "dashboard": 0.02}
 DEFAULT_SCENARIO = {"latency": "scenarios/throughput.yaml", "dashboard": "scenarios/throughput.yaml"}

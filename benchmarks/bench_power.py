@@ -48,11 +48,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from busbench import compare as cmp
-from busbench import precision
-from busbench.runner import Runner, warm_up
+from busbench.verdicts import compare as cmp
+from busbench.verdicts import precision
+from busbench.run.runner import Runner, warm_up
 from busbench.scenario import load_scenario
-from busbench.stats import NO_DIFFERENCE, SLOWER
+from busbench.verdicts.stats import NO_DIFFERENCE, SLOWER
 
 SCENARIO = "scenarios/throughput.yaml"
 

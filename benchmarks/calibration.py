@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from busbench.bus.atomics import compare_and_swap, load_acquire, load_relaxed, store_release
-from busbench.bus.clock import monotonic_ns
+from busbench.native.atomics import compare_and_swap, load_acquire, load_relaxed, store_release
+from busbench.native.clock import monotonic_ns
 from busbench.bus.config import SEQ_BITS, SEQ_MASK, SLOT
-from busbench.bus.jit import kernel
+from busbench.native.jit import kernel
 from busbench.bus.kernels import EAGER_AFTER, MIN_RUN, backoff
 from busbench.bus.layout import aligned_zeros
 

@@ -7,7 +7,7 @@
   the test does, stops every thread it started (stalls released, producers
   joined, buses shut down).
 * ``contract_violations``: the invariants of BUS.md, judged by the product's own
-  checker (busbench/checks.py) from a bus, its producers' own ground truth and
+  checker (busbench/verdicts/checks.py) from a bus, its producers' own ground truth and
   the flush evidence ``bus_rig.flush`` records; an empty list when every one holds.
 
 Helpers are reached through these fixtures, so test modules never import conftest.
@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-from busbench import checks as C
-from busbench import names as N
+from busbench.verdicts import checks as C
+from busbench.common import names as N
 from busbench.bus.config import BusConfig
 from busbench.bus.core import ReferenceBus
-from busbench.evidence import flush_record
+from busbench.evidence.collector import flush_record
 from busbench.load.generator import LoadGenerator, LoadSpec
 from busbench.scenario.schema import CheckSpec
 from busbench.targets.builtin import BuiltinTarget
@@ -178,7 +178,7 @@ _SPECS = {kind: CheckSpec(kind=kind) for kind in
 def check_contract(bus: ReferenceBus, truths=(), *, flush=None, report=None,
                    quiescent: bool = True) -> list[str]:
     """Every promise of BUS.md the bus's state breaks, one line each, as the
-    product's checker (busbench/checks.py) judges it: "<check>: <evidence>".
+    product's checker (busbench/verdicts/checks.py) judges it: "<check>: <evidence>".
 
     ``truths``: the producers' own ground truth (``LoadGenerator.truths()``), when
     every event came from that generator (ground truth and the lossy flag are

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from busbench import checks as C
-from busbench import names as N
-from busbench.payload import checksum
+from busbench.verdicts import checks as C
+from busbench.common import names as N
+from busbench.native.payload import checksum
 from busbench.scenario.schema import CheckSpec
-from busbench.thresholds import parse_threshold
+from busbench.scenario.thresholds import parse_threshold
 
 FULL_CAPS = {"witness": "verify adapter", "witness_hint": ""}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from busbench import compare, precision, stats
-from busbench.compare import (
+from busbench.verdicts import compare, precision, stats
+from busbench.verdicts.compare import (
     CompareUsageError,
     PlotUnavailable,
     parse_vary,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 
-from busbench import names as N
-from busbench.runner import Runner
+from busbench.common import names as N
+from busbench.run.runner import Runner
 from busbench.scenario.schema import Scenario
 from busbench.targets.builtin import BuiltinTarget
 from busbench.targets.fake import FakeTarget

@@ -10,7 +10,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from busbench.dashboard import (
+from busbench.reports.dashboard import (
     LiveDashboard,
     NullProgress,
     PlainProgress,
@@ -19,7 +19,7 @@ from busbench.dashboard import (
     render_dashboard,
     sparkline,
 )
-from busbench.snapshot import CheckState, ShardFill, Snapshot
+from busbench.run.snapshot import CheckState, ShardFill, Snapshot
 
 BAR = "█"
 

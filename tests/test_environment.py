@@ -1,5 +1,5 @@
 """The comparability guard: which fields refuse a comparison, which only warn."""
-from busbench import environment as env
+from busbench.evidence import environment as env
 
 
 def _env(**changes):

@@ -13,8 +13,8 @@ import json
 
 from cli_helpers import cli
 
-from busbench import checks as C
-from busbench import names as N
+from busbench.verdicts import checks as C
+from busbench.common import names as N
 from busbench.scenario.schema import CheckSpec
 from busbench.targets.builtin import BuiltinTarget
 

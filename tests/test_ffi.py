@@ -1,12 +1,12 @@
 """A jitted kernel calls a C function through an address held as a runtime
-value (busbench/bus/ffi.py): the basis for driving any bus's C ABI and several
+value (busbench/native/ffi.py): the basis for driving any bus's C ABI and several
 releases of one library in a single process."""
 import ctypes
 
 import numpy as np
 from numba import njit
 
-from busbench.bus.ffi import ccall_i32, ccall_i64
+from busbench.native.ffi import ccall_i32, ccall_i64
 
 LIBC = ctypes.CDLL(None)
 

@@ -18,12 +18,12 @@ import yaml
 from cli_helpers import cli, flat
 from test_dashboard import make_snapshot, render_text
 
-from busbench import coldstart
-from busbench.completion import scenario_files, set_keys, setting_keys
-from busbench.dashboard import PlainProgress, waiting_line
+from busbench.targets import coldstart
+from busbench.cli.completion import scenario_files, set_keys, setting_keys
+from busbench.reports.dashboard import PlainProgress, waiting_line
 from busbench.scenario import ScenarioError, load_scenario
 from busbench.scenario.jsonschema import scenario_json_schema
-from busbench.snapshot import ShardFill
+from busbench.run.snapshot import ShardFill
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "scenarios").rglob("*.yaml"))
@@ -296,7 +296,7 @@ def test_interrupted_summary_says_checks_were_not_evaluated():
     from rich.console import Console
 
     from busbench.reports import summary
-    from busbench.result import RunResult
+    from busbench.evidence.result import RunResult
     result = RunResult(scenario_name="s", scenario={}, source="s.yaml", target="builtin",
                        layout="padded", environment={}, started_at="now", status="interrupted",
                        error="interrupted")
@@ -341,7 +341,7 @@ def test_cold_first_run_says_it_compiles_then_warm_runs_do_not(tmp_path):
 
 @pytest.mark.slow
 def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
-    """On a cold cache the worker side is compiled by `python -m busbench.coldstart`;
+    """On a cold cache the worker side is compiled by `python -m busbench.targets.coldstart`;
     this process compiles the producer side only and loads worker_loop from the
     cache the helper wrote (no compile event for it here)."""
     code = ("from numba.core import event\n"
@@ -350,7 +350,7 @@ def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
             "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
             "    def on_end(self, e): pass\n"
             "event.register('numba:compile', L())\n"
-            "from busbench import coldstart\n"
+            "from busbench.targets import coldstart\n"
             "cold = coldstart.compile_kernels(helper=True)\n"
             "print(cold.helper_process, cold.compiled, 'worker_loop' in names, 'produce' in names)\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}

@@ -106,8 +106,8 @@ def test_progress_shows_the_target_and_what_it_does_not_export():
 
     from rich.console import Console
 
-    from busbench.dashboard import PlainProgress, render_dashboard
-    from busbench.snapshot import CheckState, Snapshot
+    from busbench.reports.dashboard import PlainProgress, render_dashboard
+    from busbench.run.snapshot import CheckState, Snapshot
     snap = Snapshot(scenario="s", target="net-mesh 0.45.1 (c-abi, redis)", layout="-",
                     step_index=0, step_count=1, step_label="run 1s", step_progress=None,
                     elapsed_s=1.0, counters={"events_ingested": 5, "events_dropped": 0},
@@ -138,7 +138,7 @@ def _delivery(received):
 
 @pytest.mark.parametrize(("received", "outcome"), [(90, "passed"), (80, "failed")])
 def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(received, outcome):
-    from busbench import checks as C
+    from busbench.verdicts import checks as C
     ev = C.Evidence(counters={"events_ingested": 100, "events_dropped": 10}, producers=[],
                     delivery=_delivery(received), flushes=[], shutdown=None, metrics={},
                     quiescent=True)
@@ -154,8 +154,8 @@ def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(rece
     ("landed", 90, "passed"), ("landed", 100, "failed"), ("offered", 100, "passed"),
     ("offered", 90, "failed")])
 def test_ground_truth_judges_events_ingested_as_the_target_counts_it(counts, ingested, outcome):
-    from busbench import checks as C
-    from busbench.payload import checksum
+    from busbench.verdicts import checks as C
+    from busbench.native.payload import checksum
     producer = {"offered": 100, "refused": 10, "stranded": 0, "offered_sum": checksum(range(100)),
                 "refused_sum": checksum(range(90, 100)), "stranded_sum": 0}
     delivery = _delivery(90)

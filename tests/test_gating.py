@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from busbench import gating
-from busbench.result import RunResult
+from busbench.verdicts import gating
+from busbench.evidence.result import RunResult
 
 
 def _result(status="passed", throughput=1e6, cpu=50.0):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from busbench.bus import histogram as hist
+from busbench.native import histogram as hist
 
 QUANTILES = (50, 90, 99, 99.9, 100)
 

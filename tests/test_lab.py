@@ -6,9 +6,9 @@ import math
 import pytest
 from rich.console import Console
 
-from busbench import stats
+from busbench.verdicts import stats
 from busbench.bus.layout import aligned_zeros
-from busbench.lab import (LabUsageError, StrideResult, _interpret, render_lab_table,
+from busbench.run.lab import (LabUsageError, StrideResult, _interpret, render_lab_table,
                           run_false_sharing)
 
 
@@ -86,7 +86,7 @@ def test_interpretation_is_read_from_the_numbers():
 def test_a_failing_worker_is_joined_and_its_error_raised(monkeypatch):
     import threading
 
-    from busbench import lab
+    from busbench.run import lab
 
     def broken_kernel(counters, thread, stride_words, iterations, op):
         raise RuntimeError(f"kernel failed in thread {thread}")
@@ -100,7 +100,7 @@ def test_a_failing_worker_is_joined_and_its_error_raised(monkeypatch):
 
 @pytest.mark.parametrize("op", ["store", "add"])
 def test_each_operation_counts_every_increment_and_reports_sane_rates(op):
-    from busbench import lab
+    from busbench.run import lab
     result = lab.run_false_sharing(strides=(8, 128), threads=2, iterations=20_000, repeats=1, op=op)
     assert result.op == op and result.to_dict()["op"] == op
     for stride in result.strides:
@@ -108,6 +108,6 @@ def test_each_operation_counts_every_increment_and_reports_sane_rates(op):
 
 
 def test_an_unknown_operation_is_a_usage_error():
-    from busbench import lab
+    from busbench.run import lab
     with pytest.raises(lab.LabUsageError, match="unknown operation"):
         lab.run_false_sharing(strides=(8, 128), iterations=10, repeats=1, op="xor")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from busbench.runner import Runner
+from busbench.run.runner import Runner
 from busbench.scenario import load_scenario
 
 

@@ -1,11 +1,11 @@
-"""The release matrix (busbench/matrix.py) on scripted runs: interleaving,
+"""The release matrix (busbench/reports/matrix.py) on scripted runs: interleaving,
 verdicts per release, throughput against the newest, releases that cannot be
 driven, and the --versions spec."""
 import json
 
 import pytest
 
-from busbench import matrix as M
+from busbench.reports import matrix as M
 
 VERSIONS = ["0.40.0", "0.44.1", "0.45.1"]
 

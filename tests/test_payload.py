@@ -1,10 +1,10 @@
-"""The fixed-width JSON payload for foreign buses (busbench/load/payload.py)."""
+"""The fixed-width JSON payload for foreign buses (busbench/native/payload.py)."""
 import json
 
 import numpy as np
 from numba import njit
 
-from busbench.load import text_payload as P
+from busbench.native import text_payload as P
 
 
 @njit(cache=True)

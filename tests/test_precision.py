@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from busbench import precision as P
-from busbench.stats import (
+from busbench.verdicts import precision as P
+from busbench.verdicts.stats import (
     FASTER,
     GATE_FAIL,
     GATE_INCONCLUSIVE,

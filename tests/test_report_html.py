@@ -15,7 +15,7 @@ from cli_helpers import cli, flat
 
 from busbench.reports import html as H
 from busbench.reports import svg
-from busbench.units import format_duration
+from busbench.common.units import format_duration
 
 
 def series_row(t, ingested, dispatched, dropped, fills):
@@ -417,7 +417,7 @@ def test_record_label_is_stable():
 def test_compare_html_overlays_the_variants_and_prints_each_warning_once(tmp_path, monkeypatch):
     from test_cli import SHORT_OK
 
-    from busbench import stats
+    from busbench.verdicts import stats
     monkeypatch.setattr(stats, "noise_warnings", lambda *a, **k: ["synthetic noise warning"])
     scenario = tmp_path / "short_ok.yaml"
     scenario.write_text(SHORT_OK)
@@ -435,7 +435,7 @@ def test_compare_html_overlays_the_variants_and_prints_each_warning_once(tmp_pat
 
 
 def test_sampler_rows_carry_shard_fill_only_when_the_target_can_see_it():
-    from busbench.sampler import Sampler
+    from busbench.run.sampler import Sampler
     counters = {"events_ingested": 5}
     seeing = Sampler(lambda: counters, lambda: False, 0.0, fill=lambda: [3, 0])
     sample = seeing.sample()
@@ -445,7 +445,7 @@ def test_sampler_rows_carry_shard_fill_only_when_the_target_can_see_it():
 
 
 def _fake_run(target):
-    from busbench.runner import Runner
+    from busbench.run.runner import Runner
     from busbench.scenario.schema import Scenario
     scenario = Scenario.model_validate({
         "name": "fake", "description": "a scripted foreign bus", "bus": {"shards": 2},

@@ -12,7 +12,7 @@ from busbench.scenario import (CheckStep, FaultStep, FlakyAdapter, FlushStep, Ho
                                SlowAdapter, StallAdapterFault, StallProducerFault, UniformKeys,
                                VerifyAdapter, ZipfKeys, list_scenarios, load_scenario,
                                load_scenario_text)
-from busbench.thresholds import Threshold
+from busbench.scenario.thresholds import Threshold
 
 DATA = Path(__file__).parent / "data"
 GOOD = DATA / "good_scenario.yaml"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-import busbench.runner
-from busbench.result import SCHEMA_VERSION
+import busbench.run.runner
+from busbench.evidence.result import SCHEMA_VERSION
 from cli_helpers import STYLE_ENV as _STYLE_ENV
 from cli_helpers import cli, flat
 
@@ -332,7 +332,7 @@ def test_runs_started_in_the_same_second_keep_both_records(tmp_path, monkeypatch
         def now(cls, tz=None):
             return real_datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
 
-    monkeypatch.setattr(busbench.runner, "datetime", FrozenClock)
+    monkeypatch.setattr(busbench.run.runner, "datetime", FrozenClock)
     path = scenario_file(tmp_path, "twice", run="100ms")
     out = tmp_path / "out"
     result = cli("run", path, path, "--no-live", "-q", "--out", out)

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from busbench import stats
-from busbench.stats import (FASTER, GATE_FAIL, GATE_INCONCLUSIVE, GATE_PASS, NO_DIFFERENCE,
+from busbench.verdicts import stats
+from busbench.verdicts.stats import (FASTER, GATE_FAIL, GATE_INCONCLUSIVE, GATE_PASS, NO_DIFFERENCE,
                             SLOWER, Summary, bootstrap_ratio_ci, cpu_governor_warning,
                             noise_warnings, read_cpu_governor, regression_gate, summarize,
                             verdict)

@@ -11,9 +11,9 @@ import pytest
 from cli_helpers import cli
 
 from busbench.load import kernels as K
-from busbench.runner import Runner
+from busbench.run.runner import Runner
 from busbench.scenario import load_scenario_text
-from busbench.thresholds import METRICS, parse_threshold
+from busbench.scenario.thresholds import METRICS, parse_threshold
 
 # The case: 20M/s open loop into 256-slot block rings (2 ms block
 # timeout) in front of an adapter taking 100 us per one-event batch (~10k/s).

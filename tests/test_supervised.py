@@ -324,7 +324,7 @@ def _wait_for_file(proc, path, timeout=30.0) -> None:
 
 
 def _wait_for_child(proc, timeout=30.0) -> int:
-    """The supervised child's pid (a child of busbench running busbench.child)."""
+    """The supervised child's pid (a child of busbench running busbench.run.child)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert proc.poll() is None, proc.communicate()[0]
@@ -337,7 +337,7 @@ def _wait_for_child(proc, timeout=30.0) -> int:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"busbench.child" in cmdline:
+            if b"busbench.run.child" in cmdline:
                 return int(pid)
         time.sleep(0.05)
     raise AssertionError("no supervised child appeared")

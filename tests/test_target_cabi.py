@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from busbench.load import kernels as LK
-from busbench.load import text_payload as PL
-from busbench.payload import mix, mix_py
+from busbench.native import text_payload as PL
+from busbench.native.payload import mix, mix_py
 from busbench.scenario.errors import ScenarioError
 from busbench.scenario.foreign import load_target_text
 from busbench.targets.cabi import CAbiTarget
@@ -348,7 +348,7 @@ def test_a_target_mistake_names_file_line_and_key(change, where):
 
 
 def test_the_sink_measures_delivery_latency_from_the_time_each_payload_carries(rig, libs):
-    from busbench.bus import histogram as H
+    from busbench.native import histogram as H
     target = rig.target(scripted_spec(libs["scripted"]), producers=1)
     states = run_producers(target, 1, events=500, batch=10)
     import time

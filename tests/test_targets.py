@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from busbench import names as N
+from busbench.common import names as N
 from busbench.reports import junit, markdown
 from busbench.reports import summary as summary_report
-from busbench.runner import Runner
+from busbench.run.runner import Runner
 from busbench.scenario.schema import Scenario
 from busbench.targets.fake import FakeTarget, Lies
 

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from busbench import threadcpu
-from busbench.metrics import CPU_PER_EVENT, CpuTime, cpu_metrics
+from busbench.run import threadcpu
+from busbench.evidence.metrics import CPU_PER_EVENT, CpuTime, cpu_metrics
 
 
 def test_a_busy_thread_accumulates_cpu_time_read_from_outside():

@@ -1,10 +1,10 @@
-"""busbench.thresholds: a threshold string is parsed once into a typed value, and never passes silently."""
+"""busbench.scenario.thresholds: a threshold string is parsed once into a typed value, and never passes silently."""
 import dataclasses
 import math
 
 import pytest
 
-from busbench.thresholds import METRICS, OPERATORS, Threshold, ThresholdError, parse_threshold
+from busbench.scenario.thresholds import METRICS, OPERATORS, Threshold, ThresholdError, parse_threshold
 
 
 def test_the_registry_holds_every_documented_metric_with_a_unit_kind():

@@ -1,7 +1,7 @@
-"""busbench.units: values people write (10ms, 2M/s, 10M, 10%) and the text written back."""
+"""busbench.common.units: values people write (10ms, 2M/s, 10M, 10%) and the text written back."""
 import pytest
 
-from busbench.units import (UnitError, canonical_duration, canonical_rate, format_count,
+from busbench.common.units import (UnitError, canonical_duration, canonical_rate, format_count,
                             format_duration, format_rate, parse_count, parse_duration,
                             parse_fraction, parse_percent, parse_rate)
 

@@ -11,9 +11,9 @@ import stat
 import pytest
 from cli_helpers import cli, flat
 
-from busbench.quiescence import Quiescence, unsettled_checks
+from busbench.scenario.quiescence import Quiescence, unsettled_checks
 from busbench.reports import write_atomic
-from busbench.runner import Runner
+from busbench.run.runner import Runner
 from busbench.scenario import ScenarioError, load_scenario_text
 from busbench.scenario import loader as L
 

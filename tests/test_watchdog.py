@@ -13,9 +13,9 @@ import threading
 import pytest
 from cli_helpers import cli, flat
 
-from busbench import watchdog as W
-from busbench.result import EXIT_CODES, TIMED_OUT
-from busbench.runner import Runner
+from busbench.run import watchdog as W
+from busbench.evidence.result import EXIT_CODES, TIMED_OUT
+from busbench.run.runner import Runner
 from busbench.scenario import load_scenario_text
 
 pytestmark = pytest.mark.slow

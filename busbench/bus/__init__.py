@@ -3,4 +3,4 @@
 Importing the package first drops Numba caches made stale by an edit to any
 jitted source (see jit.py), before any cached kernel can be loaded.
 """
-from . import jit  # noqa: F401
+from ..native import jit  # noqa: F401

@@ -81,7 +81,7 @@ ST_STATE, ST_PENDING, ST_STALL_FROM, ST_STALL_FOR, ST_STALLING, ST_STRANDED = ra
 IDLE, ACTIVE, COMMIT, ABANDONED = 0, 1, 2, 3
 
 # --- event payload: producer id in the high bits, sequence number below -------
-from ..payload import SEQ_BITS, SEQ_MASK  # noqa: E402,F401  (busbench's payload, not the bus's)
+from ..native.payload import SEQ_BITS, SEQ_MASK  # noqa: E402,F401  (busbench's payload, not the bus's)
 
 SLOT = 16   # int64 words in a 128-byte block
 

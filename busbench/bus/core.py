@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import histogram, kernels
-from .atomics import compare_and_swap, exchange, fetch_add, load_acquire
+from ..native import histogram
+from . import kernels
+from ..native.atomics import compare_and_swap, exchange, fetch_add, load_acquire
 from .config import (ABANDONED, ACTIVE, ADAPTER_KINDS, BACKPRESSURE_MODES, CFG_ADAPTER,
                      CFG_BLOCK_TIMEOUT_NS, CFG_CAPACITY, CFG_COLD_WRITER,
                      CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS, CFG_FLAKY_FAIL_PPM,

@@ -21,13 +21,13 @@ when it wakes, finds its COMMIT refused and touches nothing.
 from collections import namedtuple
 
 import numpy as np
-from .jit import kernel, kernel_inline
+from ..native.jit import kernel, kernel_inline
 
-from . import histogram
-from ..payload import SEQ_BITS, SEQ_MASK, mix
-from .atomics import (compare_and_swap, cpu_relax, fetch_add, fetch_or, load_acquire,
+from ..native import histogram
+from ..native.payload import SEQ_BITS, SEQ_MASK, mix
+from ..native.atomics import (compare_and_swap, cpu_relax, fetch_add, fetch_or, load_acquire,
                       load_relaxed, store_relaxed, store_release)
-from .clock import backoff, monotonic_ns, sleep_ns
+from ..native.clock import backoff, monotonic_ns, sleep_ns
 from .config import (ABANDONED, ACTIVE, BLOCK, CFG_ADAPTER, CFG_BLOCK_TIMEOUT_NS,
                      CFG_CAPACITY, CFG_COUNTER_STRIDE, CFG_FLAKY_BACKOFF_NS,
                      CFG_FLAKY_FAIL_PPM, CFG_FLAKY_RETRIES, CFG_LATENCY, CFG_MASK, LATENCY_TWO_STAMPS,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bus.layout import aligned_zeros
-from ..payload import MOD, RangeChecksum, as_checksum
+from ..native.payload import MOD, RangeChecksum, as_checksum
 from . import kernels as K
 
 

@@ -34,11 +34,11 @@ watchdog, shutdown's gate) counts the rest of its count as unsent.
 """
 import numpy as np
 
-from ..bus.atomics import cpu_relax, load_relaxed
-from ..bus.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
-from ..bus.jit import kernel, kernel_inline
-from ..names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_STRANDED
-from ..payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
+from ..native.atomics import cpu_relax, load_relaxed
+from ..native.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
+from ..native.jit import kernel, kernel_inline
+from ..common.names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_STRANDED
+from ..native.payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
 
 # Key distributions (which shard each event goes to).
 UNIFORM, ROUND_ROBIN, HOT, ZIPF = 0, 1, 2, 3

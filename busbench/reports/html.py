@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from .. import names as N
-from ..records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
-from ..units import format_count, format_duration, format_rate
+from ..common import names as N
+from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
+from ..common.units import format_count, format_duration, format_rate
 from . import svg
 
 COUNTERS = (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..names import NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_CRASHED, RUN_INCOMPLETE, RUN_TIMED_OUT
+from ..common.names import (NOT_EVALUABLE, NOT_OBSERVABLE, OUTCOME_WORDS, RUN_CRASHED,
+                            RUN_INCOMPLETE, RUN_TIMED_OUT)
 
 #: a run that ended so: each check it could not judge is an error naming why, not a failure
 _BROKEN = (RUN_CRASHED, RUN_TIMED_OUT)

@@ -1,8 +1,8 @@
 """A Markdown summary (also appended to $GITHUB_STEP_SUMMARY in CI)."""
 from __future__ import annotations
 
-from ..names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
-from ..units import format_count, format_duration, format_rate
+from ..common.names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
+from ..common.units import format_count, format_duration, format_rate
 
 MARK = {True: "✅", False: "❌"}
 

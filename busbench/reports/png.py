@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..units import format_duration, format_rate
+from ..common.units import format_duration, format_rate
 from . import html
 
 MISSING = "--png needs matplotlib: pip install 'busbench[plot]' (the HTML report does not)"

@@ -5,7 +5,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..names import (
+from ..common.names import (
     COUNTER_NAMES,
     OUTCOME_WORDS,
     RUN_CRASHED,
@@ -16,7 +16,7 @@ from ..names import (
     RUN_TIMED_OUT,
     SHUTDOWN_WAS_LOSSY,
 )
-from ..units import format_duration, format_rate
+from ..common.units import format_duration, format_rate
 
 STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
          RUN_INTERRUPTED: "yellow", RUN_CRASHED: "red"}

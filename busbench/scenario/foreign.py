@@ -44,7 +44,7 @@ from .errors import InvalidValue, closest, show
 from .schema import Count, OneKey, Section
 
 # --- argument kinds -------------------------------------------------------------------
-# Every kind is one integer register on x86-64 System V and AArch64 (busbench/bus/ffi.py).
+# Every kind is one integer register on x86-64 System V and AArch64 (busbench/native/ffi.py).
 HANDLE, PTR, LEN, PTRS, LENS, N, TIMEOUT_MS, GRACE_MS, OUT, OUT_SIZE, CONFIG, CONFIG_LEN, \
     CALLBACK, CONTEXT = range(14)
 ARG_KINDS = {"handle": HANDLE, "ptr": PTR, "len": LEN, "ptrs": PTRS, "lens": LENS, "n": N,

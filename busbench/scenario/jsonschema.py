@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import annotated_types
 from pydantic import StrictBool, Tag
 
-from .. import units
-from ..thresholds import METRICS
+from ..common import units
+from .thresholds import METRICS
 from . import schema as S
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Liter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
                       Field, PlainSerializer, StrictBool, Tag, model_serializer, model_validator)
 
-from ..quiescence import unsettled_checks
-from ..thresholds import Threshold, ThresholdError, parse_threshold
-from ..units import (NS_PER_UNIT, UnitError, canonical_duration, canonical_rate, parse_count,
+from .quiescence import unsettled_checks
+from .thresholds import Threshold, ThresholdError, parse_threshold
+from ..common.units import (NS_PER_UNIT, UnitError, canonical_duration, canonical_rate, parse_count,
                      parse_duration, parse_fraction, parse_rate)
 from .errors import InvalidValue, closest, show, unknown_key
 
@@ -747,7 +747,7 @@ NET_MESH_REFUSES = {
 
 
 def _memory(value) -> int:
-    from ..units import parse_memory
+    from ..common.units import parse_memory
     if isinstance(value, bool):
         raise UnitError(f"expected a size like 2G or 256M, got {value!r}")
     return parse_memory(value)
@@ -772,7 +772,7 @@ class Scenario(Section):
     load: Load = Load()
     steps: Annotated[tuple[Step, ...], AfterValidator(_at_least_one("step, like - run: 2s"))]
     checks: tuple[CheckSpec, ...] = ()
-    # The watchdog's deadline for the whole run (busbench.watchdog); None: planned time + slack.
+    # The watchdog's deadline for the whole run (busbench.run.watchdog); None: planned time + slack.
     timeout: Duration | None = None
     limits: Limits = Limits()
 

@@ -27,9 +27,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .. import names as N
+from ..common import names as N
 from ..load import kernels as K
-from ..payload import MOD, RangeChecksum, as_checksum, mix_range_sum
+from ..native.payload import MOD, RangeChecksum, as_checksum, mix_range_sum
 from .base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 from .errors import TargetConfigError
 

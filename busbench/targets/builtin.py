@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import names as N
+from ..common import names as N
 from ..bus.config import BusConfig
 from ..bus.core import ReferenceBus
 from ..bus.layout import CounterLayout
@@ -64,12 +64,12 @@ def bus_config(scenario) -> BusConfig:
 
 def warm_up(say=None) -> float:
     """Compile (or load from the on-disk cache) every kernel once per process,
-    so no run's measured time is spent compiling (busbench/coldstart.py: on a
+    so no run's measured time is spent compiling (busbench/targets/coldstart.py: on a
     cold cache the worker side compiles in a helper process). ``say`` gets
     "compiling Numba kernels (first run only, cached afterwards)…" as soon as
     a compile starts and the seconds it took at the end; nothing on a warm
     cache. Returns seconds spent."""
-    from ..coldstart import prepare
+    from .coldstart import prepare
     return prepare(say).seconds
 
 

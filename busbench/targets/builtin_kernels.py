@@ -5,10 +5,10 @@ The bus's own status codes are translated to busbench's (names.INGEST_*)
 here, at the one place that knows both.
 """
 from ..bus.config import DROPPED, FAILED, OK, SHUTTING_DOWN
-from ..bus.jit import kernel, kernel_inline
+from ..native.jit import kernel, kernel_inline
 from ..bus.kernels import ingest_batch, mark_dropped
 from ..load.kernels import S_DONE, S_NOW, after_call, begin_step, next_call
-from ..names import (
+from ..common.names import (
     INGEST_CLOSED,
     INGEST_FAILED,
     INGEST_OK,

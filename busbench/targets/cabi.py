@@ -23,7 +23,7 @@ import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
-from ..load import text_payload as PL
+from ..native import text_payload as PL
 from ..scenario.foreign import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim

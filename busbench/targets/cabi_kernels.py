@@ -21,12 +21,12 @@ closed loop goes as fast as the bus takes events and backs off after refusals.
 """
 import numpy as np
 
-from ..bus.atomics import load_relaxed
-from ..bus.clock import monotonic_ns, yield_cpu
-from ..bus.ffi import ccall_i32, ccall_i64
-from ..bus.jit import kernel, kernel_inline
+from ..native.atomics import load_relaxed
+from ..native.clock import monotonic_ns, yield_cpu
+from ..native.ffi import ccall_i32, ccall_i64
+from ..native.jit import kernel, kernel_inline
 from ..bus.kernels import backoff
-from ..load import text_payload as PL
+from ..native import text_payload as PL
 from ..load.kernels import (
     P_BATCH,
     P_DEADLINE_NS,
@@ -49,7 +49,7 @@ from ..load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
-from ..payload import add_wrap, mix
+from ..native.payload import add_wrap, mix
 from ..scenario.foreign import HANDLE, LEN, LENS, PTR, PTRS, N
 
 # --- calls: the int64 array describing how to call the bus ----------------------------

@@ -11,7 +11,7 @@ Messages are complete sentences the CLI prints without a traceback.
 """
 from __future__ import annotations
 
-from ..names import EXIT_ERROR, EXIT_USAGE
+from ..common.names import EXIT_ERROR, EXIT_USAGE
 
 
 class TargetError(Exception):

@@ -18,9 +18,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from .. import names as N
+from ..common import names as N
 from ..load import kernels as K
-from ..payload import SEQ_BITS, SEQ_MASK, checksum
+from ..native.payload import SEQ_BITS, SEQ_MASK, checksum
 from .base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 
 

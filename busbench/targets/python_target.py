@@ -21,8 +21,8 @@ import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
-from ..load import text_payload as PL
-from ..payload import mix_py
+from ..native import text_payload as PL
+from ..native.payload import mix_py
 from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
 from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import carray, cfunc, types
 
-from ..bus import histogram as H
-from ..bus.atomics import fetch_add
-from ..bus.clock import monotonic_ns
-from ..bus.ffi import as_voidptr
-from ..bus.jit import kernel, kernel_inline
-from ..load import text_payload as P
-from ..payload import add_wrap, mix
+from ..native import histogram as H
+from ..native.atomics import fetch_add
+from ..native.clock import monotonic_ns
+from ..native.ffi import as_voidptr
+from ..native.jit import kernel, kernel_inline
+from ..native import text_payload as P
+from ..native.payload import add_wrap, mix
 
 # header words (one 128-byte block)
 (H_LEN, H_PRODUCERS, H_SHARDS, H_SHARD_WORDS, H_BAD_SHARD_EVENTS, H_BAD_SHARD_CALLS,

@@ -35,11 +35,11 @@ import yaml
 from hypothesis import strategies as st
 from rich.console import Console
 
-from busbench import watchdog as W
-from busbench.names import RUN_ERROR as ERROR
-from busbench.names import RUN_TIMED_OUT as TIMED_OUT
+from busbench.run import watchdog as W
+from busbench.common.names import RUN_ERROR as ERROR
+from busbench.common.names import RUN_TIMED_OUT as TIMED_OUT
 from busbench.reports import json_report, junit, markdown, summary
-from busbench.runner import Runner
+from busbench.run.runner import Runner
 from busbench.scenario import ScenarioError, load_scenario_text
 
 RUN_TIMEOUT_S = 20.0            # the watchdog's deadline for one fuzzed run, at least

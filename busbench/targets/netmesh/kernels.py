@@ -27,10 +27,10 @@ landed) that flush evidence reads at the moment flush is called.
 """
 import numpy as np
 
-from ...bus.atomics import load_relaxed, store_release
-from ...bus.clock import monotonic_ns, sleep_ns
-from ...bus.ffi import ccall_i32
-from ...bus.jit import kernel, kernel_inline
+from ...native.atomics import load_relaxed, store_release
+from ...native.clock import monotonic_ns, sleep_ns
+from ...native.ffi import ccall_i32
+from ...native.jit import kernel, kernel_inline
 from ...bus.kernels import backoff
 from ...load.kernels import (
     P_BATCH,
@@ -54,7 +54,7 @@ from ...load.kernels import (
     STOP_FLAG,
     wait_until_due,
 )
-from ...payload import add_wrap, mix
+from ...native.payload import add_wrap, mix
 
 RC_OK, RC_BACKPRESSURE, RC_SHUTTING_DOWN = 0, -5, -8
 SINGLE, BATCH = 0, 1

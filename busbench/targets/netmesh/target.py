@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ...load import kernels as K
-from ...payload import mix_py
+from ...native.payload import mix_py
 from ...scenario.errors import closest
 from ..base import Capabilities, FlushClaim, ShutdownClaim
 from . import abi

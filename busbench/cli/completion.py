@@ -61,7 +61,7 @@ def _unwrap(annotation):
 def setting_keys() -> list[str]:
     """Every dotted path ``--set`` can reach through the scenario's sections
     (``bus.shards``, ``bus.batch.max_events``, ``load.rate``...)."""
-    from .scenario.schema import Scenario, Section
+    from ..scenario.schema import Scenario, Section
 
     keys = []
 
@@ -88,7 +88,7 @@ def script(shell: str, prog_name: str = "busbench") -> str:
     """The completion script for ``shell`` (what ``busbench completion SHELL`` prints)."""
     from click.shell_completion import get_completion_class
 
-    from .cli import main
+    from . import main
     complete_var = "_" + prog_name.replace("-", "_").upper() + "_COMPLETE"
     cls = get_completion_class(shell)
     return cls(main, {}, prog_name, complete_var).source()

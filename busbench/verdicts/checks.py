@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import names as N
-from .names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
-from .payload import MOD
+from ..common import names as N
+from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
+from ..native.payload import MOD
 
 __all__ = [
     "CHECKS",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import checks as C
-from . import names as N
-from .records import RecordError, read_record
-from .result import SCHEMA_VERSION
+from ..common import names as N
+from ..evidence.records import RecordError, read_record
+from ..evidence.result import SCHEMA_VERSION
 
 
 @dataclass
@@ -38,7 +38,7 @@ def _evidence(d: dict, where: str) -> C.Evidence:
 def recheck(path) -> Recheck:
     from pydantic import ValidationError
 
-    from .scenario.schema import CheckStep, Scenario
+    from ..scenario.schema import CheckStep, Scenario
     record = read_record(path)
     version = record.get("schema_version")
     if version != SCHEMA_VERSION:

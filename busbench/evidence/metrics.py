@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import names as N
-from .bus import histogram
+from ..common import names as N
+from ..native import histogram
 
 LATENCY_STATS = ("p50", "p90", "p99", "p999", "max", "mean")
 

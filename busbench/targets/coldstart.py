@@ -9,7 +9,7 @@ A fresh install has no Numba cache, so the first run compiles every kernel
 (measured on a 2-core machine: ~8 s, half of it ``produce`` and what it calls,
 a third ``worker_loop`` and what it calls). Numba compiles under one global
 lock per process, so threads cannot share that work; a second *process* can.
-On a cold cache, ``compile_kernels`` starts ``python -m busbench.coldstart``
+On a cold cache, ``compile_kernels`` starts ``python -m busbench.targets.coldstart``
 to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
 the on-disk cache while this process compiles the producer side; this process
 then loads the worker side from the cache the child wrote. With one core, a
@@ -125,13 +125,13 @@ def announcing_compiles(say: Callable[[str], None] | None,
 
 
 def _tiny_target():
-    from .bus.config import BusConfig
-    from .targets.builtin import BuiltinTarget
+    from ..bus.config import BusConfig
+    from .builtin import BuiltinTarget
     return BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
 
 
 def _generator(target):
-    from .load.generator import LoadGenerator, LoadSpec
+    from ..load.generator import LoadGenerator, LoadSpec
     return LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
                          target.producer_stalling)
 
@@ -204,12 +204,12 @@ def _a_core_is_free() -> bool:
 
 
 def _spawn_worker_side() -> subprocess.Popen | None:
-    """``python -m busbench.coldstart`` importing this very copy of busbench."""
+    """``python -m busbench.targets.coldstart`` importing this very copy of busbench."""
     package_parent = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     try:
-        return subprocess.Popen([sys.executable, "-m", "busbench.coldstart"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "busbench.targets.coldstart"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     except OSError:
@@ -232,7 +232,7 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
     with _lock:
         if _warm:
             return ColdStart(0.0, 0, False)
-        from .bus import kernels
+        from ..bus import kernels
         t0 = time.monotonic()
         child = None
         with _CompileWatch(announce) as watch:

@@ -32,11 +32,11 @@ import numpy as np
 from numba import njit
 from rich.table import Table
 
-from . import stats
-from .bus.atomics import fetch_add, load_relaxed, store_relaxed
-from .bus.layout import CACHE_PAIR_BYTES as ALIGNMENT_BYTES
-from .bus.layout import WORD as WORD_BYTES
-from .bus.layout import aligned_zeros
+from ..verdicts import stats
+from ..native.atomics import fetch_add, load_relaxed, store_relaxed
+from ..bus.layout import CACHE_PAIR_BYTES as ALIGNMENT_BYTES
+from ..bus.layout import WORD as WORD_BYTES
+from ..bus.layout import aligned_zeros
 
 SCHEMA_VERSION = 1
 

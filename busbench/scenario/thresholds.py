@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple
 
-from .units import (UnitError, format_count, format_duration, format_rate, parse_count,
+from ..common.units import (UnitError, format_count, format_duration, format_rate, parse_count,
                     parse_duration, parse_fraction, parse_rate)
 
 __all__ = ["METRICS", "MetricInfo", "OPERATORS", "Threshold", "ThresholdError", "parse_threshold"]

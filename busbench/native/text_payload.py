@@ -17,7 +17,7 @@ omission). It is fixed-width JSON text:
 """
 import numpy as np
 
-from ..bus.jit import kernel_inline
+from .jit import kernel_inline
 
 PRODUCER_DIGITS, SEQ_DIGITS, TIME_DIGITS = 3, 12, 19
 TEMPLATE = ('{"p":' + " " * (PRODUCER_DIGITS - 1) + '0,"s":' + " " * (SEQ_DIGITS - 1)

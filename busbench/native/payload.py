@@ -17,7 +17,7 @@ Jitted (``mix``) and numpy (``mix_array``) versions compute the same values.
 """
 import numpy as np
 
-from .bus.jit import kernel, kernel_inline
+from .jit import kernel, kernel_inline
 
 SEQ_BITS = 40
 SEQ_MASK = (1 << SEQ_BITS) - 1

@@ -15,13 +15,13 @@ from .completion import SHELLS, record_files
 
 
 def _usage(message: str):
-    from .cli import UsageProblem
+    from . import UsageProblem
     return UsageProblem(message)
 
 
 def write_html_report(path, records: list[dict], labels=None, comparison=None) -> Path:
-    from .reports import write_atomic
-    from .reports.html import render
+    from ..reports import write_atomic
+    from ..reports.html import render
     return write_atomic(path, render(records, labels=labels, comparison=comparison))
 
 
@@ -40,9 +40,9 @@ def report(records, html_path, png_dir):
     the checks with their evidence, the scenario and the environment. Several
     records (a baseline and a candidate, say) are overlaid.
     """
-    from .reports import check_writable
-    from .reports.html import RecordError, load_record, write_pngs
-    from .reports.png import PlotUnavailable, ensure_available
+    from ..reports import check_writable
+    from ..reports.html import RecordError, load_record, write_pngs
+    from ..reports.png import PlotUnavailable, ensure_available
     loaded = []
     for path in records:
         try:
@@ -78,10 +78,10 @@ def schema(output):
       # yaml-language-server: $schema=scenario.schema.json
     after: busbench schema -o scenario.schema.json
     """
-    from .scenario.jsonschema import scenario_json_schema
+    from ..scenario.jsonschema import scenario_json_schema
     text = json.dumps(scenario_json_schema(), indent=1, ensure_ascii=False) + "\n"
     if output:
-        from .reports import write_atomic
+        from ..reports import write_atomic
         click.echo(f"schema: {write_atomic(output, text)}")
     else:
         click.echo(text, nl=False)
@@ -97,7 +97,7 @@ def schema(output):
 def init(name, origin, directory, force):
     """Write a commented starter scenario NAME.yaml that validates and runs
     (and scenario.schema.json beside it, for editor completion)."""
-    from .scaffold import ScaffoldError, write_starter
+    from ..scenario.scaffold import ScaffoldError, write_starter
     try:
         written = write_starter(name, origin, directory, force)
     except ScaffoldError as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .names import (
+from ..common.names import (
     CHECK_PENDING,
     COUNTER_NAMES,
     EVENTS_DISPATCHED,
@@ -71,7 +71,7 @@ class Snapshot:
     checks: tuple = ()        # tuple[CheckState, ...]
     latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
-    # What a long step is waiting for (busbench/waiting.py), and for how long:
+    # What a long step is waiting for (busbench/run/waiting.py), and for how long:
     step_elapsed_s: float | None = None     # time in the current step
     step_expected_s: float = 0.0            # how long the step should take (a run's duration)
     waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"

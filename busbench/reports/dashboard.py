@@ -24,8 +24,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from busbench.names import DISPLAY_STATUS, OUTCOME_WORDS, RUN_TIMED_OUT
-from busbench.snapshot import (
+from busbench.common.names import DISPLAY_STATUS, OUTCOME_WORDS, RUN_TIMED_OUT
+from busbench.run.snapshot import (
     CHECK_FAILED,
     CHECK_PASSED,
     COUNTER_NAMES,
@@ -47,7 +47,7 @@ STATUS_STYLES = {"running": "bold cyan", "finished": "bold green",
                  "interrupted": "bold yellow"}
 
 
-# --- human formatters (private on purpose: busbench/units.py is written concurrently) ---
+# --- human formatters (private on purpose: busbench/common/units.py is written concurrently) ---
 
 def _count(n: int) -> str:
     return f"{int(n):,}"

@@ -8,7 +8,7 @@ two sets of run figures with an interval that has run-to-run variation in it.
 One run on either side is inconclusive, with the reason.
 
 Before anything is compared, ``environment.check`` decides whether the records
-are comparable (see busbench/environment.py for the fields that decide).
+are comparable (see busbench/evidence/environment.py for the fields that decide).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import environment as env
-from . import names as N
+from ..evidence import environment as env
+from ..common import names as N
 from . import precision
 from .stats import GATE_FAIL
 

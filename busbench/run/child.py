@@ -1,6 +1,6 @@
 """The supervised child: runs scenarios for the parent ``busbench`` and streams its story.
 
-Started by ``supervisor.Child`` as ``python -m busbench.child FD STACKS MARKS LIMIT``
+Started by ``supervisor.Child`` as ``python -m busbench.run.child FD STACKS MARKS LIMIT``
 in a session of its own. It owns the target, the load and the checks' evidence;
 the parent owns the deadline, the display, the record and the exit code.
 
@@ -59,7 +59,7 @@ class Channel:
         self.broken = False
 
     def send(self, message: dict) -> None:
-        from .reports.json_report import _clean
+        from ..reports.json_report import _clean
         line = json.dumps(_clean(message), default=str) + "\n"
         with self._lock:
             if self.broken:
@@ -171,9 +171,9 @@ def _make_runner_class():
 def run_job(job: dict, channel: Channel, marks: Marks, current: dict) -> None:
     from datetime import datetime, timezone
 
-    from .result import environment
-    from .scenario import load_scenario
-    from .targets import TargetError, open_target
+    from ..evidence.result import environment
+    from ..scenario import load_scenario
+    from ..targets import TargetError, open_target
     sc = load_scenario(job["source"], overrides=job.get("overrides") or [], seed=job.get("seed"))
     try:
         target = open_target(sc)

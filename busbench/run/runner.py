@@ -13,21 +13,21 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from . import checks as C
-from . import names as N
+from ..verdicts import checks as C
+from ..common import names as N
 from . import threadcpu, waiting
 from . import watchdog as W
-from .bus import histogram
-from .evidence import EvidenceCollector
-from .load import kernels as K
-from .load.generator import LoadGenerator, LoadSpec
-from .metrics import CpuTime, latency_summaries, run_metrics
-from .quiescence import Quiescence
-from .result import RunResult, StepRecord, environment
+from ..native import histogram
+from ..evidence.collector import EvidenceCollector
+from ..load import kernels as K
+from ..load.generator import LoadGenerator, LoadSpec
+from ..evidence.metrics import CpuTime, latency_summaries, run_metrics
+from ..scenario.quiescence import Quiescence
+from ..evidence.result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
-from .targets import TargetError, open_target
-from .units import format_count, format_duration
+from ..targets import TargetError, open_target
+from ..common.units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
 IMPLICIT_GRACE_S = W.IMPLICIT_SHUTDOWN_GRACE_S   # a scenario without a shutdown step
@@ -55,7 +55,7 @@ def load_spec(scenario) -> LoadSpec:
 def warm_up(say=None) -> float:
     """Compile the builtin target's kernels (kept for callers of the old name);
     ``say`` as for ``Target.prepare``. Returns seconds spent."""
-    from .targets.builtin import warm_up as builtin_warm_up
+    from ..targets.builtin import warm_up as builtin_warm_up
     return builtin_warm_up(say)
 
 

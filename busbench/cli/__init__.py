@@ -17,11 +17,11 @@ import click
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
-from . import __version__
+from .. import __version__
 from .completion import scenario_files, set_keys
-from . import names as N
+from ..common import names as N
 
-from .names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..common.names import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 # soft_wrap: an error line (FILE:LINE: key: ...) is never split, whatever the width.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -60,7 +60,7 @@ def _sigterm_as_interrupt():
 
 def _load_all(files, overrides=(), seed=None):
     """Validate every scenario before anything runs; exit 2 on the first bad one(s)."""
-    from .scenario import ScenarioError, load_scenario
+    from ..scenario import ScenarioError, load_scenario
     scenarios, problems = [], []
     for f in files:
         try:
@@ -81,7 +81,7 @@ def _load_all(files, overrides=(), seed=None):
 
 
 def _parse_timeout(text):
-    from .units import UnitError, parse_duration
+    from ..common.units import UnitError, parse_duration
     if text is None:
         return None
     try:
@@ -91,7 +91,7 @@ def _parse_timeout(text):
 
 
 def _parse_memory(text):
-    from .units import UnitError, parse_memory
+    from ..common.units import UnitError, parse_memory
     if text is None:
         return None
     try:
@@ -101,7 +101,7 @@ def _parse_memory(text):
 
 
 def _parse_percent(text: str) -> float:
-    from .units import parse_percent
+    from ..common.units import parse_percent
     try:
         return parse_percent(text)
     except ValueError as e:
@@ -181,8 +181,8 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     Every file is validated before the first one runs. Each run writes
     OUT/<scenario>-<timestamp>.json (also when interrupted, marked so).
     """
-    from .dashboard import default_mode
-    from .reports import check_writable
+    from ..reports.dashboard import default_mode
+    from ..reports import check_writable
 
     timeout_s = _parse_timeout(timeout)
     memory = _parse_memory(memory_limit)
@@ -219,7 +219,7 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
             exit_code = EXIT_INTERRUPTED
     _write_reports(results, junit, markdown)
     if html_path and results:
-        from .cli_extra import write_html_report
+        from .extra import write_html_report
         console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
     sys.exit(exit_code)
 
@@ -235,15 +235,15 @@ def _say(mode, console):
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
              metric="throughput", overrides=(), seed=None, timeout_s=None,
              timeout=None, isolate=True, memory=None, memory_text=None) -> int:
-    from . import gating
-    from .dashboard import make_progress
-    from .reports import json_report, write_atomic
-    from .reports import summary
-    from .runner import Runner
+    from ..verdicts import gating
+    from ..reports.dashboard import make_progress
+    from ..reports import json_report, write_atomic
+    from ..reports import summary
+    from ..run.runner import Runner
     say = _say(mode, console)
     exit_code = EXIT_OK
     for source, scenario in scenarios:
-        from .targets.errors import TargetError
+        from ..targets.errors import TargetError
 
         def run_once(scenario=scenario, source=source):
             progress = make_progress(mode, console=console)
@@ -288,8 +288,8 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
 def supervised(scenario, source, overrides, seed, pin, timeout_s, progress, say, memory):
     """One run in a supervised child (busbench/supervisor.py); a target's usage
     error in the child is raised here as the TargetError it was."""
-    from .supervisor import Job, UsageFromChild, run_supervised
-    from .targets.errors import TargetError
+    from ..run.supervisor import Job, UsageFromChild, run_supervised
+    from ..targets.errors import TargetError
     limits = getattr(scenario, "limits", None)
     memory = memory if memory is not None else getattr(limits, "memory", None)
     try:
@@ -300,9 +300,9 @@ def supervised(scenario, source, overrides, seed, pin, timeout_s, progress, say,
 
 
 def _write_reports(results, junit, markdown):
-    from .reports import junit as junit_report
-    from .reports import markdown as md_report
-    from .reports import write_atomic
+    from ..reports import junit as junit_report
+    from ..reports import markdown as md_report
+    from ..reports import write_atomic
     if not results:
         return
     if junit:
@@ -324,8 +324,8 @@ def _write_reports(results, junit, markdown):
 def _prepare_gates(scenarios, baseline_paths, metric, allow_incomparable):
     """Per scenario: its baseline records (matched by scenario name) and their comparability,
     checked before anything runs (a refusal is exit 2 in a second, not after the run)."""
-    from . import gating
-    from .environment import describe
+    from ..verdicts import gating
+    from ..evidence.environment import describe
     try:
         gating.check_metric(metric)
         records = gating.load_records(baseline_paths)
@@ -371,7 +371,7 @@ def check_cmd(records):
     from rich.table import Table
     from rich.text import Text
 
-    from .recheck import RecordError, recheck
+    from ..verdicts.recheck import RecordError, recheck
     results, problems = [], []
     for path in records:
         try:
@@ -416,7 +416,7 @@ def list_cmd(directory):
     """Name and description of each scenario under DIRECTORY (default: scenarios)."""
     from rich.table import Table
 
-    from .scenario import list_scenarios
+    from ..scenario import list_scenarios
     if not Path(directory).is_dir():
         raise UsageProblem(f"{directory} is not a directory")
     entries = list_scenarios(directory)
@@ -472,12 +472,12 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
     """Run variants of a scenario interleaved and compare a metric: the median of
     per-round ratios with a distribution-free interval, and the smallest change
     the comparison could see (e.g. --vary bus.counters=padded,packed)."""
-    from . import compare as cmp
-    from .reports import check_writable, write_atomic
-    from .result import environment
-    from .runner import Runner
-    from .scenario import ScenarioError, load_scenario
-    from .thresholds import METRICS
+    from ..verdicts import compare as cmp
+    from ..reports import check_writable, write_atomic
+    from ..evidence.result import environment
+    from ..run.runner import Runner
+    from ..scenario import ScenarioError, load_scenario
+    from ..scenario.thresholds import METRICS
 
     metric_given = metric is not None
     metric = metric or "throughput"
@@ -570,7 +570,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         cmp.render_plot(result, plot)
         console.print(f"plot: {plot}")
     if html_path:
-        from .cli_extra import write_html_report
+        from .extra import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
 
@@ -578,7 +578,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
 def _netmesh_releases_missing(file, scenarios) -> list[str]:
     """One message per net-mesh release a scenario asks for that is neither installed
     nor cached (checked before any run: a miss is the user's to fix, exit 2)."""
-    from .targets.netmesh.releases import unavailable
+    from ..targets.netmesh.releases import unavailable
     problems = []
     for sc in scenarios:
         if sc.target_name != "net-mesh" or sc.target.driver != "c-abi":
@@ -590,8 +590,8 @@ def _netmesh_releases_missing(file, scenarios) -> list[str]:
 
 
 def _precision_plan(precision_text, max_time):
-    from .precision import SequentialPlan
-    from .units import UnitError, parse_duration, parse_percent
+    from ..verdicts.precision import SequentialPlan
+    from ..common.units import UnitError, parse_duration, parse_percent
     try:
         asked = parse_percent(precision_text)
     except ValueError as e:
@@ -618,8 +618,8 @@ def _precision_plan(precision_text, max_time):
 def compare_records(baseline, candidate, metric, allow_incomparable, json_path):
     """Compare run records (each may hold several runs, see run --repeat) run against
     run, after checking they are comparable (same CPU, cores, scenario)."""
-    from . import gating
-    from .reports import write_atomic
+    from ..verdicts import gating
+    from ..reports import write_atomic
     try:
         gating.check_metric(metric)
         reference = gating.load_records(baseline, "--baseline")
@@ -661,8 +661,8 @@ def lab():
 def false_sharing(strides, threads, repeats, op, json_path):
     """Threads increment their own counters, STRIDE bytes apart: how much
     does sharing a cache line cost? (JMH's FalseSharing sample, in Numba.)"""
-    from .lab import LabUsageError, render_lab_table, run_false_sharing
-    from .reports import write_atomic
+    from ..run.lab import LabUsageError, render_lab_table, run_false_sharing
+    from ..reports import write_atomic
     try:
         values = [int(s) for s in strides.split(",") if s.strip()]
     except ValueError:
@@ -691,7 +691,7 @@ def releases():
 def releases_fetch(versions):
     """Download net-mesh VERSION... with pip into the cache, check each wheel's own
     version and C symbols, and keep its extension library."""
-    from .targets.netmesh.releases import ReleaseError, cache_root, release
+    from ..targets.netmesh.releases import ReleaseError, cache_root, release
     for version in versions:
         try:
             rel = release(version)
@@ -706,7 +706,7 @@ def releases_fetch(versions):
 @releases.command(name="list")
 def releases_list():
     """The net-mesh releases in the cache."""
-    from .targets.netmesh.releases import cache_root, cached_versions
+    from ..targets.netmesh.releases import cache_root, cached_versions
     found = cached_versions()
     console = _out()
     if not found:
@@ -738,13 +738,13 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
     SCENARIOS run against each release in one process, rounds interleaved
     (e.g. busbench matrix scenarios/net-mesh/*.yaml --versions 0.34.0..0.45.1).
     Exit 0 when it ran (verdicts are findings), 2 usage, 3 could not run."""
-    from . import matrix as M
-    from .reports import check_writable, write_atomic
-    from .runner import Runner
-    from .scenario import ScenarioError, load_scenario
-    from .targets.errors import ReleaseError
-    from .targets.netmesh import abi
-    from .targets.netmesh import releases as R
+    from ..reports import matrix as M
+    from ..reports import check_writable, write_atomic
+    from ..run.runner import Runner
+    from ..scenario import ScenarioError, load_scenario
+    from ..targets.errors import ReleaseError
+    from ..targets.netmesh import abi
+    from ..targets.netmesh import releases as R
 
     for path in [p for p in (json_path, markdown, html_path) if p]:
         try:
@@ -867,7 +867,7 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
 
 
 def _add_first_hour_commands():
-    from .cli_extra import COMMANDS
+    from .extra import COMMANDS
     for command in COMMANDS:
         main.add_command(command)
 

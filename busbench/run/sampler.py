@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from . import names as N
+from ..common import names as N
 
 SAMPLE_INTERVAL_S = 0.1
 HISTORY_S = 60.0

@@ -19,9 +19,9 @@ from pathlib import Path
 from numba import njit
 
 PACKAGE = Path(__file__).resolve().parents[1]
-JITTED_SOURCES = ("bus/atomics.py", "bus/clock.py", "bus/config.py", "bus/ffi.py", "bus/histogram.py",
-                  "bus/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "load/text_payload.py",
-                  "lab.py", "names.py", "payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
+JITTED_SOURCES = ("native/atomics.py", "native/clock.py", "bus/config.py", "native/ffi.py", "native/histogram.py",
+                  "native/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "native/text_payload.py",
+                  "run/lab.py", "common/names.py", "native/payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
                   "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py")
 STAMP = "busbench-kernels.stamp"
 

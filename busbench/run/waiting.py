@@ -7,7 +7,7 @@ rings, how fast they drain and when they should be out.
 """
 from __future__ import annotations
 
-from .units import format_duration
+from ..common.units import format_duration
 
 PRODUCERS_TO_RETURN = "producer threads to return (a stalled one wakes when its stall ends)"
 

@@ -92,7 +92,7 @@ def describe(scenario: dict | None = None) -> dict:
     import numba
     import numpy
 
-    from . import __version__
+    from .. import __version__
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -92,7 +92,7 @@ def starter_text(name: str, origin: str, file: str, schema_ref: str) -> str:
 
 def write_starter(name: str, origin: str = "quickstart", directory=".", force: bool = False) -> list[Path]:
     """Write the scenario (and, beside it, the JSON Schema editors read); the paths written."""
-    from .scenario.jsonschema import scenario_json_schema
+    from .jsonschema import scenario_json_schema
     path, scenario_name = target_path(name, directory)
     if path.exists() and not force:
         raise ScaffoldError(f"{path} exists; choose another name or pass --force to overwrite it")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Callable, Optional, Sequence
 
-from .names import NOT_EVALUABLE, NOT_OBSERVABLE
+from ..common.names import NOT_EVALUABLE, NOT_OBSERVABLE
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 NOT_COMPARABLE = "not_comparable"
@@ -232,7 +232,7 @@ def render_html(result: MatrixResult, command: str = "") -> str:
     """The matrix as one self-contained HTML page (the run report's style, no script)."""
     from html import escape
 
-    from .reports.html import CSS
+    from .html import CSS
     parts = [f"<h1>net-mesh releases side by side ({escape(', '.join(result.versions))})</h1>",
              f'<p class="muted">{result.repeat} interleaved round(s) per release in one process; '
              f"throughput against {escape(result.newest)}. pass / FAIL / n/o not observable / "

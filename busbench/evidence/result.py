@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .names import EXIT_CODES
-from .names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
-from .names import RUN_FAILED as FAILED  # noqa: F401
-from .names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
-from .names import RUN_PASSED as PASSED
-from .names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
+from ..common.names import EXIT_CODES
+from ..common.names import RUN_ERROR as ERROR  # noqa: F401  (re-exported for callers)
+from ..common.names import RUN_FAILED as FAILED  # noqa: F401
+from ..common.names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
+from ..common.names import RUN_PASSED as PASSED
+from ..common.names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 
 # 2: the evidence (producer tallies, witness, flush snapshots) is recorded, so
 # `busbench check` can re-evaluate the checks from the record alone.
@@ -20,7 +20,7 @@ def from_dict(d: dict) -> RunResult:
     """A record (``to_dict``) back into a RunResult: what a supervised child sent."""
     from dataclasses import fields
 
-    from .checks import Verdict
+    from ..verdicts.checks import Verdict
     names = {f.name for f in fields(RunResult)}
     values = {k: v for k, v in d.items() if k in names}
     verdict_fields = {f.name for f in fields(Verdict)}
@@ -31,7 +31,7 @@ def from_dict(d: dict) -> RunResult:
 
 
 def environment(scenario: dict | None = None) -> dict:
-    """What decides whether two runs compare: see busbench/environment.py."""
+    """What decides whether two runs compare: see busbench/evidence/environment.py."""
     from .environment import describe
     return describe(scenario)
 
@@ -78,7 +78,7 @@ class RunResult:
     deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
     threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
     runs: list = field(default_factory=list)       # run --repeat N: each run's metrics (the gate's unit)
-    # the supervised child (supervisor.py): pid, peak RSS, memory limit, startup; None in-process
+    # the supervised child (run/supervisor.py): pid, peak RSS, memory limit, startup; None in-process
     process: dict | None = None
     # how the child died (status crashed, or killed at the deadline): signal or exit code,
     # step, calls in flight, stderr tail, every thread's stack

@@ -4,7 +4,7 @@ busbench drives code it did not write (a user's C library, a user's Python bus,
 a net-mesh release); that code may segfault, abort, hold the GIL forever or
 eat memory. Run in-process, it takes busbench with it: no record, no JUnit, a
 CI job learns only "139". So the parent keeps the deadline, the display, the
-record and the exit code, and a child (``child.py``) owns the target, the load
+record and the exit code, and a child (``run/child.py``) owns the target, the load
 and the evidence, telling the parent its story as it goes (JSON lines on a
 pipe; see child.py for the messages). When the child dies, the parent's
 record still holds everything up to that moment, with status ``crashed``, the
@@ -39,11 +39,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks as C
-from . import names as N
-from .result import RunResult, StepRecord
-from .units import format_bytes, parse_memory  # noqa: F401 -- re-exported
-from .result import from_dict as result_from_dict
+from ..common import names as N
+from ..common.units import format_bytes, parse_memory  # noqa: F401 -- re-exported
+from ..evidence.result import RunResult, StepRecord
+from ..evidence.result import from_dict as result_from_dict
+from ..verdicts import checks as C
 
 #: past the deadline, a child whose heartbeat has been silent this long is killed
 KILL_GRACE_S = 3.0
@@ -183,7 +183,7 @@ class Child:
         with open(self.stderr_path, "wb") as stderr:
             try:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "busbench.child", str(write_fd), str(self.stacks_path),
+                    [sys.executable, "-m", "busbench.run.child", str(write_fd), str(self.stacks_path),
                      str(self.marks_path), str(self.memory_limit or 0)],
                     stdin=subprocess.PIPE, stdout=stderr, stderr=stderr, pass_fds=(write_fd,),
                     start_new_session=True, env=env, close_fds=True)
@@ -542,7 +542,7 @@ class Child:
         elif crash is None and self.proc is not None:
             crash = None
         begin = story.begin or {}
-        from .result import environment
+        from ..evidence.result import environment
         result = RunResult(
             scenario_name=begin.get("scenario_name", scenario.name),
             scenario=begin.get("scenario") or scenario.to_dict(), source=job.source,
@@ -590,7 +590,7 @@ def _judge(scenario, story: _Story, message: str) -> list:
     checks of the steps it did not reach and its end checks, judged on the
     evidence received where it suffices (a flush's record, a shutdown claim),
     else not evaluable, naming why."""
-    from .scenario.schema import CheckStep
+    from ..scenario.schema import CheckStep
     verdicts = list(story.verdicts)
     reached = {s.index for s in story.steps}
     short = message.split(": the bus ")[0] if message.startswith("out of memory") else message

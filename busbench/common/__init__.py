@@ -1,0 +1,1 @@
+"""The vocabulary every room shares: outcome and counter names, exit codes, units."""

@@ -1,0 +1,1 @@
+"""What a run leaves behind: evidence, metrics, the run record, the environment."""

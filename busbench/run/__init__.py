@@ -1,0 +1,1 @@
+"""Doing a run: the runner, sampler, watchdog, thread CPU, snapshots, the lab."""

@@ -1,0 +1,1 @@
+"""What the evidence means: checks, statistics, precision, the regression gate, compare."""

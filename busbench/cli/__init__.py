@@ -286,17 +286,23 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
 
 
 def supervised(scenario, source, overrides, seed, pin, timeout_s, progress, say, memory):
-    """One run in a supervised child (busbench/supervisor.py); a target's usage
-    error in the child is raised here as the TargetError it was."""
-    from ..run.supervisor import Job, UsageFromChild, run_supervised
-    from ..targets.errors import TargetError
-    limits = getattr(scenario, "limits", None)
-    memory = memory if memory is not None else getattr(limits, "memory", None)
-    try:
-        return run_supervised(scenario, Job(source, tuple(overrides), seed, timeout_s, pin),
-                              progress, say, memory_limit=memory)
-    except UsageFromChild as e:
-        raise TargetError(str(e), e.exit_code) from None
+    """One run in a supervised child of its own (busbench/run/supervisor.py)."""
+    from ..run.supervisor import Job, run_supervised
+    return run_supervised(scenario, Job(source, tuple(overrides), seed, timeout_s, pin),
+                          progress, say, memory_limit=memory)
+
+
+def isolation_options(command):
+    """--memory-limit and --isolate/--no-isolate, as for run."""
+    command = click.option(
+        "--isolate/--no-isolate", default=True, show_default=True,
+        help="Run in a supervised child process (one, kept warm, for the whole command), so "
+             "that a bus that crashes, hangs holding the GIL or eats memory costs that run, "
+             "not the command; --no-isolate runs in this process (gdb, perf, py-spy).")(command)
+    return click.option(
+        "--memory-limit", "memory_limit", default=None, metavar="SIZE",
+        help="Run under this data-size limit (e.g. 2G); past it the run is recorded "
+             "crashed, out of memory.")(command)
 
 
 def _write_reports(results, junit, markdown):
@@ -467,15 +473,16 @@ def list_cmd(directory):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a plot (needs busbench[plot]).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write an HTML report: the verdicts, and the last run of each variant overlaid.")
+@isolation_options
 def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_spoiled, pin,
-            overrides, json_path, markdown, plot, html_path):
+            overrides, json_path, markdown, plot, html_path, isolate, memory_limit):
     """Run variants of a scenario interleaved and compare a metric: the median of
     per-round ratios with a distribution-free interval, and the smallest change
     the comparison could see (e.g. --vary bus.counters=padded,packed)."""
     from ..verdicts import compare as cmp
+    from ..run.supervisor import Job
     from ..reports import check_writable, write_atomic
     from ..evidence.result import environment
-    from ..run.runner import Runner
     from ..scenario import ScenarioError, load_scenario
     from ..scenario.thresholds import METRICS
 
@@ -523,14 +530,18 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
 
     last_records = {}         # the last run of each variant, for --html
     say = _say("plain", console)     # the first run's compile notice
+    session = _session(isolate, memory_limit, say)
 
     def run_once(variant):
-        result = Runner(loaded[variant.label], file, say=say, pin_threads=pin).run()
+        job = Job(file, tuple(overrides) + tuple(variant.overrides), pin=pin)
+        result = session.run(loaded[variant.label], job)
         if html_path:
             last_records[variant.label] = result.to_dict()
         if result.status in N.RUN_INCOMPLETE:
             if result.status == N.RUN_INTERRUPTED:
                 raise KeyboardInterrupt
+            if result.status in (N.RUN_CRASHED, N.RUN_TIMED_OUT):
+                raise cmp.LostRound(result.error or result.status)    # that round, not the rest
             raise RuntimeError(f"{variant.label}: {result.error}")
         value = result.metrics.get(metric)
         if value is None:
@@ -545,7 +556,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
 
     sc = next(iter(loaded.values()))
     busy = sc.load.producers + sc.bus.workers
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), session:
         try:
             result = cmp.run_comparison(variants, repeat, run_once, metric, on_progress,
                                         higher_is_better=higher_is_better, busy_threads=busy,
@@ -573,6 +584,18 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         from .extra import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
+    if result.lost_rounds:
+        err.print(f"{len(result.lost_rounds)} round(s) lost to a run that crashed or hung "
+                  f"(listed above); exit 3", markup=False, highlight=False)
+        sys.exit(EXIT_ERROR)
+
+
+def _session(isolate, memory_text, say):
+    from ..run.supervisor import Session
+    memory = _parse_memory(memory_text)
+    if memory is not None and not isolate:
+        raise UsageProblem("--memory-limit needs a supervised child; drop --no-isolate")
+    return Session(isolate=isolate, memory_limit=memory, say=say)
 
 
 def _netmesh_releases_missing(file, scenarios) -> list[str]:
@@ -733,14 +756,17 @@ def releases_list():
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the matrix as Markdown.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write the matrix as a self-contained HTML page.")
-def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
+@isolation_options
+def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path, isolate,
+           memory_limit):
     """Every check's verdict per net-mesh release, and throughput against the newest:
     SCENARIOS run against each release in one process, rounds interleaved
     (e.g. busbench matrix scenarios/net-mesh/*.yaml --versions 0.34.0..0.45.1).
-    Exit 0 when it ran (verdicts are findings), 2 usage, 3 could not run."""
+    Exit 0 when it ran (verdicts are findings), 2 usage, 3 could not run or a run
+    crashed (that cell says so; the others go on)."""
     from ..reports import matrix as M
+    from ..run.supervisor import Job
     from ..reports import check_writable, write_atomic
-    from ..run.runner import Runner
     from ..scenario import ScenarioError, load_scenario
     from ..targets.errors import ReleaseError
     from ..targets.netmesh import abi
@@ -817,11 +843,13 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
 
     say = _say("plain", console)
     by_name = {sc.name: f for f, sc in loaded.items()}
+    session = _session(isolate, memory_limit, say)
 
     def run_once(name, version):
         file = by_name[name]
-        sc = load_scenario(file, overrides=[f"target.net-mesh.version={version}"])
-        result = Runner(sc, file, say=say).run()
+        override = f"target.net-mesh.version={version}"
+        sc = load_scenario(file, overrides=[override])
+        result = session.run(sc, Job(file, (override,)))
         if result.status == N.RUN_INTERRUPTED:
             raise KeyboardInterrupt
         rec = result.to_dict()
@@ -830,15 +858,16 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
             label = c["name"] + ("" if c.get("at", "end") == "end" else f" @{c['at']}")
             verdicts[label], expected[label] = c["outcome"], c["expect"]
         value = result.metrics.get("throughput", result.metrics.get("ingest_rate"))
+        crash = M.crash_text(result.status, result.crash)
         return M.RunOutcome(verdicts, expected, float(value) if value is not None else None,
-                            result.status, result.error)
+                            result.status, result.error, crash)
 
     def on_progress(name, version, rnd, outcome):
         console.print(f"[round {rnd}] {name} on {version}: {outcome.status}"
                       + (f", {outcome.throughput:,.0f} events/s" if outcome.throughput else "")
                       + (f" ({outcome.error})" if outcome.error else ""), highlight=False, markup=False)
 
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), session:
         try:
             result = M.run_matrix(list(by_name), versions, repeat, run_once, on_progress,
                                   not_comparable=lambda v: reasons.get(v))
@@ -863,6 +892,13 @@ def matrix(files, versions_spec, repeat, fetch, json_path, markdown, html_path):
         console.print(f"html: {html_path}", highlight=False)
     if ran == 0:
         err.print("error: no release could be driven; see the reasons above", markup=False)
+        sys.exit(EXIT_ERROR)
+    broken = [(c.scenario, c.version, r.crash) for c in result.cells.values() for r in c.runs
+              if r.crash]
+    if broken:
+        err.print(f"{len(broken)} run(s) crashed or hung: "
+                  + "; ".join(f"{s} on {v}: {why}" for s, v, why in broken[:3]) + "; exit 3",
+                  markup=False, highlight=False)
         sys.exit(EXIT_ERROR)
 
 

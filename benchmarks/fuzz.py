@@ -3,8 +3,10 @@
 
     python benchmarks/fuzz.py --examples 1000 [--seed 1] [--mutations 50] [--out DIR]
 
+Each run executes in a warm supervised child (busbench/run/supervisor.py; a crash
+costs that run, recorded as crashed; --no-isolate: in this process).
 Prints the count of runs, ok, failures, hangs (runs the watchdog had to end),
-tracebacks (status error), invalid (a generated scenario refused), wall time
+crashes, tracebacks (status error), invalid (a generated scenario refused), wall time
 per run; writes each failing scenario's YAML and problems to --out. Exit 1
 when anything but ok (or, for mutations, anything missed) was seen.
 The strategies and judges are tests/fuzz/scenario_fuzz.py, shared with CI.
@@ -61,7 +63,8 @@ def fuzz_correct(examples, seed, out, provoke_known):
     one()
     runs = sum(tally.values())
     print(f"correct bus: {runs} runs in {time.monotonic() - t0:.0f} s: ok {tally['ok']}, failures "
-          f"{tally['failure']}, hangs {tally['hang']}, tracebacks {tally['traceback']}, invalid "
+          f"{tally['failure']}, hangs {tally['hang']}, crashes {tally['crash']}, tracebacks "
+          f"{tally['traceback']}, invalid "
           f"{tally['invalid']}")
     if walls:
         print(f"  wall per run: median {statistics.median(walls) * 1e3:.0f} ms, p99 "
@@ -95,7 +98,8 @@ def _fuzz_mutation(mutation, examples, seed, out, tally):
     one()
     manifested = tally["caught"] + tally["missed"]
     print(f"{mutation}: {sum(tally.values())} runs, manifested in {manifested}, caught "
-          f"{tally['caught']}, missed {tally['missed']}, hangs {tally['hang']}, tracebacks "
+          f"{tally['caught']}, missed {tally['missed']}, hangs {tally['hang']}, crashes "
+          f"{tally['crash']}, tracebacks "
           f"{tally['traceback']}, invalid {tally['invalid']}", flush=True)
     return sum(v for k, v in tally.items() if k not in ("caught", "not_manifested"))
 
@@ -112,13 +116,18 @@ def main(argv=None):
                     default=F.PROVOKE_KNOWN,
                     help="generate short flush timeouts, so that flushes time out honestly "
                          "(flush_barrier must pass them, flush_completes fail them)")
+    ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                    help="run in a warm supervised child (default), or in this process")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bad = 0
-    if args.examples:
-        bad += fuzz_correct(args.examples, args.seed, args.out, args.provoke_known)
-    if args.mutations:
-        bad += fuzz_mutations(args.mutations, args.seed, args.out)
+    from busbench.run.supervisor import Session
+    with Session(isolate=args.isolate) as session:
+        F.SESSION = session if args.isolate else None
+        if args.examples:
+            bad += fuzz_correct(args.examples, args.seed, args.out, args.provoke_known)
+        if args.mutations:
+            bad += fuzz_mutations(args.mutations, args.seed, args.out)
     return 1 if bad else 0
 
 

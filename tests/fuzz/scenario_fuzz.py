@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from busbench.run import watchdog as W
+from busbench.common.names import RUN_CRASHED as CRASHED
 from busbench.common.names import RUN_ERROR as ERROR
 from busbench.common.names import RUN_TIMED_OUT as TIMED_OUT
 from busbench.reports import json_report, junit, markdown, summary
@@ -268,6 +269,24 @@ def busbench_threads() -> list:
     return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith("busbench-")]
 
 
+#: benchmarks/fuzz.py runs each scenario in a warm supervised child (a busbench.run.supervisor
+#: Session); None: in this process (the CI tests, which also count the threads left)
+SESSION = None
+
+
+def _run(scenario, text: str, timeout_s: float):
+    if SESSION is None:
+        return Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
+    import tempfile
+
+    from busbench.run.supervisor import Job
+    with tempfile.TemporaryDirectory(prefix="busbench-fuzz-") as folder:
+        path = f"{folder}/fuzz.yaml"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return SESSION.run(scenario, Job(path, timeout_s=timeout_s))
+
+
 def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
     """Run one scenario with a deadline: ``timeout_s``, else the larger of
     RUN_TIMEOUT_S and PLAN_FACTOR x its planned time (a rare shape, thousands
@@ -281,9 +300,9 @@ def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
     if timeout_s is None:
         timeout_s = max(RUN_TIMEOUT_S, PLAN_FACTOR * W.planned_seconds(scenario))
     t0 = time.monotonic()
-    result = Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
+    result = _run(scenario, text, timeout_s)
     wall = time.monotonic() - t0
-    left = busbench_threads()
+    left = busbench_threads() if SESSION is None else list(result.threads_left)
     # Every output a user gets is rendered: a traceback there is a traceback too.
     # The record judged is the JSON a user would read, not the live object.
     try:
@@ -409,7 +428,8 @@ def flush_completes_outcome(record, at) -> str:
 
 
 def judge_correct(outcome: Outcome) -> tuple[str, list]:
-    """("ok" | "failure" | "hang" | "traceback" | "invalid", problems) for a run on the correct bus."""
+    """("ok" | "failure" | "hang" | "crash" | "traceback" | "invalid", problems) for a run on the
+    correct bus."""
     if outcome.record is None:
         return "invalid", [f"a valid scenario was refused: {outcome.load_error}"]
     r = outcome.record
@@ -417,6 +437,8 @@ def judge_correct(outcome: Outcome) -> tuple[str, list]:
         return "traceback", [f"rendering the reports failed: {outcome.render_error}"]
     if r["status"] == TIMED_OUT:
         return "hang", [r["error"]]
+    if r["status"] == CRASHED:
+        return "crash", [r["error"]]
     if r["status"] == ERROR:
         return "traceback", [r["error"]]
     problems = []
@@ -678,7 +700,7 @@ def strategy_for(mutation: str):
 
 
 def judge_mutation(mutation: str, outcome: Outcome) -> tuple[str, str]:
-    """("caught" | "missed" | "not_manifested" | "hang" | "traceback" | "invalid", detail)."""
+    """("caught" | "missed" | "not_manifested" | "hang" | "crash" | "traceback" | "invalid", detail)."""
     if outcome.record is None:
         return "invalid", outcome.load_error
     r = outcome.record
@@ -686,6 +708,8 @@ def judge_mutation(mutation: str, outcome: Outcome) -> tuple[str, str]:
         return "traceback", outcome.render_error
     if r["status"] == TIMED_OUT:
         return "hang", r["error"]
+    if r["status"] == CRASHED:
+        return "crash", r["error"]
     if r["status"] == ERROR:
         return "traceback", r["error"]
     probe = MUTATIONS[mutation]

@@ -27,7 +27,8 @@ def not_evaluated(result) -> Text:
     what = "end checks" if result.checks else "checks"
     why = {"interrupted": "the run was interrupted before its end",
            "error": f"the run could not complete ({result.error})",
-           RUN_CRASHED: f"the run could not complete ({result.error})"}.get(
+           RUN_CRASHED: f"the run could not complete ({result.error})",
+           RUN_TIMED_OUT: "the run passed its deadline before its end"}.get(
         result.status, "the scenario declares no checks")
     return Text(f"{what}: not evaluated, {why}", "yellow")
 

@@ -188,39 +188,45 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     memory = _parse_memory(memory_limit)
     if memory is not None and not isolate:
         raise UsageProblem("--memory-limit needs a supervised child; drop --no-isolate")
-    scenarios = _load_all(files, overrides, seed)
-    max_reg = _parse_percent(max_regression)
-    gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
-    for path in [p for p in (junit, markdown, html_path) if p]:
-        try:
-            check_writable(path)
-        except OSError as e:
-            raise UsageProblem(f"cannot write {path}: {e}") from None
+    from ..run.supervisor import Session
+    session = Session(isolate=isolate, memory_limit=memory)
+    session.prestart()          # the child imports while this process validates
     try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        check_writable(Path(out_dir) / "probe.json")
-    except OSError as e:
-        raise UsageProblem(f"--out {out_dir}: {e}") from None
-
-    console = _out()
-    mode = default_mode(sys.stdout.isatty(), quiet, live)
-    results, exit_code = [], EXIT_OK
-    with _sigterm_as_interrupt():
+        scenarios = _load_all(files, overrides, seed)
+        max_reg = _parse_percent(max_regression)
+        gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
+        for path in [p for p in (junit, markdown, html_path) if p]:
+            try:
+                check_writable(path)
+            except OSError as e:
+                raise UsageProblem(f"cannot write {path}: {e}") from None
         try:
-            exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
-                                 repeat=repeat, pin=pin, metric=gate_metric,
-                                 overrides=overrides, seed=seed,
-                                 timeout_s=timeout_s, timeout=timeout, isolate=isolate,
-                                 memory=memory, memory_text=memory_limit)
-        except KeyboardInterrupt:
-            # Interrupted outside a run (e.g. while compiling): every run that
-            # started has already written its record.
-            err.print("interrupted")
-            exit_code = EXIT_INTERRUPTED
-    _write_reports(results, junit, markdown)
-    if html_path and results:
-        from .extra import write_html_report
-        console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            check_writable(Path(out_dir) / "probe.json")
+        except OSError as e:
+            raise UsageProblem(f"--out {out_dir}: {e}") from None
+
+        console = _out()
+        mode = default_mode(sys.stdout.isatty(), quiet, live)
+        results, exit_code = [], EXIT_OK
+        with _sigterm_as_interrupt():
+            try:
+                exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
+                                     repeat=repeat, pin=pin, metric=gate_metric,
+                                     overrides=overrides, seed=seed,
+                                     timeout_s=timeout_s, timeout=timeout, isolate=isolate,
+                                     memory_text=memory_limit, session=session)
+            except KeyboardInterrupt:
+                # Interrupted outside a run (e.g. while compiling): every run that
+                # started has already written its record.
+                err.print("interrupted")
+                exit_code = EXIT_INTERRUPTED
+        _write_reports(results, junit, markdown)
+        if html_path and results:
+            from .extra import write_html_report
+            console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
+    finally:
+        session.close()
     sys.exit(exit_code)
 
 
@@ -234,13 +240,14 @@ def _say(mode, console):
 
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
              metric="throughput", overrides=(), seed=None, timeout_s=None,
-             timeout=None, isolate=True, memory=None, memory_text=None) -> int:
+             timeout=None, isolate=True, memory_text=None, session=None) -> int:
     from ..verdicts import gating
     from ..reports.dashboard import make_progress
     from ..reports import json_report, write_atomic
     from ..reports import summary
-    from ..run.runner import Runner
     say = _say(mode, console)
+    if session is not None:
+        session.say = say
     exit_code = EXIT_OK
     for source, scenario in scenarios:
         from ..targets.errors import TargetError
@@ -249,10 +256,11 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
             progress = make_progress(mode, console=console)
             with progress:
                 if not isolate:
+                    from ..run.runner import Runner      # numba: imported where the run is
                     return Runner(scenario, source, progress=progress, say=say,
                                   pin_threads=pin, timeout_s=timeout_s).run()
-                return supervised(scenario, source, overrides, seed, pin, timeout_s, progress,
-                                  say, memory)
+                return supervised(session, scenario, source, overrides, seed, pin, timeout_s,
+                                  progress)
 
         def run_isolated(source=source):
             extra = ["--memory-limit", memory_text] if memory_text else []
@@ -285,11 +293,11 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
     return exit_code
 
 
-def supervised(scenario, source, overrides, seed, pin, timeout_s, progress, say, memory):
+def supervised(session, scenario, source, overrides, seed, pin, timeout_s, progress):
     """One run in a supervised child of its own (busbench/run/supervisor.py)."""
-    from ..run.supervisor import Job, run_supervised
-    return run_supervised(scenario, Job(source, tuple(overrides), seed, timeout_s, pin),
-                          progress, say, memory_limit=memory)
+    from ..run.supervisor import Job
+    return session.run(scenario, Job(source, tuple(overrides), seed, timeout_s, pin), progress,
+                       fresh=True)
 
 
 def isolation_options(command):

@@ -19,6 +19,10 @@ COUNTER_NAMES = (EVENTS_INGESTED, EVENTS_DROPPED, BATCHES_DISPATCHED, EVENTS_DIS
 #: every name a target's counters() may hold
 ALL_COUNTERS = COUNTER_NAMES + (SHUTDOWN_WAS_LOSSY,)
 
+#: checksums are sums modulo 2**64 (native/payload.py); here so that the checks, which
+#: read only recorded numbers, need not import the jitted payload module (and Numba)
+CHECKSUM_MOD = 1 << 64
+
 # --- run statuses and the exit codes they map to (PRODUCT.md) -------------------
 RUN_PASSED, RUN_FAILED, RUN_ERROR, RUN_INTERRUPTED = "passed", "failed", "error", "interrupted"
 RUN_TIMED_OUT = "timed_out"      # the watchdog ended the run at its deadline (watchdog.py)

@@ -235,6 +235,17 @@ def _die_with_parent() -> None:
         pass
 
 
+def _import_ahead() -> None:
+    """What every run needs (the runner, the targets, Numba), imported before the first
+    job arrives: the parent is still validating scenarios meanwhile."""
+    try:
+        from ..scenario import load_scenario  # noqa: F401
+        from ..targets import open_target  # noqa: F401
+        from . import runner  # noqa: F401
+    except Exception:  # noqa: BLE001 -- the job imports again, and reports what fails
+        pass
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     fd, stacks_path, marks_path, limit = int(argv[0]), argv[1], argv[2], int(argv[3])
@@ -270,6 +281,7 @@ def main(argv=None) -> int:
     for t in threads:
         t.start()
     channel.send({"t": "ready", "pid": os.getpid()})
+    _import_ahead()
     try:
         while True:
             command = jobs.get()

@@ -308,10 +308,10 @@ class Child:
     def run(self, scenario, job: Job, progress=None) -> RunResult:
         """Run ``job`` in the child (started if need be); always a RunResult, also
         when the child crashed, hung or was interrupted."""
-        if not self.alive:
-            if self.proc is not None:
-                self.close()
+        if self.proc is None:
             self.start()
+        elif not self.alive:
+            raise RuntimeError("this child has ended: a Session starts a new one")
         self.jobs_run += 1
         story = _Story(last_heard=time.monotonic())
         t_job = self._t_job = time.monotonic()
@@ -678,7 +678,15 @@ class Session:
         self.isolate, self.memory_limit, self.say = isolate, memory_limit, say
         self.child: Child | None = None
 
-    def run(self, scenario, job: Job, progress=None) -> RunResult:
+    def prestart(self) -> None:
+        """Start the child now (it imports the runner and Numba while this process still
+        validates scenarios): on two cores, its start-up overlaps the parent's."""
+        if self.isolate and self.child is None:
+            self.child = Child(memory_limit=self.memory_limit, say=self.say)
+            self.child.start()
+
+    def run(self, scenario, job: Job, progress=None, fresh: bool = False) -> RunResult:
+        """``fresh``: in a child that ran nothing before (``run``: one process per scenario)."""
         from ..targets.errors import TargetError
         if not self.isolate:
             from .runner import Runner
@@ -686,11 +694,13 @@ class Session:
                           pin_threads=job.pin, timeout_s=job.timeout_s).run()
         limits = getattr(scenario, "limits", None)
         limit = self.memory_limit if self.memory_limit is not None else getattr(limits, "memory", None)
-        if self.child is not None and (self.child.memory_limit != limit or not self.child.alive):
+        if self.child is not None and (self.child.memory_limit != limit or not self.child.alive
+                                       or (fresh and self.child.jobs_run > 0)):
             self.child.close()
             self.child = None
         if self.child is None:
             self.child = Child(memory_limit=limit, say=self.say)
+        self.child.say = self.say
         try:
             return self.child.run(scenario, job, progress)
         except UsageFromChild as e:

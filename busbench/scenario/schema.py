@@ -754,7 +754,7 @@ def _memory(value) -> int:
 
 
 class Limits(Section):
-    """What the supervised child process may use (busbench.supervisor)."""
+    """What the supervised child process may use (busbench/run/supervisor.py)."""
     # address space and data size of the child; past it the run ends crashed, out of memory
     memory: Annotated[int, BeforeValidator(_memory)] | None = None
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from ..common import names as N
 from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
-from ..native.payload import MOD
+from ..common.names import CHECKSUM_MOD as MOD
 
 __all__ = [
     "CHECKS",

@@ -184,7 +184,7 @@ def _hanging_python_bus(tmp_path, name, timeout) -> Path:
         "        return True\n\n"
         "def make_bus(**config):\n"
         "    return HangingBus(**config)\n")
-    return _python_bus(tmp_path, body, name, "  - run: 300ms\n  - flush: {timeout: 1s}\n",
+    return _python_bus(tmp_path, body, name, "  - run: 100ms\n  - flush: {timeout: 1s}\n",
                        extra=f"timeout: {timeout}\n")
 
 
@@ -236,20 +236,20 @@ def test_c_bus_aborting_in_flush_keeps_what_came_before(tmp_path):
 
 @needs_cc
 def test_python_bus_holding_the_gil_in_flush_is_killed_at_the_deadline(tmp_path):
-    scenario = _hanging_python_bus(tmp_path, "gil", "4s")
+    scenario = _hanging_python_bus(tmp_path, "gil", "6s")
     started = time.monotonic()
     code, out = _busbench(tmp_path, scenario)
     took = time.monotonic() - started
     assert code == 3, out
     rec = _record(tmp_path)
-    assert rec["status"] == "timed_out"
+    assert rec["status"] == "timed_out", rec["error"]
     assert "the process did not respond (a call into the bus held the GIL or never returned)" \
         in rec["error"]
     assert rec["crash"]["signal"] == "SIGKILL"
     assert rec["crash"]["calls_in_flight"][0] == "flush"
     # the stack of the thread that holds the GIL, dumped by faulthandler on the parent's request
     assert "in flush" in rec["crash"]["stacks"] and "gil_bus.py" in rec["crash"]["stacks"]
-    assert took < 20, f"busbench took {took:.1f} s for a 4 s deadline"
+    assert took < 20, f"busbench took {took:.1f} s for a 6 s deadline"
     assert len(_junit_errors(tmp_path)) == 3
     _no_orphans(rec, str(tmp_path))
 

@@ -549,6 +549,8 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             if result.status == N.RUN_INTERRUPTED:
                 raise KeyboardInterrupt
             if result.status in (N.RUN_CRASHED, N.RUN_TIMED_OUT):
+                console.print(f"round lost: {variant.label}: {result.error}", highlight=False,
+                              markup=False)
                 raise cmp.LostRound(result.error or result.status)    # that round, not the rest
             raise RuntimeError(f"{variant.label}: {result.error}")
         value = result.metrics.get(metric)

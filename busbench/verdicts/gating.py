@@ -35,6 +35,8 @@ _RUN_METRICS = ("throughput", "ingest_rate", "cpu_per_event", "cpu_producers_per
 
 #: statuses whose figures count (a run that errored or was interrupted has no honest figure)
 _COUNTED = (N.RUN_PASSED, N.RUN_FAILED)
+#: statuses of a run that has no figure but does not stop the repeats (the bus crashed or hung)
+_GO_ON = (N.RUN_CRASHED, N.RUN_TIMED_OUT)
 
 
 class BaselineError(ValueError):
@@ -59,8 +61,8 @@ def run_summary(result) -> dict:
 
 # the record's status is the worst of its runs' (a status not listed, e.g. a
 # newer one, ranks as an error)
-_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_ERROR: 2, N.RUN_CRASHED: 2,
-             N.RUN_INTERRUPTED: 3}
+_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_TIMED_OUT: 2, N.RUN_ERROR: 2,
+             N.RUN_CRASHED: 2, N.RUN_INTERRUPTED: 3}
 
 
 def run_repeated(run_once, repeat: int, run_isolated=None):
@@ -74,16 +76,18 @@ def run_repeated(run_once, repeat: int, run_isolated=None):
     fixed within one. Runs of one process would make the gate's interval far
     too narrow. ``run_isolated`` returns a run summary (``run_summary`` of the
     child's record, plus its path). Without it (tests), every run is
-    ``run_once()``. A run that did not complete ends the repeats; the record's
-    status is the worst of all runs, and ``error`` names a separate run that
-    failed, with its record.
+    ``run_once()``. A run that crashed or was killed at its deadline (the
+    supervisor's verdict on the bus) is that run's result and the others go on;
+    any other run that did not complete (an error, an interrupt) ends the
+    repeats. The record's status is the worst of all runs, and ``error`` names a
+    separate run that failed, with its record.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     result = run_once()
     runs = [run_summary(result)]
     for _index in range(1, repeat):
-        if runs[-1]["status"] not in _COUNTED:
+        if runs[-1]["status"] not in _COUNTED + _GO_ON:
             break
         runs.append(run_isolated() if run_isolated is not None else run_summary(run_once()))
     result.runs = runs

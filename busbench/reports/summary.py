@@ -82,4 +82,10 @@ def render(result):
         parts.append(not_evaluated(r))
     if r.error:
         parts.insert(1, Text(f"error: {r.error}", "red"))
+    crash = getattr(r, "crash", None)
+    if crash:
+        kept = [name for name, key in (("every thread's stack", "stacks"),
+                                       ("the child's stderr tail", "stderr_tail")) if crash.get(key)]
+        if kept:
+            parts.insert(2, Text(f"{' and '.join(kept)}: in the record (crash)", "dim"))
     return Group(*parts)

@@ -19,10 +19,10 @@ def test_the_offline_fuzzer_prints_runs_failures_hangs_and_tracebacks(tmp_path):
                           check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = re.search(r"correct bus: (\d+) runs .*: ok (\d+), failures (\d+), hangs (\d+), "
-                     r"tracebacks (\d+), invalid (\d+)", proc.stdout)
+                     r"crashes (\d+), tracebacks (\d+), invalid (\d+)", proc.stdout)
     assert line, proc.stdout
-    runs, ok, failures, hangs, tracebacks, invalid = map(int, line.groups())
-    assert runs == 4 and ok == 4 and failures == hangs == tracebacks == invalid == 0
+    runs, ok, failures, hangs, crashes, tracebacks, invalid = map(int, line.groups())
+    assert runs == 4 and ok == 4 and failures == hangs == crashes == tracebacks == invalid == 0
     for mutation in ("no_inflight_gate", "refusal_not_ingested"):
         assert re.search(rf"^{mutation}: 1 runs, manifested in [01], caught [01], missed 0", proc.stdout,
                          re.MULTILINE), proc.stdout

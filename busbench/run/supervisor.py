@@ -162,7 +162,11 @@ class Child:
     # ------------------------------------------------------------------ process
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.exit_status is None
+        if self.proc is None:
+            return False
+        if self.exit_status is None:
+            self._reap(0.0)
+        return self.exit_status is None
 
     def start(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="busbench-run-"))
@@ -239,8 +243,8 @@ class Child:
         while True:
             try:
                 pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.exit_status = 0
+            except ChildProcessError:        # reaped elsewhere: Popen's returncode holds it
+                self.exit_status = 0 if self.proc.returncode is None else self.proc.returncode
                 return True
             if pid:
                 self.exit_status, self.rusage = status, rusage
@@ -350,7 +354,7 @@ class Child:
                             status = N.RUN_INTERRUPTED if kind == "interrupted" else N.RUN_ERROR
                             return self._partial(scenario, job, story, status, value or "interrupted")
                 self._sample_memory()
-                if closed or (self.proc.poll() is not None):
+                if closed or self._reap(0.0):
                     # the pipe closed or the process ended: take what is left, then judge
                     more, _ = self._messages(0.05)
                     for m in more:
@@ -493,11 +497,14 @@ class Child:
         return calls
 
     def _death(self) -> tuple[str | None, int | None]:
-        if self.exit_status is None:
+        """(signal name, None) or (None, exit code) of a child that ended, from Popen's
+        returncode (set when reaped: negative for a signal)."""
+        code = None if self.proc is None else self.proc.returncode
+        if self.exit_status is None or code is None:
             return None, None
-        if os.WIFSIGNALED(self.exit_status):
-            return signal_name(os.WTERMSIG(self.exit_status)), None
-        return None, os.WEXITSTATUS(self.exit_status) if os.WIFEXITED(self.exit_status) else None
+        if code < 0:
+            return signal_name(-code), None
+        return None, code
 
     def _crash_info(self, story: _Story, sig, code) -> dict:
         oom = False

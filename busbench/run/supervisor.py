@@ -559,6 +559,14 @@ class Child:
             deadline=begin.get("deadline"), series_interval_s=begin.get("series_interval_s", 0.0))
         result.duration_s = (time.monotonic() - story.started_at) if story.started_at else 0.0
         result.load_s = story.load_s
+        step = story.step
+        if step is not None and story.started_at is not None and \
+                str(step.get("label", "")).startswith(("run", "flush under load")):
+            # the load step in progress counts up to the last thing heard
+            result.load_s += max(0.0, story.last_heard - story.started_at - step.get("started_s", 0.0))
+        ingested = story.counters.get(N.EVENTS_INGESTED)
+        if ingested:
+            result.metrics = {"dropped_ratio": story.counters.get(N.EVENTS_DROPPED, 0) / ingested}
         result.steps = list(story.steps)
         result.series = list(story.series)
         result.counters = dict(story.counters)

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from busbench.verdicts import precision  # noqa: E402
 from busbench.reports.dashboard import LiveDashboard, NullProgress  # noqa: E402
-from busbench.run.runner import Runner, warm_up  # noqa: E402
+from busbench.run.runner import Runner  # noqa: E402
+from busbench.targets.builtin import warm_up  # noqa: E402
 from busbench.scenario import load_scenario  # noqa: E402
 from busbench.verdicts.stats import bootstrap_ratio_ci, summarize, verdict  # noqa: E402
 

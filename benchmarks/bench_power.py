@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from busbench.verdicts import compare as cmp
 from busbench.verdicts import precision
-from busbench.run.runner import Runner, warm_up
+from busbench.run.runner import Runner
+from busbench.targets.builtin import warm_up
 from busbench.scenario import load_scenario
 from busbench.verdicts.stats import NO_DIFFERENCE, SLOWER
 

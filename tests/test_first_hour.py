@@ -341,7 +341,7 @@ def test_cold_first_run_says_it_compiles_then_warm_runs_do_not(tmp_path):
 
 @pytest.mark.slow
 def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
-    """On a cold cache the worker side is compiled by `python -m busbench.targets.coldstart`;
+    """On a cold cache the worker side is compiled by `python -m busbench.targets.builtin`;
     this process compiles the producer side only and loads worker_loop from the
     cache the helper wrote (no compile event for it here)."""
     code = ("from numba.core import event\n"
@@ -350,8 +350,8 @@ def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
             "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
             "    def on_end(self, e): pass\n"
             "event.register('numba:compile', L())\n"
-            "from busbench.targets import coldstart\n"
-            "cold = coldstart.compile_kernels(helper=True)\n"
+            "from busbench.targets import builtin\n"
+            "cold = builtin.compile_kernels(helper=True)\n"
             "print(cold.helper_process, cold.compiled, 'worker_loop' in names, 'produce' in names)\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,

@@ -54,7 +54,7 @@ def test_a_miss_offline_names_the_command_that_fills_the_cache(tmp_path):
     with pytest.raises(R.ReleaseError) as e:
         R.release("0.40.0", tmp_path, download=False)
     assert e.value.exit_code == 2
-    assert "busbench releases fetch 0.40.0" in str(e.value)
+    assert "busbench releases fetch net-mesh 0.40.0" in str(e.value)
 
 
 def test_a_corrupt_wheel_is_refused_and_leaves_nothing_in_the_cache(tmp_path):
@@ -100,7 +100,7 @@ def test_releases_list_and_fetch_through_the_command_line(tmp_path, fake_library
     from cli_helpers import cli, flat
     env = {"BUSBENCH_CACHE_DIR": str(tmp_path)}
     empty = cli("releases", "list", env=env)
-    assert empty.exit_code == 0 and "busbench releases fetch 0.45.1" in flat(empty.output)
+    assert empty.exit_code == 0 and "busbench releases fetch net-mesh 0.45.1" in flat(empty.output)
     R.install_wheel(make_wheel(tmp_path, "0.44.1", fake_library), "0.44.1", tmp_path / "net-mesh")
     listed = cli("releases", "list", env=env)
     assert "0.44.1" in listed.output and "lacks net_stats" in flat(listed.output)

@@ -13,7 +13,9 @@ from html.parser import HTMLParser
 import pytest
 from cli_helpers import cli, flat
 
+from busbench.reports import figures
 from busbench.reports import html as H
+from busbench.reports import png
 from busbench.reports import svg
 from busbench.common.units import format_duration
 
@@ -170,8 +172,8 @@ def test_heat_map_keeps_the_fullest_rings_when_there_are_many():
     fills = [[0] * 100 for _ in range(3)]
     fills[1][77] = 9
     record = make_record(series=[series_row(0.1 * (i + 1), 0, 0, 0, fills[i]) for i in range(3)])
-    _times, rows, shards = H._heat_rows(record)
-    assert len(rows) == H.MAX_HEAT_ROWS and 77 in shards and shards == sorted(shards)
+    _times, rows, shards = figures.heat_rows(record)
+    assert len(rows) == figures.MAX_HEAT_ROWS and 77 in shards and shards == sorted(shards)
 
 
 def test_latency_shows_corrected_and_uncorrected_percentiles_of_the_record():
@@ -512,5 +514,5 @@ def test_open_loop_latency_with_no_uncorrected_side_is_drawn_from_the_corrected_
         import matplotlib  # noqa: F401
     except ImportError:
         return
-    names = sorted(p.name for p in H.write_pngs([record], tmp_path))
+    names = sorted(p.name for p in png.write_pngs([record], tmp_path))
     assert names == ["latency.png", "ring_fill.png", "throughput.png"]

@@ -284,7 +284,7 @@ def test_a_counter_the_struct_does_not_name_is_absent_not_zero(rig, libs):
 
 
 def test_one_compiled_kernel_drives_two_libraries_in_one_process(rig, libs):
-    from busbench.targets.cabi_kernels import produce_cabi
+    from busbench.load.kernels import produce
     a = rig.target(cbus_spec(libs["cbus"]), producers=1)
     b = rig.target(scripted_spec(libs["scripted"]), producers=1)
     run_producers(a, 1, events=500)
@@ -292,7 +292,7 @@ def test_one_compiled_kernel_drives_two_libraries_in_one_process(rig, libs):
     a.flush(5.0)
     b.flush(5.0)
     assert a.delivery().received == [500] and b.delivery().received == [500]
-    assert len(produce_cabi.signatures) == 1
+    assert len(produce.signatures) == 1
 
 
 def test_the_sink_and_python_agree_on_the_mix_of_a_seq():

@@ -236,3 +236,12 @@ def test_a_cancelled_watchdog_never_fires():
     dog.cancel()
     threading.Event().wait(0.4)
     assert not dog.expired and calls == []
+
+
+def test_planned_time_of_a_fault_without_a_duration_counts_its_start():
+    """kill_adapter (net-mesh) has no duration (the shipped kill_adapter scenario raised
+    AttributeError here before any run); its restart falls within the deadline's slack."""
+    from busbench.scenario import load_scenario
+    sc = load_scenario("scenarios/net-mesh/kill_adapter.yaml")
+    without = sc.model_copy(update={"steps": tuple(s for s in sc.steps if s.tag != "fault")})
+    assert W.planned_seconds(sc) == pytest.approx(W.planned_seconds(without) + 0.1, abs=0.01)

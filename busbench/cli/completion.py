@@ -84,11 +84,12 @@ def set_keys(ctx, param, incomplete: str) -> list[CompletionItem]:
             if key.startswith(incomplete)]
 
 
-def script(shell: str, prog_name: str = "busbench") -> str:
-    """The completion script for ``shell`` (what ``busbench completion SHELL`` prints)."""
+def script(shell: str, command, prog_name: str = "busbench") -> str:
+    """The completion script of ``command`` (the ``busbench`` group) for ``shell``
+    (what ``busbench completion SHELL`` prints)."""
     from click.shell_completion import get_completion_class
 
-    from . import main
+    main = command
     complete_var = "_" + prog_name.replace("-", "_").upper() + "_COMPLETE"
     cls = get_completion_class(shell)
     return cls(main, {}, prog_name, complete_var).source()

@@ -4,7 +4,7 @@ check outcomes, ingest status codes, check display names.
 Runner, targets, checks, reports, cli and dashboard import these rather than
 re-spelling them, so renaming one is one edit (STYLE.md, "one home per name").
 The ingest status codes are read by jitted kernels as compile-time constants,
-which is why this module is listed in ``bus.jit.JITTED_SOURCES``.
+which is why this module is among ``native.jit.JITTED_SOURCES`` (kernel modules import it).
 """
 from __future__ import annotations
 
@@ -61,4 +61,6 @@ INGEST_REFUSED = 1       # some refused (drop_newest, block timeout); not to be 
 INGEST_FAILED = 2        # some refused with "failed" (fail_producer): the retry policy decides
 INGEST_CLOSED = 3        # turned away at the gate (shutting down): nothing counted
 INGEST_STRANDED = 4      # shutdown abandoned this push: what had not landed is stranded
-INGEST_STATUS_NAMES = ("ok", "dropped", "failed", "shutting_down", "stranded")
+INGEST_AMBIGUOUS = 5     # a batch partly taken, which events unknown: not to be retried
+INGEST_ERROR = 6         # an undeclared return code: the producer stops (the target reports it)
+INGEST_STATUS_NAMES = ("ok", "dropped", "failed", "shutting_down", "stranded", "ambiguous", "error")

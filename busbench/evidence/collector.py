@@ -7,7 +7,7 @@ attributed evictions just before, the witness's counts just after.
 """
 from __future__ import annotations
 
-from ..verdicts.checks import Evidence
+from .types import Evidence
 from .metrics import run_metrics
 
 

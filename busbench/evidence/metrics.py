@@ -40,10 +40,13 @@ def cpu_metrics(cpu: CpuTime, events_dispatched: int | None) -> dict:
 
 
 def latency_summaries(hists) -> dict | None:
-    """{"corrected": summary, "uncorrected": summary} from a target's histograms."""
+    """{"corrected": summary, "uncorrected": summary} from a target's histograms; a
+    histogram the target does not have (None: a sink in open loop sees only the intended
+    send time, so no uncorrected latency) has no entry."""
     if hists is None:
         return None
-    return {"corrected": histogram.summary(hists[0]), "uncorrected": histogram.summary(hists[1])}
+    return {key: histogram.summary(h) for key, h in zip(("corrected", "uncorrected"), hists)
+            if h is not None}
 
 
 def run_metrics(counters: dict, truths, load_s: float, hists, cpu: CpuTime | None = None) -> dict:

@@ -12,34 +12,105 @@ Numba keys a cached kernel on its own source file only, not on the files of
 the kernels it inlines: after an edit to ``bus/kernels.py``, a cached
 ``load/kernels.produce`` would still run the old ring code. So the cache is
 stamped with a hash of every jitted source, and dropped when that changes.
+The jitted sources are found, not listed: every module of the package that
+compiles code for Numba (``@kernel``, ``@kernel_inline``, ``@njit``,
+``@intrinsic``... at the start of a line), and every package module those import
+at module level, transitively (their constants are frozen into the kernels).
+Reading the ~100 files for that costs ~20 ms per process (measured on the
+2-core VM under a load average of 8; importing Numba itself takes ~500 ms).
 """
 import hashlib
+import os
+import re
 from pathlib import Path
 
 from numba import njit
 
 PACKAGE = Path(__file__).resolve().parents[1]
-JITTED_SOURCES = ("native/atomics.py", "native/clock.py", "bus/config.py", "native/ffi.py", "native/histogram.py",
-                  "native/jit.py", "bus/kernels.py", "bus/layout.py", "load/kernels.py", "native/text_payload.py",
-                  "run/lab.py", "common/names.py", "native/payload.py", "scenario/foreign.py", "targets/builtin_kernels.py",
-                  "targets/cabi_kernels.py", "targets/sink.py", "targets/netmesh/kernels.py")
 STAMP = "busbench-kernels.stamp"
 
+# a cheap test before the regular expression
+_MARKS = ("@kernel", "@njit", "@jit", "@intrinsic", "@cfunc", "@vectorize", "@guvectorize")
+_DECORATOR = re.compile(r"\n[ \t]*@(kernel|kernel_inline|njit|jit|intrinsic|cfunc|vectorize|guvectorize)\b")
+# a module-level import (column 0): ``from X import a, b`` or ``from X import (a,\n b)``
+# (each pattern starts with a literal newline: the text is searched with one prepended, and
+# a literal start is much faster to scan for than ``^`` in MULTILINE mode)
+_FROM = re.compile(r"\nfrom[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)")
+_IMPORT = re.compile(r"\nimport[ \t]+([^\n]+)")
 
-def _sources_digest() -> str:
+
+def _dotted(relative: str) -> str:
+    """``bus/kernels.py`` -> ``busbench.bus.kernels``; ``bus/__init__.py`` -> ``busbench.bus``."""
+    parts = [PACKAGE.name, *relative[:-3].split("/")]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(relative: str, text: str, modules: dict) -> set:
+    """The package's files (of ``modules``: dotted name -> file) that ``relative`` imports at module level."""
+    me = _dotted(relative)
+    here = me if relative.endswith("__init__.py") else me.rpartition(".")[0]
+    found = set()
+    for source, names in _FROM.findall(text):
+        if source.startswith("."):
+            level = len(source) - len(source.lstrip("."))
+            base = here.split(".")
+            base = base[:len(base) - (level - 1)]
+            source = ".".join(base + ([source.lstrip(".")] if source.lstrip(".") else []))
+        if source in modules:
+            found.add(modules[source])
+        for name in re.sub(r"#[^\n]*", "", names).strip("() \n").split(","):
+            sub = f"{source}.{name.split(' as ')[0].strip()}"
+            if sub in modules:
+                found.add(modules[sub])
+    for names in _IMPORT.findall(text):
+        for name in names.split("#")[0].split(","):
+            name = name.split(" as ")[0].strip()
+            if name in modules:
+                found.add(modules[name])
+    return found
+
+
+def jitted_sources() -> tuple:
+    """Package-relative paths of every jitted source (see the module's doc), sorted."""
+    texts = {}
+    root = str(PACKAGE)
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d != "__pycache__"]     # Numba's cache files: many
+        prefix = folder[len(root) + 1:].replace(os.sep, "/")
+        for name in files:
+            if name.endswith(".py"):
+                with open(folder + os.sep + name, encoding="utf-8") as f:
+                    texts[f"{prefix}/{name}" if prefix else name] = "\n" + f.read()
+    modules = {_dotted(relative): relative for relative in texts}
+    todo = [relative for relative, text in texts.items()
+            if any(mark in text for mark in _MARKS) and _DECORATOR.search(text)]
+    seen = set(todo) | {"native/jit.py"}
+    while todo:
+        relative = todo.pop()
+        for other in _imported(relative, texts[relative], modules):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return tuple(sorted(seen))
+
+
+def _sources_digest(sources=None) -> str:
     h = hashlib.sha256()
-    for name in JITTED_SOURCES:
+    for name in sources if sources is not None else jitted_sources():
         path = PACKAGE / name
         h.update(name.encode())
         h.update(path.read_bytes() if path.exists() else b"")
     return h.hexdigest()
 
 
+JITTED_SOURCES = jitted_sources()
+
+
 def drop_stale_caches() -> bool:
     """Remove Numba's cache files under the package when any jitted source
     changed since they were written. Returns True when it removed some."""
     try:
-        digest = _sources_digest()
+        digest = _sources_digest(JITTED_SOURCES)
         stamp = PACKAGE / "bus" / "__pycache__" / STAMP
         if stamp.exists() and stamp.read_text() == digest:
             return False

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from html import escape
-from pathlib import Path
 
 import yaml
 
@@ -27,17 +26,12 @@ from ..common import names as N
 from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
 from ..common.units import format_count, format_duration, format_rate
 from . import svg
+from .figures import (COUNTERS, MAX_HEAT_COLUMNS, MAX_HEAT_ROWS, PERCENTILES, RATE_NAMES,  # noqa: F401
+                      exports, rate_points, record_label, step_markers)
+from .figures import heat_rows as _heat_rows
 
-COUNTERS = (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED)
-RATE_NAMES = {N.EVENTS_INGESTED: "ingested/s", N.EVENTS_DISPATCHED: "dispatched/s",
-              N.EVENTS_DROPPED: "dropped/s"}
 #: check outcomes the target or the run could not decide: never a pass, not a failure either
 UNDECIDED = (N.NOT_EVALUABLE, N.NOT_OBSERVABLE)
-PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
-#: the heat map draws at most this many rings (the fullest, in shard order)
-MAX_HEAT_ROWS = 64
-#: and at most this many columns (neighbouring samples merged, keeping the fuller)
-MAX_HEAT_COLUMNS = 400
 STATUS_CLASS = {N.RUN_PASSED: "ok", N.RUN_FAILED: "bad", N.RUN_ERROR: "bad",
                 N.RUN_INTERRUPTED: "warn"}
 
@@ -64,63 +58,9 @@ def load_record(path) -> dict:
 
 
 # --------------------------------------------------------------------------- derived numbers
-def exports(record: dict, counter: str) -> bool:
-    """Whether the record's target exported ``counter`` (a counter it does not
-    export is absent from its counters and series, never 0)."""
-    caps = record.get("capabilities")
-    if isinstance(caps, dict) and "counters" in caps:
-        return counter in caps["counters"]
-    if counter in (record.get("counters") or {}):
-        return True
-    return any(counter in row for row in record.get("series", []))
-
-
+# (what the charts plot is read in figures.py, shared with the PNG files)
 def _target(record: dict) -> str:
     return str(record.get("target") or "?")
-
-
-def rate_points(series: list, counter: str) -> list[tuple[float, float]]:
-    """Per-second rate of ``counter`` over each sampling interval, placed at the
-    interval's end. The bus starts at t=0 with every counter at 0."""
-    out, t_prev, c_prev = [], 0.0, 0
-    for row in series:
-        t, c = float(row["t"]), int(row.get(counter, 0))
-        if t > t_prev:
-            out.append((t, (c - c_prev) / (t - t_prev)))
-            t_prev, c_prev = t, c
-    return out
-
-
-def step_markers(record: dict) -> tuple:
-    return tuple(svg.Marker(number=s["index"] + 1, start=float(s["started_s"]),
-                            end=float(s["started_s"]) + float(s.get("duration_s") or 0.0),
-                            label=s.get("label", s["kind"]), kind=s["kind"])
-                 for s in record.get("steps", []))
-
-
-def record_label(record: dict, i: int) -> str:
-    return record.get("label") or f"#{i + 1} {record['scenario_name']} {record.get('started_at', '')}".strip()
-
-
-def _heat_rows(record: dict):
-    """(times, rows, shard numbers): the fullest ``MAX_HEAT_ROWS`` rings and at
-    most ``MAX_HEAT_COLUMNS`` columns, or None when the record has no per-shard fill."""
-    rows_by_time = [(float(r["t"]), r["shard_fill"]) for r in record.get("series", [])
-                    if isinstance(r.get("shard_fill"), list)]
-    if not rows_by_time:
-        return None
-    times = [t for t, _ in rows_by_time]
-    shards = len(rows_by_time[0][1])
-    per_shard = [[fills[s] if s < len(fills) else 0 for _, fills in rows_by_time] for s in range(shards)]
-    keep = sorted(range(shards), key=lambda s: max(per_shard[s]), reverse=True)[:MAX_HEAT_ROWS]
-    keep.sort()
-    rows = [per_shard[s] for s in keep]
-    if len(times) > MAX_HEAT_COLUMNS:
-        n, width = len(times), MAX_HEAT_COLUMNS
-        bounds = [(i * n // width, (i + 1) * n // width) for i in range(width)]
-        times = [times[b - 1] for _, b in bounds]
-        rows = [[max(row[a:b]) for a, b in bounds] for row in rows]
-    return times, rows, keep
 
 
 # --------------------------------------------------------------------------- html pieces
@@ -512,10 +452,3 @@ def render(records: list[dict], labels: list[str] | None = None,
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n"
             "</body></html>\n")
-
-
-def write_pngs(records: list[dict], directory, labels: list[str] | None = None) -> list[Path]:
-    """The report's charts as PNG files (for a pull-request comment, a chat):
-    drawn with matplotlib, the ``plot`` extra. Raises ``PlotUnavailable``."""
-    from .png import write_pngs as _write
-    return _write(records, directory, labels or [record_label(r, i) for i, r in enumerate(records)])

@@ -3,14 +3,14 @@ that take an image and not a page (a pull-request comment, a chat).
 
 Drawn with matplotlib, the ``plot`` extra; the HTML report needs nothing
 beyond busbench itself. The numbers come from the same functions as the
-HTML's (``html.rate_points``, ``html.step_markers``), read from the record.
+HTML's (``figures.rate_points``, ``figures.step_markers``), read from the record.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..common.units import format_duration, format_rate
-from . import html
+from . import figures, svg
 
 MISSING = "--png needs matplotlib: pip install 'busbench[plot]' (the HTML report does not)"
 
@@ -33,7 +33,7 @@ def _figure(width=11, height=3.6):
 
 
 def _mark_steps(ax, record):
-    for m in html.step_markers(record):
+    for m in figures.step_markers(record):
         ax.axvline(m.start, color="#b07d12", linestyle=":", linewidth=1)
         if m.kind != "run" and m.end > m.start:
             ax.axvspan(m.start, m.end, color="#f2e6c9", alpha=0.6)
@@ -48,8 +48,11 @@ def _rate_axis(ax):
     ax.set_xlabel("seconds since the bus started")
 
 
-def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
+def write_pngs(records: list[dict], directory, labels: list[str] | None = None) -> list[Path]:
+    """The report's charts as PNG files (for a pull-request comment, a chat):
+    drawn with matplotlib, the ``plot`` extra. Raises ``PlotUnavailable``."""
     ensure_available()
+    labels = labels or [figures.record_label(r, i) for i, r in enumerate(records)]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,16 +64,16 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
         fig.savefig(path)
         written.append(path)
 
-    counters = html.COUNTERS if len(records) == 1 else ("events_dispatched",)
+    counters = figures.COUNTERS if len(records) == 1 else ("events_dispatched",)
     fig, ax = _figure()
     for i, (rec, label) in enumerate(zip(records, labels)):
         for j, c in enumerate(counters):
-            if not html.exports(rec, c):      # not exported: not drawn as 0
+            if not figures.exports(rec, c):      # not exported: not drawn as 0
                 continue
-            pts = html.rate_points(rec["series"], c)
-            name = html.RATE_NAMES[c] if len(records) == 1 else label
+            pts = figures.rate_points(rec["series"], c)
+            name = figures.RATE_NAMES[c] if len(records) == 1 else label
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name,
-                    color=html.svg.PALETTE[(i + j) % len(html.svg.PALETTE)])
+                    color=svg.PALETTE[(i + j) % len(svg.PALETTE)])
     _mark_steps(ax, records[0])
     _rate_axis(ax)
     ax.set_title("events per second" if len(records) == 1 else "events dispatched per second")
@@ -78,7 +81,7 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
     save(fig, "throughput.png")
 
     for i, rec in enumerate(records):
-        heat = html._heat_rows(rec)
+        heat = figures.heat_rows(rec)
         if heat is None:
             continue
         times, rows, shards = heat
@@ -98,12 +101,12 @@ def write_pngs(records: list[dict], directory, labels: list[str]) -> list[Path]:
             if (rec["latency"].get(kind) or {}).get("count")]
     if bars:
         fig, ax = _figure(height=3.2)
-        keys = html.PERCENTILES
+        keys = figures.PERCENTILES
         width = 0.8 / len(bars)
         for b, (label, kind, summary) in enumerate(bars):
             name = kind if len(records) == 1 else f"{label} {kind}"
             ax.bar([k + b * width for k in range(len(keys))], [summary[key] for key, _ in keys],
-                   width=width, label=name, color=html.svg.PALETTE[b % len(html.svg.PALETTE)])
+                   width=width, label=name, color=svg.PALETTE[b % len(svg.PALETTE)])
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], [s for _, s in keys])
         ax.set_yscale("log")
         from matplotlib.ticker import FuncFormatter

@@ -52,13 +52,6 @@ def load_spec(scenario) -> LoadSpec:
                     retry_failed=load.on_fail == "retry", seed=scenario.seed)
 
 
-def warm_up(say=None) -> float:
-    """Compile the builtin target's kernels (kept for callers of the old name);
-    ``say`` as for ``Target.prepare``. Returns seconds spent."""
-    from ..targets.builtin import warm_up as builtin_warm_up
-    return builtin_warm_up(say)
-
-
 def step_label(step) -> str:
     kind = step.tag
     if kind == "run":

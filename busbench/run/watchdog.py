@@ -86,7 +86,8 @@ def planned_seconds(scenario) -> float:
         elif kind == "sleep":
             total += step.duration / 1e9
         elif kind == "fault":
-            total += (step.fault.after + step.fault.duration) / 1e9
+            # kafka's faults may have no duration (broker stays down) or none at all
+            total += (getattr(step.fault, "after", 0) + (getattr(step.fault, "duration", 0) or 0)) / 1e9
         elif kind == "shutdown":
             total += step.grace / 1e9 + drain
             shut_down = True

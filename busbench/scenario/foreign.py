@@ -41,12 +41,12 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
 
 from .errors import InvalidValue, closest, show
-from .schema import Count, OneKey, Section
+from .sections import Count, OneKey, Section, keys_expected_in
+from .yaml_source import origin_of, path_in_data, read_yaml
+from ..native.arg_kinds import (CALLBACK, CONFIG, CONFIG_LEN, CONTEXT, GRACE_MS, HANDLE, LEN, LENS, N, OUT,
+                                OUT_SIZE, PTR, PTRS, TIMEOUT_MS)
 
-# --- argument kinds -------------------------------------------------------------------
-# Every kind is one integer register on x86-64 System V and AArch64 (busbench/native/ffi.py).
-HANDLE, PTR, LEN, PTRS, LENS, N, TIMEOUT_MS, GRACE_MS, OUT, OUT_SIZE, CONFIG, CONFIG_LEN, \
-    CALLBACK, CONTEXT = range(14)
+# --- argument kinds (their numbers live in native/arg_kinds.py, for the kernels) -------
 ARG_KINDS = {"handle": HANDLE, "ptr": PTR, "len": LEN, "ptrs": PTRS, "lens": LENS, "n": N,
              "timeout_ms": TIMEOUT_MS, "grace_ms": GRACE_MS, "out": OUT, "out_size": OUT_SIZE,
              "config": CONFIG, "config_len": CONFIG_LEN, "callback": CALLBACK, "context": CONTEXT}
@@ -365,7 +365,6 @@ def read_target_file(path: str) -> dict:
     """A target file's mapping, validated with errors naming that file's lines; its relative
     library path made relative to the file's folder."""
     from .errors import ScenarioError
-    from .loader import _read_yaml
 
     file = Path(path)
     try:
@@ -374,7 +373,7 @@ def read_target_file(path: str) -> dict:
         raise InvalidValue(f"cannot read the target file {path} (relative paths are from the "
                            f"current directory): {getattr(error, 'strerror', None) or error}") from None
     try:
-        data, origins = _read_yaml(text, str(file))
+        data, origins = read_yaml(text, str(file))
     except ScenarioError as error:
         raise InvalidValue(f"in the target file: {error.format()}") from None
     if isinstance(data, dict) and list(data) == ["c-abi"]:
@@ -397,7 +396,6 @@ def validate_in_file(model: type[Section], data: Any, origins: dict, filename: s
     from pydantic import ValidationError
 
     from .errors import ScenarioError, describe
-    from .loader import _origin_of, _path_in_data
 
     try:
         return model.model_validate(data), []
@@ -405,11 +403,11 @@ def validate_in_file(model: type[Section], data: Any, origins: dict, filename: s
         problems = []
         for error in invalid.errors(include_url=False):
             problem = describe(error, lambda loc: _keys_at(model, loc))
-            path = _path_in_data(data, prefix + problem.loc, problem.missing)
+            path = path_in_data(data, prefix + problem.loc, problem.missing)
             message = problem.message
             if problem.missing and path[-1:] != problem.loc[-1:]:
                 message += f": {problem.loc[-1]}"
-            origin = _origin_of(origins, path)
+            origin = origin_of(origins, path)
             problems.append(ScenarioError(origin.file, origin.line, ".".join(map(str, path)) or None,
                                           message, problem.suggestion))
         return None, problems
@@ -419,9 +417,8 @@ def load_target_text(text: str, filename: str = "<string>"):
     """A target as a scenario's ``target:`` would hold it (``{c-abi: {...}}`` or ``{python: ...}``),
     from YAML text: the typed spec, or a ScenarioError naming file, line and key."""
     from .errors import ScenarioError
-    from .loader import _read_yaml
 
-    data, origins = _read_yaml(text, filename)
+    data, origins = read_yaml(text, filename)
     by_tag = {spec.tag: spec for spec in (CAbiTargetSpec, PythonTargetSpec)}
     if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in by_tag:
         tag = next(iter(data)) if isinstance(data, dict) and data else None
@@ -435,8 +432,7 @@ def load_target_text(text: str, filename: str = "<string>"):
 
 
 def _keys_at(model: type[Section], loc: tuple) -> list[str] | None:
-    from .schema import keys_expected_at      # schema imports this module: import when called
-    return keys_expected_at(loc, model)
+    return keys_expected_in(loc, model)
 
 
 # --- python -------------------------------------------------------------------------

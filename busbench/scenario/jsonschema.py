@@ -24,6 +24,7 @@ from pydantic import StrictBool, Tag
 from ..common import units
 from .thresholds import METRICS
 from . import schema as S
+from . import sections
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -51,8 +52,8 @@ def _value_type(metadata) -> dict | None:
         func = getattr(m, "func", None)
         func = getattr(func, "func", func)          # functools.partial(parse_duration, ...)
         for parser, schema in ((units.parse_duration, DURATION), (units.parse_rate, RATE),
-                               (S._whole_number, COUNT), (units.parse_fraction, FRACTION),
-                               (S._number, NUMBER), (S._memory, MEMORY)):
+                               (sections._whole_number, COUNT), (units.parse_fraction, FRACTION),
+                               (sections._number, NUMBER), (sections._memory, MEMORY)):
             if func is parser:
                 return schema
     return None

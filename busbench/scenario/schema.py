@@ -15,45 +15,22 @@ that errors name the exact key (``steps.2.fault.stall_producer.producer``) and
 from __future__ import annotations
 
 import re
-import types
-from functools import partial
-from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, get_args
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
-                      Field, PlainSerializer, StrictBool, Tag, model_serializer, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_serializer, model_validator)
 
+from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec
+from .kafka import KAFKA_FAULTS, KAFKA_REFUSES, KafkaTargetSpec
 from .quiescence import unsettled_checks
+from .sections import Choice, Count, Duration, DurationOrZero, Fraction, Memory, Number, OneKey, Rate, Section  # noqa: F401
+from .sections import keys_expected_in, only_keys  # noqa: F401  (only_keys: re-exported)
+from .sections import one_of as _one_of
+from .sections import tag_of_kind as _tag_of_kind
+from .sections import tag_of_one_key as _tag_of_one_key
 from .thresholds import Threshold, ThresholdError, parse_threshold
-from ..common.units import (NS_PER_UNIT, UnitError, canonical_duration, canonical_rate, parse_count,
-                     parse_duration, parse_fraction, parse_rate)
-from .errors import InvalidValue, closest, show, unknown_key
-
-# --- value types --------------------------------------------------------------
-
-
-def _whole_number(value: Any) -> int:
-    """An int as it is (range checks say "at least 1"), or a count with a suffix (``"64k"``)."""
-    if isinstance(value, bool):
-        raise InvalidValue(f"expected a whole number, got {show(value)}")
-    if isinstance(value, int):
-        return value
-    return parse_count(value)
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidValue(f"expected a number, got {show(value)}")
-    return float(value)
-
-
-Duration = Annotated[int, BeforeValidator(parse_duration),
-                     PlainSerializer(canonical_duration, when_used="json")]
-DurationOrZero = Annotated[int, BeforeValidator(partial(parse_duration, allow_zero=True)),
-                           PlainSerializer(canonical_duration, when_used="json")]
-Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(canonical_rate, when_used="json")]
-Count = Annotated[int, BeforeValidator(_whole_number)]
-Fraction = Annotated[float, BeforeValidator(parse_fraction)]
-Number = Annotated[float, BeforeValidator(_number)]
+from ..common.units import (NS_PER_UNIT, UnitError, canonical_rate, parse_count,
+                     parse_duration)
+from .errors import InvalidValue, closest, show
 
 Backpressure = Literal["drop_newest", "fail_producer", "drop_oldest", "block"]
 Mutation = Literal["dispatch_counters_frozen", "flush_single_window", "flush_global_sum",
@@ -101,126 +78,6 @@ def _power_of_two(value: int) -> int:
         raise InvalidValue(f"expected a power of two from 2 to {MAX_CAPACITY} (2**24), "
                            f"e.g. 4096, got {value}")
     return value
-
-
-# --- shared machinery -----------------------------------------------------------
-
-
-def only_keys(mapping: dict, allowed: Iterable[str], *, owner: str = "", at: tuple = ()) -> None:
-    """Refuse a key not in ``allowed`` in a mapping read by hand (a check's settings)."""
-    for key in mapping:
-        if key not in allowed:
-            message, suggestion = unknown_key(key, list(allowed), owner)
-            raise InvalidValue(message, path=at + (key,), suggestion=suggestion)
-
-
-class Section(BaseModel):
-    """A mapping in the scenario file: unknown keys refused (``keys_expected_at`` lists
-    the valid ones for the message), frozen once built."""
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read(cls, data: Any) -> Any:
-        return data if isinstance(data, BaseModel) else cls._expand(data)
-
-    @classmethod
-    def _expand(cls, data: Any) -> Any:
-        """Hook: what the user wrote -> this model's fields. By default, a mapping of its keys."""
-        return {} if data is None else data
-
-    @classmethod
-    def user_keys(cls) -> list[str]:
-        """The keys a user may write, in declaration order (aliases such as ``for`` included)."""
-        return [info.alias or name for name, info in cls.model_fields.items()]
-
-
-class Choice(Section):
-    """One of a family (a step, an adapter, a key distribution), named by ``tag``."""
-    tag: ClassVar[str]
-
-    @property
-    def kind(self) -> str:
-        return self.tag
-
-
-class OneKey(Choice):
-    """A choice written ``{tag: settings}``, or a bare ``tag`` when the defaults will do.
-
-    ``_settings`` reads what follows the tag (subclasses add scalar shorthand such
-    as ``run: 2s``); ``_compact`` writes the shortest form back for ``to_dict``.
-    """
-
-    @classmethod
-    def _expand(cls, data: Any) -> Any:
-        return cls._settings(data.get(cls.tag) if isinstance(data, dict) else None)
-
-    @classmethod
-    def _settings(cls, settings: Any) -> Any:
-        if settings is None:
-            return {}
-        if isinstance(settings, dict):
-            return settings
-        raise InvalidValue(f"expected the settings of {cls.tag} as a mapping "
-                           f"({', '.join(cls.user_keys())}), got {show(settings)}")
-
-    def _compact(self, settings: dict) -> Any:
-        return settings
-
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: Callable) -> Any:
-        if not type(self).model_fields:
-            return self.tag
-        return {self.tag: self._compact(handler(self))}
-
-
-def _tag_of_one_key(value: Any, what: str, example: str) -> tuple[Any, tuple]:
-    """``"flush"`` or ``{"flush": {...}}`` -> ``("flush", path of the tag)``."""
-    if isinstance(value, str):
-        return value, ()
-    if isinstance(value, dict) and len(value) == 1:
-        tag = next(iter(value))
-        return tag, (tag,)
-    if isinstance(value, dict):
-        raise InvalidValue(f"expected one key naming the {what} (like {example}), got "
-                           f"{len(value)} keys: {', '.join(map(str, value)) or 'none'}")
-    raise InvalidValue(f"expected a {what} like {example}, got {show(value)}")
-
-
-def _tag_of_kind(value: Any, what: str, example: str) -> tuple[Any, tuple]:
-    """``"verify"`` or ``{"kind": "slow", ...}`` -> ``("slow", ("kind",))``."""
-    if isinstance(value, str):
-        return value, ()
-    if isinstance(value, dict) and "kind" in value:
-        return value["kind"], ("kind",)
-    if isinstance(value, dict):
-        raise InvalidValue(f"required key is missing: which {what}? (like {example})",
-                           path=("kind",), missing=True)
-    raise InvalidValue(f"expected an {what} like {example}, got {show(value)}")
-
-
-def _one_of(what: str, members: tuple[type[Choice], ...], read_tag: Callable, example: str) -> Any:
-    """A union of ``members`` chosen by tag, with plain-words errors for a missing or unknown tag."""
-    by_tag = {member.tag: member for member in members}
-
-    def check_tag(value: Any) -> Any:
-        tag, path = read_tag(value, what, example)
-        if not isinstance(tag, str) or tag not in by_tag:
-            raise InvalidValue(f"unknown {what} {show(tag)}; expected one of: {', '.join(by_tag)}",
-                               path=path, suggestion=closest(tag, by_tag))
-        return value
-
-    def discriminate(value: Any) -> Any:
-        if isinstance(value, Choice):      # serializing
-            return value.tag
-        try:
-            return read_tag(value, what, example)[0]
-        except InvalidValue:
-            return None
-
-    tagged = tuple(Annotated[member, Tag(tag)] for tag, member in by_tag.items())
-    return Annotated[Union[tagged], Discriminator(discriminate), BeforeValidator(check_tag)]
 
 
 # --- bus ----------------------------------------------------------------------------
@@ -661,8 +518,8 @@ class KillAdapterFault(OneKey):
     restart_after: Duration | None = None
 
 
-Fault = _one_of("fault", (StallProducerFault, StallAdapterFault, KillAdapterFault), _tag_of_one_key,
-                "{stall_adapter: {for: 200ms}}")
+Fault = _one_of("fault", (StallProducerFault, StallAdapterFault, KillAdapterFault, *KAFKA_FAULTS),
+                _tag_of_one_key, "{stall_adapter: {for: 200ms}}")
 
 
 class FaultStep(OneKey):
@@ -723,11 +580,12 @@ class NetMeshTargetSpec(OneKey):
     redis_durable: StrictBool = False
 
 
-from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec  # noqa: E402  (builds on OneKey)
+Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec,
+                            KafkaTargetSpec),
+                 _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml}, "
+                 "{python: module:factory} or {kafka: {}}")
 
-Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec),
-                 _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml} or "
-                 "{python: module:factory}")
+_KAFKA_FAULT_TAGS = frozenset(fault.tag for fault in KAFKA_FAULTS)
 
 #: net-mesh's smallest ring: net_init refuses a smaller ring_buffer_capacity without saying why
 NET_MESH_MIN_CAPACITY = 1024
@@ -746,17 +604,10 @@ NET_MESH_REFUSES = {
 # --- limits -----------------------------------------------------------------------------
 
 
-def _memory(value) -> int:
-    from ..common.units import parse_memory
-    if isinstance(value, bool):
-        raise UnitError(f"expected a size like 2G or 256M, got {value!r}")
-    return parse_memory(value)
-
-
 class Limits(Section):
     """What the supervised child process may use (busbench/run/supervisor.py)."""
     # address space and data size of the child; past it the run ends crashed, out of memory
-    memory: Annotated[int, BeforeValidator(_memory)] | None = None
+    memory: Memory | None = None
 
 
 # --- the scenario ---------------------------------------------------------------------
@@ -841,6 +692,14 @@ class Scenario(Section):
         if isinstance(target, (CAbiTargetSpec, PythonTargetSpec)):
             yield from self._refused_by_foreign(target.tag)
             return
+        if isinstance(target, KafkaTargetSpec):
+            yield from self._refused_by_kafka()
+            return
+        for index, step in enumerate(self.steps):
+            if isinstance(step, FaultStep) and step.fault.tag in _KAFKA_FAULT_TAGS:
+                yield InvalidValue(f"{step.fault.tag} acts on the kafka target's mock cluster; the "
+                                   f"{target.tag} target has none",
+                                   path=("steps", index, "fault", step.fault.tag))
         if not isinstance(target, NetMeshTargetSpec):
             return
         for key, why in NET_MESH_REFUSES.items():
@@ -882,6 +741,29 @@ class Scenario(Section):
                                    "stall_producer pauses a Numba producer kernel; use driver: c-abi",
                                    path=("steps", index, "fault", fault.tag))
 
+    def _refused_by_kafka(self) -> Iterator[InvalidValue]:
+        target = self.target
+        for key, why in KAFKA_REFUSES.items():
+            if key in self.bus.model_fields_set:
+                yield InvalidValue(f"not supported by target kafka: {why}; remove bus.{key}",
+                                   path=("bus", key))
+        if self.bus.backpressure == "drop_oldest":
+            yield InvalidValue("not supported by target kafka: librdkafka never evicts a queued "
+                               "message for a new one; expected drop_newest (QUEUE_FULL), "
+                               "fail_producer (QUEUE_FULL, retried by load.on_fail) or block",
+                               path=("bus", "backpressure"))
+        for index, step in enumerate(self.steps):
+            if not isinstance(step, FaultStep):
+                continue
+            if step.fault.tag not in _KAFKA_FAULT_TAGS:
+                yield InvalidValue(f"not supported by target kafka: {step.fault.tag}; expected one of "
+                                   f"{', '.join(sorted(_KAFKA_FAULT_TAGS))}",
+                                   path=("steps", index, "fault", step.fault.tag))
+            elif target.bootstrap is not None:
+                yield InvalidValue(f"{step.fault.tag} acts on the mock cluster busbench starts; with "
+                                   "target.kafka.bootstrap the broker is not busbench's to break",
+                                   path=("steps", index, "fault", step.fault.tag))
+
     def _refused_by_foreign(self, tag: str) -> Iterator[InvalidValue]:
         for (section, key), why in FOREIGN_REFUSES.items():
             if key in getattr(self, section).model_fields_set:
@@ -914,6 +796,10 @@ class Scenario(Section):
             for key in NET_MESH_REFUSES:
                 if key not in self.bus.model_fields_set:
                     data["bus"].pop(key, None)
+        if isinstance(self.target, KafkaTargetSpec):
+            for key in KAFKA_REFUSES:
+                if key not in self.bus.model_fields_set:
+                    data["bus"].pop(key, None)
         if isinstance(self.target, (CAbiTargetSpec, PythonTargetSpec)):
             for section, key in FOREIGN_REFUSES:
                 if key not in getattr(self, section).model_fields_set:
@@ -922,37 +808,6 @@ class Scenario(Section):
 
 
 def keys_expected_at(loc: tuple, model: Any = None) -> list[str] | None:
-    """The keys a user may write in the mapping at pydantic's ``loc``, for "unknown key" errors.
-
-    Follows fields, list indices and union tags down from ``model`` (``Scenario``
-    by default; a c-abi target file's own model too); None where ``loc`` leads to
-    something that is not a section.
-    """
-    current: Any = Scenario if model is None else model
-    for part in loc:
-        current = _inside(_unwrapped(current), part)
-    current = _unwrapped(current)
-    return current.user_keys() if isinstance(current, type) and issubclass(current, Section) else None
-
-
-def _unwrapped(annotation: Any) -> Any:
-    """``Annotated[X, ...]`` -> X, and ``X | None`` -> X."""
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (Union, types.UnionType):
-        members = [member for member in get_args(annotation) if member is not type(None)]
-        if len(members) == 1:
-            return _unwrapped(members[0])
-    return annotation
-
-
-def _inside(annotation: Any, part: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, Section):
-        return next((info.annotation for name, info in annotation.model_fields.items()
-                     if part in (name, info.alias)), None)
-    if get_origin(annotation) is tuple and isinstance(part, int):
-        return get_args(annotation)[0]
-    if get_origin(annotation) in (Union, types.UnionType):
-        return next((member for member in map(_unwrapped, get_args(annotation))
-                     if getattr(member, "tag", None) == part), None)
-    return None
+    """The keys a user may write in the mapping at pydantic's ``loc``, for "unknown key" errors,
+    from ``Scenario`` down (``sections.keys_expected_in`` for another model)."""
+    return keys_expected_in(loc, Scenario if model is None else model)

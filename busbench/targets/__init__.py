@@ -36,9 +36,15 @@ def _python(scenario):
     return PythonRunTarget.from_scenario(scenario)
 
 
+def _kafka(scenario):
+    from .kafka.target import KafkaTarget
+    return KafkaTarget.from_scenario(scenario)
+
+
 #: target name (the scenario's ``target:`` tag) -> builder; importing a builder's
 #: module loads no bus: libraries and modules are loaded by ``prepare``
-BUILDERS = {"builtin": _builtin, "net-mesh": _net_mesh, "c-abi": _c_abi, "python": _python}
+BUILDERS = {"builtin": _builtin, "net-mesh": _net_mesh, "c-abi": _c_abi, "python": _python,
+            "kafka": _kafka}
 
 
 def open_target(scenario) -> Target:

@@ -65,15 +65,15 @@ class _Adapted(Target):
     def _landed_sum(self, p: int) -> int:
         raise NotImplementedError
 
-    def _drive(self, p, params, pstate, zipf_cdf, stop) -> None:
-        self.driver.produce(p, params, pstate, zipf_cdf, stop)
+    def _drive(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None:
+        self.driver.produce(p, params, pstate, zipf_cdf, stop, by_shard=by_shard, events=events)
 
     def produce(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None:
         self._pstates[p] = pstate
         if pstate[K.S_DONE]:
             return          # turned away for good earlier: the bus is shut down
         try:
-            self._drive(p, params, pstate, zipf_cdf, stop)
+            self._drive(p, params, pstate, by_shard, zipf_cdf, stop, events)
         finally:
             self._settle_sums(p, pstate)
 

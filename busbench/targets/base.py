@@ -50,12 +50,17 @@ Contract (owned by the core; every target implements all of it):
 * ``threads()`` -> the threads the target started (optional): those still
   alive after teardown are recorded as ``threads_left``.
 
-Adding a target (net-mesh next):
+Adding a target:
 
-1. A jitted ``produce`` kernel in the target's own module (listed in
-   ``bus.jit.JITTED_SOURCES``) looping ``load.kernels.begin_step / next_call /
-   <your ingest> / after_call`` (see builtin_kernels.py): your ingest returns
-   ``names.INGEST_*`` and fills the landed mask; every tally is busbench's.
+1. Write no producer loop: busbench's one loop (``load.kernels.produce``)
+   paces, counts late and unsent, stops at the deadline, retries, backs off and
+   keeps every tally. A bus with a C ingest function describes the call as data
+   (``load.ccall.CallSpec(...).to_array()``: address, arguments such as the
+   handle, payload, length or the event's shard, return codes) and runs
+   ``load.kernels.produce_ccall`` (see ``cabi.py``, ``netmesh/target.py``); a
+   bus with a Python API hands ``load.pyloop.run`` its ingest step (see
+   ``python_target.py``). Either way the step answers ``names.INGEST_*`` and
+   fills the landed mask.
 2. Payloads are ``payload``'s ``producer << SEQ_BITS | seq``; a witness that
    reads them back fills ``Delivery`` per (shard, producer): counts, last seq,
    order violations (a seq not above the last on its shard) and the checksum
@@ -99,6 +104,9 @@ class Capabilities:
     # in events_dropped only). ground_truth compares the counter accordingly.
     ingested_counts: str = "offered"
     note: str = ""                 # one line shown with the target (e.g. "figures include the GIL")
+    # No lossy flag, but a per-message account of the shutdown (ShutdownClaim.details
+    # ["account"]: delivered and failed per producer): lossy_shutdown sets it against the witness.
+    shutdown_account: bool = False
 
     def to_dict(self) -> dict:
         return {"counters": sorted(self.counters), "witness": self.witness,
@@ -108,7 +116,7 @@ class Capabilities:
                 "faults": sorted(self.faults), "witness_hint": self.witness_hint,
                 "shard_known_to_producer": self.shard_known_to_producer,
                 "reasons": dict(self.reasons), "ingested_counts": self.ingested_counts,
-                "note": self.note}
+                "note": self.note, "shutdown_account": self.shutdown_account}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from ..common import names as N
 from ..bus.config import BusConfig
 from ..bus.core import ReferenceBus
 from ..bus.layout import CounterLayout
-from . import builtin_kernels
+from ..load import kernels as K
+from . import coldstart
 from .base import (
     Capabilities,
     Delivery,
@@ -27,6 +28,8 @@ from .base import (
 #: verify bitmaps, when asked for: capped at 1 GiB each in all, whatever the
 #: number of producers (calloc'd: untouched pages cost nothing)
 BITMAP_BYTES = 1 << 30
+#: ``python -m`` this module: the helper process that compiles the worker side (coldstart.py)
+HELPER_MODULE = "busbench.targets.builtin"
 
 
 def adapter_settings(adapter) -> dict:
@@ -62,6 +65,69 @@ def bus_config(scenario) -> BusConfig:
         **adapter_settings(b.adapter))
 
 
+def _tiny_target() -> BuiltinTarget:
+    return BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
+
+
+def _generator(target):
+    from ..load.generator import LoadGenerator, LoadSpec
+    return LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
+                         target.producer_stalling)
+
+
+def warm_producer_side() -> None:
+    """Compile ``produce`` and the ingest path it calls, without starting a
+    worker (so ``worker_loop`` is not compiled here): the producer fills the
+    small rings and the rest is refused."""
+    target = _tiny_target()
+    gen = _generator(target)
+    try:
+        gen.start(events=256)
+        gen.wait()
+    finally:
+        gen.stop()
+    # Not shut down: shutdown starts the workers for its final drain, which
+    # would compile worker_loop here. A bus that never started a worker has
+    # no thread to join and nothing to drain; it is simply dropped.
+
+
+def warm_worker_side() -> None:
+    """Compile ``worker_loop`` and what it calls, and the flush and shutdown
+    helpers: a bus with a worker and no producer, flushed and shut down."""
+    target = _tiny_target()
+    target.start()
+    try:
+        target.flush(5.0)
+    finally:
+        target.close()
+
+
+def warm_everything() -> None:
+    """Run every kernel once: a bus with a worker, a producer, a flush and a
+    shutdown, and the witness's tallies read (what the runner needs before its
+    clock starts)."""
+    target = _tiny_target()
+    target.start()
+    gen = _generator(target)
+    try:
+        gen.start(events=256)
+        gen.wait()
+        target.flush(5.0)
+        target.delivery()
+    finally:
+        gen.stop()
+        target.close()
+
+
+def compile_kernels(announce=None, helper: bool | None = None) -> coldstart.ColdStart:
+    """``coldstart.compile_kernels`` for the reference bus and its load loop; on a
+    cold cache ``python -m busbench.targets.builtin`` compiles the worker side."""
+    from ..bus import kernels
+    return coldstart.compile_kernels(announce, helper, producer_side=warm_producer_side,
+                                     everything=warm_everything, worker_kernel=kernels.worker_loop,
+                                     helper_module=HELPER_MODULE)
+
+
 def warm_up(say=None) -> float:
     """Compile (or load from the on-disk cache) every kernel once per process,
     so no run's measured time is spent compiling (busbench/targets/coldstart.py: on a
@@ -69,8 +135,10 @@ def warm_up(say=None) -> float:
     "compiling Numba kernels (first run only, cached afterwards)…" as soon as
     a compile starts and the seconds it took at the end; nothing on a warm
     cache. Returns seconds spent."""
-    from .coldstart import prepare
-    return prepare(say).seconds
+    cold = compile_kernels(announce=say)
+    if cold.was_cold and say is not None:
+        say(coldstart.compiled_message(coldstart.BUILTIN_KERNELS, cold.seconds))
+    return cold.seconds
 
 
 class BuiltinTarget(Target):
@@ -86,6 +154,9 @@ class BuiltinTarget(Target):
         # per producer: the kernel's scratch (grouping by shard)
         self._scratch = [(np.zeros(0, np.int64), np.zeros(config.shards + 1, np.int64))
                          for _ in range(config.producers)]
+        # the one producer kernel's arguments for a foreign bus, unused by the ring push
+        self._no_xstate = K.empty_xstate()
+        self._no_foreign = K.empty_foreign()
         verify = config.adapter == "verify"
         self.capabilities = Capabilities(
             counters=frozenset(N.ALL_COUNTERS), witness="verify adapter" if verify else None,
@@ -116,8 +187,9 @@ class BuiltinTarget(Target):
         if order.shape[0] < values.shape[0]:
             order = np.zeros(values.shape[0], np.int64)
             self._scratch[p] = (order, shard_counts)
-        builtin_kernels.produce(self.bus.state, p, params, pstate, by_shard, zipf_cdf, stop,
-                                shards_buf, values, t_int, order, shard_counts, landed)
+        K.produce(K.STEP_RING, params, pstate, self._no_xstate, by_shard, zipf_cdf, stop,
+                  shards_buf, values, t_int, landed, self.bus.state, p, order, shard_counts,
+                  *self._no_foreign)
 
     def producer_stalling(self, p: int) -> bool:
         return self.bus.producer_stalling(p)
@@ -213,3 +285,8 @@ class BuiltinTarget(Target):
 
     def release_faults(self) -> None:
         self.bus.release_stalls()
+
+
+if __name__ == "__main__":
+    # The helper process (coldstart.compile_kernels): fill the on-disk cache with the worker side.
+    warm_worker_side()

@@ -1,7 +1,8 @@
 """The ``c-abi`` target: any bus with a C ABI, described in the scenario (scenario.foreign).
 
-Producers are the Numba kernel of ``cabi_kernels`` (GIL-free), calling the
-bus's ingest function through its address. Cold calls (init, flush, stats,
+Producers are busbench's one producer kernel (``load.kernels.produce``,
+GIL-free), calling the bus's ingest function through its address as the
+target file describes it (``load.ccall.CallSpec``). Cold calls (init, flush, stats,
 shutdown, set_sink) go through ctypes, which releases the GIL while C runs.
 The library is loaded by path with ``RTLD_LOCAL``, so its symbols never clash
 with another library's (two buses, or two releases of one, in one process).
@@ -24,13 +25,16 @@ import numpy as np
 from ..bus.layout import COUNTER_NAMES
 from ..load import kernels as LK
 from ..native import text_payload as PL
+from ..load.ccall import Arg, CallSpec
 from ..scenario.foreign import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
-from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
 from .errors import TargetError
 from .sink import SinkEvidence, SinkState, c_sink
 
+MODE_SINGLE, MODE_BATCH = 0, 1     # one ingest call per event, or ingest_batch
+#: the target file's argument kinds as the producer loop's
+_ARGS = {"ptr": Arg.PTR, "len": Arg.LEN, "ptrs": Arg.PTRS, "lens": Arg.LENS, "n": Arg.N}
 _CTYPES_INT = {32: ctypes.c_int32, 64: ctypes.c_int64, 0: None}
 _FIELD_CTYPES = {"u64": ctypes.c_uint64, "i64": ctypes.c_int64, "u32": ctypes.c_uint32,
                  "i32": ctypes.c_int32}
@@ -60,10 +64,10 @@ class CAbiTarget(SinkEvidence):
         self.producers = producers
         self.shards = spec.shards or shards
         self.base_dir = base_dir
-        self.mode = {"single": CK.MODE_SINGLE, "batch": CK.MODE_BATCH, None: None}[calls]
+        self.mode = {"single": MODE_SINGLE, "batch": MODE_BATCH, None: None}[calls]
         if self.mode is None:
-            self.mode = CK.MODE_BATCH if spec.ingest_batch is not None else CK.MODE_SINGLE
-        entry = spec.ingest_batch if self.mode == CK.MODE_BATCH else spec.ingest
+            self.mode = MODE_BATCH if spec.ingest_batch is not None else MODE_SINGLE
+        entry = spec.ingest_batch if self.mode == MODE_BATCH else spec.ingest
         if entry is None:
             raise TargetError(f"target c-abi: calls: {calls} needs "
                               f"{'ingest_batch' if calls == 'batch' else 'ingest'} in the target")
@@ -71,7 +75,7 @@ class CAbiTarget(SinkEvidence):
             raise TargetError("target c-abi: the sink needs the bus's shard count: set shards "
                               "in the target")
         self.sink_state = SinkState(producers, self.shards) if spec.sink is not None else None
-        self.xstate = [CK.empty_xstate() for _ in range(producers)]
+        self.xstate = [LK.empty_xstate() for _ in range(producers)]
         self._scratch: dict[int, tuple] = {}
         self._lib = None
         self._fns: dict[str, ctypes._CFuncPtr] = {}
@@ -177,10 +181,9 @@ class CAbiTarget(SinkEvidence):
         params = np.zeros(LK.P_LEN, np.int64)
         params[LK.P_BATCH] = 1
         params[LK.P_MAX_EVENTS] = 0          # returns before calling the bus
-        calls = np.zeros(CK.K_LEN, np.int64)
-        CK.produce_cabi(calls, 0, params, np.zeros(LK.S_LEN, np.int64), CK.empty_xstate(),
-                        np.zeros(16, np.int64), PL.template_array(1), np.zeros(1, np.int64),
-                        np.zeros(1, np.int64), np.zeros(1, np.int64))
+        LK.produce_ccall(np.zeros(LK.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
+                         LK.empty_xstate(), np.zeros(16, np.int64), PL.template_array(1),
+                         np.zeros(1, np.int64), np.zeros(1, np.int64))
 
     def start(self) -> None:
         self.prepare()
@@ -204,56 +207,52 @@ class CAbiTarget(SinkEvidence):
         self._calls = self._build_calls()
 
     def _build_calls(self) -> np.ndarray:
-        calls = np.zeros(CK.K_LEN, np.int64)
-        entry = self.spec.ingest_batch if self.mode == CK.MODE_BATCH else self.spec.ingest
-        calls[CK.K_HANDLE] = self._handle
-        calls[CK.K_MODE] = self.mode
-        calls[CK.K_ADDR] = self._addresses["ingest_batch" if self.mode == CK.MODE_BATCH else "ingest"]
-        calls[CK.K_ARITY] = len(entry.args)
-        calls[CK.K_BITS] = entry.return_bits
-        for i, code in enumerate(entry.arg_codes):
-            calls[CK.K_ARG0 + i] = code
-        ok = getattr(entry, "ok", ())
-        refused = getattr(entry, "refused", ())
-        for at, codes in ((0, ok), (1, refused), (2, entry.closed)):
-            if len(codes) > CK.MAX_CODES:
-                raise TargetError(f"target c-abi: at most {CK.MAX_CODES} codes per kind")
-            calls[CK.K_N_OK + at] = len(codes)
-            for i, code in enumerate(codes):
-                calls[CK.K_CODES + at * CK.MAX_CODES + i] = code
-        return calls
+        batch = self.mode == MODE_BATCH
+        entry = self.spec.ingest_batch if batch else self.spec.ingest
+        args = tuple(Arg.const(self._handle) if kind == "handle" else _ARGS[kind]
+                     for kind in entry.args)
+        spec = CallSpec(address=self._addresses["ingest_batch" if batch else "ingest"], args=args,
+                        batch=batch, returns=entry.return_bits, ok=getattr(entry, "ok", ()),
+                        refused=getattr(entry, "refused", ()), closed=entry.closed,
+                        batch_count="prefix", undeclared="stop", payload="json",
+                        name=entry.symbol)
+        try:
+            return spec.to_array()
+        except ValueError as error:
+            raise TargetError(f"target c-abi: {error}") from None
 
     # ------------------------------------------------------------------ producers
     def produce(self, p: int, params: np.ndarray, pstate: np.ndarray, zipf_cdf=None, stop=None,
-                scratch=None) -> int:
+                by_shard=None, events=None) -> int:
         """Run producer ``p`` in the calling thread until its stop condition (GIL released).
 
         The bus chooses each event's shard (the C ABI takes no key), so the key
-        distribution of ``params`` is not used; ``scratch`` is ignored (the target
-        owns its payload buffers). Raises TargetError (exit 3) when the bus returned
+        distribution of ``params`` does not steer it; ``by_shard``/``events``: the load
+        generator's arrays (made here when left out). Raises TargetError (exit 3) when the bus returned
         a code the target does not declare.
         """
         if self._calls is None:
             raise RuntimeError("start() the target before producing")
+        params[LK.P_PRODUCER] = p     # the payloads name their producer
         batch = int(params[LK.P_BATCH])
         self._open_loop |= bool(params[LK.P_OPEN_LOOP])
         buffers = self._scratch.get(p)
         if buffers is None or buffers[0].shape[0] < batch:
-            buffers = (PL.template_array(batch), np.zeros(batch, np.int64),
-                       np.zeros(batch, np.int64), np.zeros(batch, np.int64))
+            buffers = (PL.template_array(batch), np.zeros(batch, np.int64), np.zeros(batch, np.int64))
             self._scratch[p] = buffers
         stop = stop if stop is not None else np.zeros(16, np.int64)
         if self._shut_down and self.spec.shutdown.frees_handle:
             pstate[LK.S_TURNED_AWAY] += batch     # the handle is gone: no call may use it
             pstate[LK.S_DONE] = 1
             return 0
-        offered = CK.produce_cabi(self._calls, p, params, pstate, self.xstate[p], stop, *buffers)
+        offered = LK.produce_ccall(self._calls, params, pstate, self.xstate[p], stop, *buffers,
+                                   zipf_cdf=zipf_cdf, by_shard=by_shard, events=events)
         x = self.xstate[p]
-        if x[CK.X_UNDECLARED]:
-            entry = self.spec.ingest_batch if self.mode == CK.MODE_BATCH else self.spec.ingest
-            raise TargetError(f"target c-abi: {entry.symbol} returned {int(x[CK.X_LAST_CODE])}, "
+        if x[LK.X_UNDECLARED]:
+            entry = self.spec.ingest_batch if self.mode == MODE_BATCH else self.spec.ingest
+            raise TargetError(f"target c-abi: {entry.symbol} returned {int(x[LK.X_LAST_CODE])}, "
                               f"which the target does not declare ({_declaration(entry)}); "
-                              f"producer {p} stopped with {int(x[CK.X_UNKNOWN_EVENTS])} event(s) "
+                              f"producer {p} stopped with {int(x[LK.X_ERRORS])} event(s) "
                               f"of unknown fate", exit_code=3)
         return offered
 
@@ -262,7 +261,7 @@ class CAbiTarget(SinkEvidence):
 
     def landed_checksums(self) -> list[int]:
         """Per producer: sum of ``seq_mix`` over the events the bus accepted, mod 2**64."""
-        return [int(x[CK.X_LANDED_SUM]) & PL.MASK64 for x in self.xstate]
+        return [int(x[LK.X_LANDED_SUM]) & PL.MASK64 for x in self.xstate]
 
     # ------------------------------------------------------------------ cold calls
     def _call(self, name: str, **values) -> int | None:

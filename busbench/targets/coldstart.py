@@ -2,15 +2,16 @@
 
 Any target's ``prepare(say)`` can announce its own compile with
 ``announcing_compiles(say, what)``: one line as soon as Numba starts compiling
-(never on a warm cache) and one with the seconds it took. The rest of this
-module is the builtin target's kernels (the reference bus and its load loop).
+(never on a warm cache) and one with the seconds it took. ``compile_kernels``
+is handed what to compile by its target (builtin.py for the reference bus and
+its load loop); this module knows no target.
 
 A fresh install has no Numba cache, so the first run compiles every kernel
 (measured on a 2-core machine: ~8 s, half of it ``produce`` and what it calls,
 a third ``worker_loop`` and what it calls). Numba compiles under one global
 lock per process, so threads cannot share that work; a second *process* can.
-On a cold cache, ``compile_kernels`` starts ``python -m busbench.targets.coldstart``
-to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
+On a cold cache, ``compile_kernels`` starts ``python -m <the target's module>``
+(``busbench.targets.builtin``) to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
 the on-disk cache while this process compiles the producer side; this process
 then loads the worker side from the cache the child wrote. With one core, a
 machine whose cores are all busy, or the worker side already cached,
@@ -49,7 +50,7 @@ COMPILING_MESSAGE = compiling_message(BUILTIN_KERNELS)
 CHILD_TIMEOUT_S = 600.0
 
 _lock = threading.Lock()
-_warm = False
+_warm: set = set()      # helper modules whose kernels this process has compiled or loaded
 
 
 @dataclass(frozen=True)
@@ -124,62 +125,6 @@ def announcing_compiles(say: Callable[[str], None] | None,
         say(compiled_message(what, time.monotonic() - t0))
 
 
-def _tiny_target():
-    from ..bus.config import BusConfig
-    from .builtin import BuiltinTarget
-    return BuiltinTarget(BusConfig(shards=2, capacity=64, producers=1, adapter="verify"))
-
-
-def _generator(target):
-    from ..load.generator import LoadGenerator, LoadSpec
-    return LoadGenerator(LoadSpec(producers=1, batch=8), target.shards, target.produce,
-                         target.producer_stalling)
-
-
-def warm_producer_side() -> None:
-    """Compile ``produce`` and the ingest path it calls, without starting a
-    worker (so ``worker_loop`` is not compiled here): the producer fills the
-    small rings and the rest is refused."""
-    target = _tiny_target()
-    gen = _generator(target)
-    try:
-        gen.start(events=256)
-        gen.wait()
-    finally:
-        gen.stop()
-    # Not shut down: shutdown starts the workers for its final drain, which
-    # would compile worker_loop here. A bus that never started a worker has
-    # no thread to join and nothing to drain; it is simply dropped.
-
-
-def warm_worker_side() -> None:
-    """Compile ``worker_loop`` and what it calls, and the flush and shutdown
-    helpers: a bus with a worker and no producer, flushed and shut down."""
-    target = _tiny_target()
-    target.start()
-    try:
-        target.flush(5.0)
-    finally:
-        target.close()
-
-
-def warm_everything() -> None:
-    """Run every kernel once: a bus with a worker, a producer, a flush and a
-    shutdown, and the witness's tallies read (what the runner needs before its
-    clock starts)."""
-    target = _tiny_target()
-    target.start()
-    gen = _generator(target)
-    try:
-        gen.start(events=256)
-        gen.wait()
-        target.flush(5.0)
-        target.delivery()
-    finally:
-        gen.stop()
-        target.close()
-
-
 def _cached_on_disk(dispatcher) -> bool | None:
     """Whether Numba has a cache index for ``dispatcher`` (None: cannot tell).
     An index can still miss (another CPU, a changed source): then this
@@ -203,13 +148,13 @@ def _a_core_is_free() -> bool:
     return cores > 1 and load < cores
 
 
-def _spawn_worker_side() -> subprocess.Popen | None:
-    """``python -m busbench.targets.coldstart`` importing this very copy of busbench."""
-    package_parent = str(Path(__file__).resolve().parents[1])
+def _spawn_worker_side(helper_module: str) -> subprocess.Popen | None:
+    """``python -m <helper_module>`` importing this very copy of busbench."""
+    package_parent = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     try:
-        return subprocess.Popen([sys.executable, "-m", "busbench.targets.coldstart"], env=env,
+        return subprocess.Popen([sys.executable, "-m", helper_module], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     except OSError:
@@ -223,50 +168,41 @@ def _stop(child: subprocess.Popen) -> None:
 
 
 def compile_kernels(announce: Callable[[str], None] | None = None,
-                    helper: bool | None = None) -> ColdStart:
+                    helper: bool | None = None, *,
+                    producer_side: Callable[[], None],
+                    everything: Callable[[], None],
+                    worker_kernel,
+                    helper_module: str) -> ColdStart:
     """Compile (or load from the on-disk cache) every kernel a run needs, once
     per process. ``announce`` is called with a one-line message as soon as a
     compile starts (never on a warm cache). ``helper``: use a second process
-    for the worker side (default: when the cache is cold and there are two cores)."""
-    global _warm
+    for the worker side (default: when ``worker_kernel``, a dispatcher of the
+    worker side, has no cache yet and there are two cores). The target hands
+    in ``producer_side()`` (compiles only the producer side), ``everything()``
+    (runs every kernel once) and ``helper_module``, whose ``python -m`` fills
+    the on-disk cache with the worker side."""
     with _lock:
-        if _warm:
+        if helper_module in _warm:
             return ColdStart(0.0, 0, False)
-        from ..bus import kernels
         t0 = time.monotonic()
         child = None
         with _CompileWatch(announce) as watch:
             if helper is None:
-                helper = _cached_on_disk(kernels.worker_loop) is False and _a_core_is_free()
+                helper = _cached_on_disk(worker_kernel) is False and _a_core_is_free()
             if helper:
-                child = _spawn_worker_side()
+                child = _spawn_worker_side(helper_module)
                 if child is not None:
                     watch.first()
             try:
                 if child is not None:
-                    warm_producer_side()
+                    producer_side()
                     try:
                         child.wait(timeout=CHILD_TIMEOUT_S)
                     except subprocess.TimeoutExpired:
                         pass        # compiled here instead, below
-                warm_everything()
+                everything()
             finally:
                 if child is not None:
                     _stop(child)
-        _warm = True
+        _warm.add(helper_module)
         return ColdStart(time.monotonic() - t0, watch.count, child is not None)
-
-
-def prepare(say: Callable[[str], None] | None) -> ColdStart:
-    """``compile_kernels`` for the builtin target's ``prepare(say)``: one line
-    when compiling starts and one with the seconds it took; nothing when the
-    cache is warm."""
-    cold = compile_kernels(announce=say)
-    if cold.was_cold and say is not None:
-        say(compiled_message(BUILTIN_KERNELS, cold.seconds))
-    return cold
-
-
-if __name__ == "__main__":
-    # The helper process: fill the on-disk cache with the worker side.
-    warm_worker_side()

@@ -8,7 +8,7 @@ bend a counter, lose an event silently, report a delivered event as evicted
 too. It may also export fewer counters or no witness at all, so checks must
 say "not observable" instead of passing. Tests show each lie is caught.
 
-The producer loop is busbench's own (load.kernels' pieces, called from Python),
+The producer loop is busbench's own (``load.pyloop``),
 so producer-side tallies are exactly as on a real target.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..common import names as N
 from ..load import kernels as K
+from ..load import pyloop
 from ..native.payload import SEQ_BITS, SEQ_MASK, checksum
 from .base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 
@@ -60,6 +61,7 @@ class FakeTarget(Target):
         self._closed = False
         self._claim = None
         self._stranded = [0] * producers
+        self._xstate = [K.empty_xstate() for _ in range(producers)]
 
     # ------------------------------------------------------------------ lifecycle
     def prepare(self, say=lambda msg: None) -> None:
@@ -69,20 +71,12 @@ class FakeTarget(Target):
         pass
 
     def produce(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None:
-        shards_buf, values, t_int, landed = events
-        K.begin_step(pstate)
-        while True:
-            n = K.next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int)
-            if n == 0:
-                break
-            m = n
-            while m > 0:
-                status = self._ingest(shards_buf, values, m, landed)
-                m = K.after_call(params, pstate, by_shard, stop, status, m, landed, values,
-                                 shards_buf, t_int)
-            if pstate[K.S_DONE]:
-                break
-            time.sleep(0)
+        def step(values, t_int, m, landed):
+            status = self._ingest(events[0], values, m, landed)
+            return status, 0 if status == N.INGEST_CLOSED else m, 0, 1
+
+        pyloop.run(step, params, pstate, self._xstate[p], by_shard, zipf_cdf, stop, events,
+                   between_calls=lambda: time.sleep(0))
 
     def _ingest(self, shards_buf, values, m, landed) -> int:
         with self._lock:

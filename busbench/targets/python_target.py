@@ -1,10 +1,10 @@
 """The ``python`` target: a bus with a Python API (protocol.PythonBus).
 
 Producers are Python threads: the figures measure the bus's API *including the
-GIL*, not the bus alone (say so wherever they are shown). They keep the same
-tallies as the Numba producers (``pstate`` in ``load.kernels`` layout, and the
-``cabi_kernels`` ``xstate`` with the landed checksum), so checks read both
-kinds of target alike. A bus with ``set_sink`` is handed a ``sink.PythonSink``
+GIL*, not the bus alone (say so wherever they are shown). They run
+busbench's one producer loop (``load.pyloop``: the same pacing and tallies as
+the Numba producers, ``pstate`` and ``xstate`` with the landed checksum), so
+checks read both kinds of target alike. A bus with ``set_sink`` is handed a ``sink.PythonSink``
 that records into the same memory as the C sink.
 
 Nothing is imported before ``prepare``: ``describe_native`` says what will be.
@@ -20,21 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
+from ..common import names as N
 from ..load import kernels as LK
+from ..load import pyloop
 from ..native import text_payload as PL
-from ..native.payload import mix_py
+from ..native.payload import SEQ_BITS, SEQ_MASK
 from ..scenario.foreign import LOSSY_FLAG_FIELD, PythonTargetSpec
-from . import cabi_kernels as CK
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
 from .errors import TargetError
 from .protocol import protocol_problems
 from .sink import PythonSink, SinkEvidence, SinkState
-
-#: closed loop: after a call with refusals a producer sleeps this long (then retries or
-#: moves on), so it does not spin on a full bus holding the GIL its workers need
-REFUSAL_PAUSE_S = 50e-6
-
 
 class PythonTarget(SinkEvidence):
     """A user's Python bus behind busbench's target interface (targets/base.py)."""
@@ -47,7 +43,7 @@ class PythonTarget(SinkEvidence):
         self.producers = producers
         self.shards = shards
         self.base_dir = base_dir
-        self.xstate = [CK.empty_xstate() for _ in range(producers)]
+        self.xstate = [LK.empty_xstate() for _ in range(producers)]
         self.bus = None
         self.sink_state: SinkState | None = None
         self._has_sink = False
@@ -105,6 +101,7 @@ class PythonTarget(SinkEvidence):
                                   f"shard count (bus.shards)")
             self.sink_state = SinkState(self.producers, self.shards)
         self._stats_keys = frozenset(self._read_stats())
+        pyloop.warm_up()        # the loop's jitted pieces, compiled before any step is timed
         self._prepared = True
 
     def _factory(self):
@@ -147,94 +144,42 @@ class PythonTarget(SinkEvidence):
 
     # ------------------------------------------------------------------ producers
     def produce(self, p: int, params: np.ndarray, pstate: np.ndarray, zipf_cdf=None, stop=None,
-                scratch=None) -> int:
+                by_shard=None, events=None) -> int:
         """Run producer ``p`` in the calling (Python) thread until its stop condition.
 
-        Same pacing and tallies as ``cabi_kernels.produce_cabi``; the bus chooses
-        shards (its API takes no key). Raises TargetError (exit 3) when the bus
-        raises or answers outside the protocol.
+        busbench's one loop (``load.pyloop``) around this bus's ``ingest_batch``;
+        the bus chooses shards (its API takes no key). Raises TargetError (exit 3)
+        when the bus raises or answers outside the protocol.
         """
         if not self._started:
             raise RuntimeError("start() the target before producing")
-        batch = int(params[LK.P_BATCH])
-        open_loop = bool(params[LK.P_OPEN_LOOP])
-        self._open_loop |= open_loop
-        max_events = int(params[LK.P_MAX_EVENTS])
-        deadline = int(params[LK.P_DEADLINE_NS])
-        interval_ps = int(params[LK.P_INTERVAL_PS])
-        t0 = int(params[LK.P_T0_NS])
-        late_after = int(params[LK.P_LATE_AFTER_NS])
-        retry = bool(params[LK.P_RETRY_FAILED])
-        x = self.xstate[p]
-        landed_sum = int(x[CK.X_LANDED_SUM]) & PL.MASK64
+        params[LK.P_PRODUCER] = p     # the payloads name their producer
+        self._open_loop |= bool(params[LK.P_OPEN_LOOP])
         ingest = self.bus.ingest_batch
-        offered_here = 0
-        pstate[LK.S_STEP_EVENTS] = 0
+        encode = PL.encode_bytes
 
-        def stopping() -> bool:
-            return (stop is not None and stop[LK.STOP_FLAG] != 0) or (
-                deadline > 0 and time.monotonic_ns() >= deadline)
+        def step(values, t_int, m, landed):
+            payloads = [encode(v >> SEQ_BITS, v & SEQ_MASK, t)
+                        for v, t in zip(values[:m].tolist(), t_int[:m].tolist())]
+            try:
+                answer = ingest(payloads)
+            except Exception as error:  # noqa: BLE001
+                raise TargetError(f"{self.where}: ingest_batch raised "
+                                  f"{type(error).__name__}: {error}", exit_code=3) from None
+            taken = self._taken(answer, m)
+            if taken is None:                   # shut down: turned away
+                return N.INGEST_CLOSED, 0, 0, 1
+            landed[:m] = taken
+            return (N.INGEST_OK if all(taken) else N.INGEST_FAILED), m, 0, 1
 
-        try:
-            while not (stop is not None and stop[LK.STOP_FLAG] != 0) and pstate[LK.S_DONE] == 0:
-                n = batch
-                k = int(pstate[LK.S_STEP_EVENTS])
-                if max_events >= 0:
-                    if max_events - k <= 0:
-                        break
-                    n = min(n, max_events - k)
-                if open_loop:
-                    due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-                    if deadline > 0 and due_last > deadline:
-                        break
-                    now = _wait_until(due_last)
-                    stamps = [t0 + ((k + i) * interval_ps) // 1000 for i in range(n)]
-                    if now - due_last > late_after:
-                        pstate[LK.S_LATE] += n
-                else:
-                    now = time.monotonic_ns()
-                    if deadline > 0 and now >= deadline:
-                        break
-                    stamps = [now] * n
-                seq0 = int(pstate[LK.S_NEXT_SEQ])
-                payloads = [PL.encode_bytes(p, seq0 + i, stamps[i]) for i in range(n)]
-                pstate[LK.S_NEXT_SEQ] = seq0 + n
-                pstate[LK.S_STEP_EVENTS] = k + n
-                pending = list(range(n))
-                while pending:
-                    try:
-                        answer = ingest([payloads[i] for i in pending])
-                    except Exception as error:  # noqa: BLE001
-                        raise TargetError(f"{self.where}: ingest_batch raised "
-                                          f"{type(error).__name__}: {error}", exit_code=3) from None
-                    pstate[LK.S_CALLS] += 1
-                    taken = self._taken(answer, len(pending))
-                    if taken is None:                   # shut down: turned away
-                        pstate[LK.S_TURNED_AWAY] += len(pending)
-                        pstate[LK.S_DONE] = 1
-                        break
-                    pstate[LK.S_OFFERED] += len(pending)
-                    offered_here += len(pending)
-                    refused = []
-                    for i, ok in zip(pending, taken):
-                        if ok:
-                            landed_sum = (landed_sum + mix_py(seq0 + i)) & PL.MASK64
-                        else:
-                            refused.append(i)
-                    pstate[LK.S_LANDED] += len(pending) - len(refused)
-                    x[CK.X_LANDED_SUM] = _signed(landed_sum)
-                    if not refused:
-                        break
-                    pstate[LK.S_REFUSED] += len(refused)
-                    if not open_loop:
-                        time.sleep(REFUSAL_PAUSE_S)
-                    if not retry or stopping():
-                        break
-                    pstate[LK.S_RETRIES] += 1
-                    pending = refused
-        finally:
-            x[CK.X_LANDED_SUM] = _signed(landed_sum)
-        return offered_here
+        fresh_events, fresh_by_shard, fresh_cdf = pyloop.buffers(int(params[LK.P_BATCH]),
+                                                                 int(params[LK.P_SHARDS]))
+        if events is None or events[0].shape[0] < int(params[LK.P_BATCH]):
+            events = fresh_events
+        return pyloop.run(step, params, pstate, self.xstate[p],
+                          by_shard if by_shard is not None else fresh_by_shard,
+                          zipf_cdf if zipf_cdf is not None else fresh_cdf,
+                          stop if stop is not None else np.zeros(16, np.int64), events)
 
     def _taken(self, answer, n: int) -> list[bool] | None:
         """The protocol's answer as one bool per event; None when the bus is shut down."""
@@ -257,7 +202,7 @@ class PythonTarget(SinkEvidence):
         return False
 
     def landed_checksums(self) -> list[int]:
-        return [int(x[CK.X_LANDED_SUM]) & PL.MASK64 for x in self.xstate]
+        return [int(x[LK.X_LANDED_SUM]) & PL.MASK64 for x in self.xstate]
 
     # ------------------------------------------------------------------ cold calls
     def flush(self, timeout_s: float) -> FlushClaim:
@@ -355,20 +300,6 @@ class PythonTarget(SinkEvidence):
                 self.shutdown(0.0)
             except TargetError:
                 pass
-
-
-def _wait_until(due_ns: int) -> int:
-    while True:
-        now = time.monotonic_ns()
-        left = due_ns - now
-        if left <= 0:
-            return now
-        time.sleep(max(left - 50_000, 0) / 1e9 if left > 100_000 else 0)
-
-
-def _signed(value: int) -> int:
-    """An unsigned 64-bit value as the int64 with the same bits."""
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _show(value) -> str:

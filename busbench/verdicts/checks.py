@@ -14,11 +14,12 @@ record alone (``busbench check``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..common import names as N
 from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
 from ..common.names import CHECKSUM_MOD as MOD
+from ..evidence.types import Evidence
 
 __all__ = [
     "CHECKS",
@@ -57,31 +58,6 @@ class Verdict:
         return {"name": self.name, "kind": self.kind, "outcome": self.outcome,
                 "expect": self.expect, "ok": self.ok, "evidence": self.evidence,
                 "numbers": self.numbers, "at": self.at}
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What a check may read: values, never live objects (see evidence.py)."""
-    counters: dict                  # what the target exported (a counter it lacks is absent)
-    producers: list                 # per producer: ProducerTruth.as_dict() (producer side)
-    delivery: dict | None           # targets.base.Delivery.to_dict(), None: no witness
-    flushes: list                   # per flush step: see evidence.flush_record
-    shutdown: dict | None           # targets.base.ShutdownClaim.to_dict(), when shut down
-    metrics: dict                   # named metrics for thresholds
-    quiescent: bool                 # no producer running, nothing being ingested
-    capabilities: dict = field(default_factory=dict)   # targets.base.Capabilities.to_dict()
-    backpressure: str | None = None  # the bus's mode, when the target has one
-    unquiet: str = ""               # why not quiescent, when not (quiescence.Quiescence)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Evidence:
-        ev = cls(**{k: d.get(k) for k in ("counters", "producers", "delivery", "flushes",
-                                           "shutdown", "metrics", "quiescent", "capabilities",
-                                           "backpressure")})
-        return replace(ev, unquiet=d.get("unquiet") or "")
 
 
 def _verdict(spec, outcome, evidence, numbers, at):
@@ -397,6 +373,8 @@ def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
     ``lossy_shutdown: true|false`` additionally requires that value."""
     if ev.shutdown is None:
         return _verdict(spec, NOT_EVALUABLE, "the bus was not shut down", {}, at)
+    if (ev.shutdown.get("details") or {}).get("account") is not None:
+        return _library_account(spec, ev, at)
     if N.SHUTDOWN_WAS_LOSSY not in ev.counters:
         return _verdict(spec, NOT_OBSERVABLE, _reason(ev, N.SHUTDOWN_WAS_LOSSY, "the target "
                         "does not export shutdown_was_lossy") + " (ground_truth still catches "
@@ -450,11 +428,67 @@ def threshold(spec, ev: Evidence, at="end") -> Verdict:
     return _verdict(spec, PASSED if passed else FAILED, evidence, numbers, at)
 
 
+def _library_account(spec, ev: Evidence, at) -> Verdict:
+    """A bus with no lossy flag but a per-message account (librdkafka: one delivery report
+    per accepted message, delivered or failed with a reason): the account against the log.
+    The promise: every message the producers landed got a report; every one reported
+    delivered is in the log; every one not in the log was reported failed."""
+    account = ev.shutdown["details"]["account"]
+    d = ev.delivery
+    if d is None:
+        why = ev.unquiet or _reason(ev, "delivery", "the witness could not be read back")
+        return _verdict(spec, NOT_EVALUABLE, f"{why}: the library's account cannot be set against it",
+                        {"account": account}, at)
+    n = len(ev.producers)
+    received = _column_sums(d["received_by_shard"], n)
+    by_error = account.get("failed_by_error") or {}
+    inflight_purged = sum(v for k, v in by_error.items() if str(k).startswith("-151"))
+    problems, rows = [], []
+    for i, p in enumerate(ev.producers):
+        landed, delivered, failed = p["landed"], account["delivered"][i], account["failed"][i]
+        unreported = landed - delivered - failed
+        lost = max(0, landed - received[i])
+        both = max(0, received[i] + failed - landed)     # reported failed, in the log anyway
+        rows.append({"producer": i, "landed": landed, "reported_delivered": delivered,
+                     "reported_failed": failed, "unreported": unreported, "in_log": received[i],
+                     "not_in_log": lost, "failed_but_in_log": both})
+        if unreported > 0:
+            problems.append(f"producer {i}: {unreported:,} accepted message(s) got no delivery report "
+                            f"({lost:,} of its {landed:,} landed are not in the log)")
+        if delivered > received[i]:
+            problems.append(f"producer {i}: {delivered - received[i]:,} message(s) reported delivered "
+                            "are not in the log")
+        if both > inflight_purged:
+            problems.append(f"producer {i}: {both:,} message(s) reported failed are in the log")
+    says_lossy = any(r["reported_failed"] or r["unreported"] for r in rows)
+    log_lossy = any(r["not_in_log"] for r in rows)
+    numbers = {"library_says_lossy": says_lossy, "log_shows_loss": log_lossy, "expected": spec.value,
+               "by_producer": rows, "failed_by_error": by_error,
+               "documented": ("PURGE_INFLIGHT (-151) messages may still be delivered (rdkafka.h)"
+                              if inflight_purged else None)}
+    if spec.value is not None and says_lossy != bool(spec.value):
+        problems.append(f"the library's account says the shutdown was "
+                        f"{'lossy' if says_lossy else 'not lossy'}; the scenario expects "
+                        f"{'lossy' if spec.value else 'not lossy'}")
+    if problems:
+        return _verdict(spec, FAILED, "; ".join(problems[:3]), numbers, at)
+    landed = sum(r["landed"] for r in rows)
+    failed = sum(r["reported_failed"] for r in rows)
+    both = sum(r["failed_but_in_log"] for r in rows)
+    errors = f" ({', '.join(f'{k}: {v:,}' for k, v in by_error.items())})" if by_error else ""
+    told = (f"; {both:,} of them are in the log anyway, as rdkafka.h allows for messages purged in "
+            "flight (their outcome is unknown)" if both else "; none of them is in the log")
+    return _verdict(spec, PASSED, f"every one of {landed:,} accepted messages got one delivery report: "
+                    f"{landed - failed:,} reported delivered, all in the log; {failed:,} reported "
+                    f"failed{errors}{told if failed else ''}", numbers, at)
+
+
 def predicted_not_observable(kind: str, capabilities: dict) -> str | None:
     """Why a check of ``kind`` will be "not observable" on a target with these
     capabilities (said before the run and shown on the display), or None."""
     reasons = capabilities.get("reasons") or {}
-    if kind == N.LOSSY_SHUTDOWN and not capabilities.get("lossy_flag"):
+    if kind == N.LOSSY_SHUTDOWN and not capabilities.get("lossy_flag") \
+            and not capabilities.get("shutdown_account"):
         return reasons.get(N.SHUTDOWN_WAS_LOSSY) or "the target exports no lossy flag"
     if kind == N.GROUND_TRUTH and not capabilities.get("witness") \
             and not capabilities.get("witness_hint"):

@@ -10,9 +10,18 @@ bounds the rest): rings of at most 2**20 slots in all, a few hundred
 milliseconds of load, adapters whose cost drains full rings in ~0.1 s, stalls
 of at most 300 ms.
 
+The target is drawn too (``TARGETS``): the builtin reference bus, the C bus of
+``examples/c_bus`` (driven through its C ABI by the Numba producers; built once
+per source into a temporary folder, drawn only when a C compiler is found) and
+the Python bus of ``examples/python_bus`` (driven from Python threads). All
+three are correct, so every judge below holds on each. A foreign target takes
+only ``bus.shards`` and no fault: its own configuration (capacity, batch size,
+which ingest calls it declares, whether a sink witnesses delivery, a slow
+downstream for the Python bus) is drawn instead.
+
 Two judges:
 
-* ``judge_correct``: on the correct bus, every check passed or was honestly
+* ``judge_correct``: on a correct bus, every check passed or was honestly
   not evaluable (a reason the record shows), no silent loss (an independent
   recount from the record's evidence, not the checks' own verdicts), no hang
   (status timed_out), no traceback (status error), no thread left.
@@ -22,14 +31,20 @@ Two judges:
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 from hypothesis import strategies as st
@@ -54,6 +69,12 @@ MAX_STALL_MS = 300
 # bus (issue 9 part 2, fixed on branch `core`): now flush_barrier must pass them
 # and flush_completes must fail them. test_fuzz_known.py keeps the two shapes.
 PROVOKE_KNOWN = True
+
+ROOT = Path(__file__).resolve().parents[2]
+C_BUS = ROOT / "examples" / "c_bus"
+PYTHON_BUS = ROOT / "examples" / "python_bus"
+#: the correct buses a scenario is drawn against
+TARGETS = ("builtin", "c_bus", "python_bus")
 
 
 def us(n: int) -> str:
@@ -111,6 +132,80 @@ def buses(draw, adapter_kinds=None, backpressure=None, mutations=(), min_shards=
     return bus
 
 
+# --------------------------------------------------------------------------- foreign targets
+
+
+def _compiler() -> str | None:
+    return shutil.which("cc") or shutil.which("gcc")
+
+
+def c_bus_library() -> Path | None:
+    """examples/c_bus/cbus.c built into a temporary folder named by the source's hash
+    (built once, reused by later runs and processes), or None without a C compiler."""
+    cc = _compiler()
+    if cc is None:
+        return None
+    source = C_BUS / "cbus.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"busbench-fuzz-cbus-{digest}"
+    library = folder / "libcbus.so"
+    if not library.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"libcbus.so.{os.getpid()}.part"
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-pthread", "-o", str(partial), str(source)],
+                       check=True, timeout=120, capture_output=True)
+        partial.replace(library)         # atomic: a concurrent build never sees half a file
+    return library
+
+
+def available_targets() -> tuple:
+    """The targets this machine can run: c_bus needs a C compiler."""
+    return tuple(t for t in TARGETS if t != "c_bus" or _compiler() is not None)
+
+
+def target_of(data: dict) -> str:
+    """Which of TARGETS a generated scenario drives."""
+    target = data.get("target") or {}
+    if "c-abi" in target:
+        return "c_bus"
+    if "python" in target:
+        return "python_bus"
+    return "builtin"
+
+
+@st.composite
+def c_bus_targets(draw, shards: int):
+    """examples/c_bus/target.yaml with its config drawn: capacity (a power of two),
+    batch size, which ingest calls are declared (one by one, many at once, or both),
+    and, now and then, no sink (delivery then has no witness)."""
+    spec = yaml.safe_load((C_BUS / "target.yaml").read_text(encoding="utf-8"))
+    spec["library"] = str(c_bus_library())
+    spec["shards"] = shards
+    spec["init"]["config"] = {"shards": shards, "capacity": 2 ** draw(st.integers(1, 14)),
+                              "max_batch": draw(st.sampled_from([1, 4, 16, 64, 256, 1024]))}
+    ingest = draw(st.sampled_from(["both", "both", "ingest", "ingest_batch"]))
+    if ingest != "both":
+        del spec["ingest_batch" if ingest == "ingest" else "ingest"]
+    if draw(st.integers(0, 7)) == 0:
+        del spec["sink"]
+    return {"c-abi": spec}
+
+
+@st.composite
+def python_bus_targets(draw, shards: int):
+    """examples/python_bus's bus with its config drawn, a slow downstream included
+    (a delay per batch, bounded so that full queues drain in ~0.1 s)."""
+    capacity = draw(st.sampled_from([2, 16, 64, 256, 1024, 4096]))
+    max_batch = draw(st.sampled_from([1, 8, 64, 256]))
+    batches = math.ceil(capacity / max_batch)
+    delay = draw(st.sampled_from([0.0, 0.0, 0.0002, 0.001, 0.005]))
+    if delay * batches * 1e9 > DRAIN_BUDGET_NS:
+        delay = 0.0
+    return {"python": {"factory": "pybus:make_bus", "path": str(PYTHON_BUS),
+                       "config": {"shards": shards, "capacity": capacity, "max_batch": max_batch,
+                                  "per_batch_delay": delay}}}
+
+
 # --------------------------------------------------------------------------- load
 
 
@@ -129,7 +224,9 @@ def loads(draw, shards: int, keys=None, max_producers=16):
             load["rate"] = "20M/s"
     else:
         load["rate"] = "max"
-    if keys is not None:
+    if keys is False:
+        pass                 # a foreign target chooses shards itself: no keys
+    elif keys is not None:
         load["keys"] = keys
     else:
         kind = draw(st.sampled_from(["uniform", "round_robin", "hot", "zipf"]))
@@ -156,14 +253,15 @@ def rate_of(load) -> float | None:
 
 
 @st.composite
-def steps_and_checks(draw, bus, load, allow_faults=True, allow_short_flush=None):
+def steps_and_checks(draw, bus, load, allow_faults=True, allow_short_flush=None, witness=None):
     """Steps (run, flush, sleep, faults, check steps at valid points, shutdown)
-    and end checks, for a correct bus."""
+    and end checks, for a correct bus. ``witness``: whether delivery is witnessed
+    (default: the builtin bus's verify adapter)."""
     allow_short_flush = PROVOKE_KNOWN if allow_short_flush is None else allow_short_flush
     n = draw(st.integers(1, 5))
     steps, settled, flushed, faults = [], True, False, []
     rate = rate_of(load)
-    verify = bus["adapter"]["kind"] == "verify"
+    verify = bus["adapter"]["kind"] == "verify" if witness is None else witness
     for _ in range(n):
         kind = draw(st.sampled_from(["run", "run", "flush", "sleep", "fault", "check", "pattern"]))
         if kind == "pattern" and allow_faults:
@@ -242,14 +340,26 @@ def steps_and_checks(draw, bus, load, allow_faults=True, allow_short_flush=None)
 
 
 @st.composite
-def correct_scenarios(draw):
-    """A valid scenario on the correct bus, as the dict a user would write."""
-    bus = draw(buses())
-    load = draw(loads(bus["shards"]))
-    steps, checks = draw(steps_and_checks(bus, load))
-    return {"name": "fuzz", "description": "generated by the scenario fuzzer",
-            "seed": draw(st.integers(0, 2 ** 31)), "bus": bus, "load": load, "steps": steps,
-            "checks": checks}
+def correct_scenarios(draw, targets=None):
+    """A valid scenario on a correct bus, as the dict a user would write; the
+    target drawn among ``targets`` (default: every available one)."""
+    target = draw(st.sampled_from(targets or available_targets()))
+    if target == "builtin":
+        bus = draw(buses())
+        load = draw(loads(bus["shards"]))
+        steps, checks = draw(steps_and_checks(bus, load))
+        return {"name": "fuzz", "description": "generated by the scenario fuzzer",
+                "seed": draw(st.integers(0, 2 ** 31)), "bus": bus, "load": load, "steps": steps,
+                "checks": checks}
+    shards = draw(st.integers(1, 8))
+    spec = draw(c_bus_targets(shards) if target == "c_bus" else python_bus_targets(shards))
+    witness = "c-abi" not in spec or "sink" in spec["c-abi"]
+    bus = {"shards": shards}
+    load = draw(loads(shards, keys=False))
+    steps, checks = draw(steps_and_checks(bus, load, allow_faults=False, witness=witness))
+    return {"name": f"fuzz-{target}", "description": f"generated by the scenario fuzzer ({target})",
+            "seed": draw(st.integers(0, 2 ** 31)), "target": spec, "bus": bus, "load": load,
+            "steps": steps, "checks": checks}
 
 
 # --------------------------------------------------------------------------- running
@@ -299,10 +409,16 @@ def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
         return Outcome(text, None, 0.0, [], load_error=error.format())
     if timeout_s is None:
         timeout_s = max(RUN_TIMEOUT_S, PLAN_FACTOR * W.planned_seconds(scenario))
+    before = {t for t in threading.enumerate() if t.is_alive()}
     t0 = time.monotonic()
     result = _run(scenario, text, timeout_s)
     wall = time.monotonic() - t0
-    left = busbench_threads() if SESSION is None else list(result.threads_left)
+    if SESSION is not None:          # the run's threads lived in the child: its own count
+        left = list(result.threads_left)
+    else:
+        # this run's threads only: one left by an earlier run was judged there, not again here
+        left = [t.name for t in threading.enumerate()
+                if t.is_alive() and t.name.startswith("busbench-") and t not in before]
     # Every output a user gets is rendered: a traceback there is a traceback too.
     # The record judged is the JSON a user would read, not the live object.
     try:
@@ -334,6 +450,9 @@ def honest_not_evaluable(record, verdict) -> bool:
     kind = verdict["kind"]
     if kind == "ground_truth" and record["delivery"] is None:
         return True          # no witness downstream (not the verify adapter)
+    if kind == "flush_barrier" and record["delivery"] is None \
+            and not (record["capabilities"] or {}).get("positions"):
+        return True          # a flush claiming success, and neither a witness nor positions to judge it
     if kind in ("conservation", "ground_truth") and verdict["at"] != "end":
         return _mid_run_not_evaluable_is_honest(record, verdict)
     return False
@@ -406,6 +525,8 @@ def recount(record) -> list:
     if sd is not None:
         if sd.get("residue"):
             problems.append(f"{sd['residue']} events left in the rings after the final drain")
+        if "shutdown_was_lossy" not in c:        # the target exports no lossy flag
+            return problems
         if bool(c["shutdown_was_lossy"]) != bool(sd["lossy"]):
             problems.append(f"lossy flag {c['shutdown_was_lossy']} but the report says {sd['lossy']}")
         cut_off = [i for i, p in enumerate(producers) if p["stranded"]]
@@ -425,6 +546,23 @@ def flush_completes_outcome(record, at) -> str:
         return "not_evaluable"
     late = [f for f in flushes if f["timed_out"] or not f["claimed_reached"]]
     return "failed" if late else "passed"
+
+
+def honest_not_observable(record, verdict) -> bool:
+    """A check may be not observable only when the record's capabilities lack what it
+    rests on: a witness (ground_truth), the lossy flag (lossy_shutdown), a counter
+    (conservation)."""
+    caps = record["capabilities"] or {}
+    kind = verdict["kind"]
+    if kind == "ground_truth":
+        return record["delivery"] is None and not caps.get("witness")
+    if kind == "lossy_shutdown":
+        return not caps.get("lossy_flag")
+    if kind == "conservation":
+        exported = set(caps.get("counters") or ())
+        return not {"events_ingested", "events_dropped"} <= exported or (
+            "events_dispatched" not in exported and record["delivery"] is None)
+    return False
 
 
 def judge_correct(outcome: Outcome) -> tuple[str, list]:
@@ -453,6 +591,9 @@ def judge_correct(outcome: Outcome) -> tuple[str, list]:
         elif v["outcome"] == "not_evaluable" and not honest_not_evaluable(r, v):
             problems.append(f"not evaluable without a reason the record shows: {v['name']} "
                             f"({v['at']}): {v['evidence']}")
+        elif v["outcome"] == "not_observable" and not honest_not_observable(r, v):
+            problems.append(f"not observable although the target exports what it rests on: "
+                            f"{v['name']} ({v['at']}): {v['evidence']}")
     problems += [f"silent loss: {p}" for p in recount(r)]
     if r["threads_left"] or outcome.threads_left:
         problems.append(f"threads left running: {r['threads_left'] or outcome.threads_left}")

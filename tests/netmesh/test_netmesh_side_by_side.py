@@ -118,11 +118,11 @@ def test_matrix_without_the_release_and_without_fetch_names_the_command(tmp_path
     result = cli("matrix", "tests/data/netmesh_short.yaml", "--versions", "0.40.0,0.45.1",
                  "--no-fetch")
     assert result.exit_code == 2
-    assert "busbench releases fetch 0.40.0" in flat(result.output)
+    assert "busbench releases fetch net-mesh 0.40.0" in flat(result.output)
     result = cli("compare", "tests/data/netmesh_short.yaml",
                  "--vary", "target.net-mesh.version=0.40.0,0.45.1", "--repeat", "2")
     assert result.exit_code == 2
-    assert "busbench releases fetch 0.40.0" in flat(result.output)
+    assert "busbench releases fetch net-mesh 0.40.0" in flat(result.output)
 
 
 def test_matrix_refuses_a_scenario_of_another_target():
@@ -137,4 +137,4 @@ def test_run_of_a_release_not_cached_exits_2_naming_the_fetch_command(tmp_path, 
     result = cli("run", "tests/data/netmesh_short.yaml", "--set", "target.net-mesh.version=0.40.0",
                  "--out", tmp_path, "--no-live")
     assert result.exit_code == 2
-    assert "fill it with `busbench releases fetch 0.40.0`" in flat(result.output)
+    assert "fill it with `busbench releases fetch net-mesh 0.40.0`" in flat(result.output)

@@ -9,7 +9,7 @@ calls them two ways:
   the kernels receive the functions' addresses as runtime values
   (``NetMeshLib.addresses``, called with ``bus.ffi.ccall_i32``), so one cached
   kernel drives whichever library it is handed. Libraries are loaded by path
-  with ``RTLD_LOCAL``: several releases (targets/netmesh/releases.py) live side
+  with ``RTLD_LOCAL``: several releases (targets/release_cache.py) live side
   by side in one process, each with its own handles and counters.
 
 Which release a library is comes from a wheel's metadata (the installed
@@ -220,7 +220,7 @@ def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_V
             if lacking:
                 raise NetMeshError(f"net-mesh library {so} lacks the C ABI symbol(s) "
                                    f"{', '.join(lacking)}: busbench cannot drive it "
-                                   f"({INSTALL_HINT}, or a release: busbench releases fetch X)")
+                                   f"({INSTALL_HINT}, or a release: busbench releases fetch net-mesh X)")
             for name, (restype, argtypes) in SYMBOLS.items():
                 if name in absent:
                     continue
@@ -243,7 +243,7 @@ def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_V
     if expect_version is not None and lib.version != expect_version:
         raise NetMeshError(f"net-mesh {lib.version} (by {lib.version_source}) found at {so}, "
                            f"the scenario asks for net-mesh {expect_version}: set "
-                           f"target.net-mesh.version, or fetch it: busbench releases fetch "
+                           f"target.net-mesh.version, or fetch it: busbench releases fetch net-mesh "
                            f"{expect_version}")
     return lib
 

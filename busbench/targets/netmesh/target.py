@@ -30,8 +30,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ...common import names as N
+from ...load import pyloop
+from ...native import hex_payload
 from ...load import kernels as K
-from ...native.payload import mix_py
+from ...native.payload import SEQ_BITS, SEQ_MASK
 from ...scenario.errors import closest
 from ..base import Capabilities, FlushClaim, ShutdownClaim
 from . import abi
@@ -160,7 +163,7 @@ class _ProducerBuffers:
 
     def __init__(self, batch: int, refused: np.ndarray, ambiguous: np.ndarray):
         self.batch = batch
-        self.payload = np.zeros(batch * NK.PAYLOAD_LEN, np.uint8)
+        self.payload = np.zeros((batch, NK.PAYLOAD_LEN), np.uint8)
         self.ptrs = np.zeros(batch, np.int64)
         self.lens = np.zeros(batch, np.int64)
         self.nm = np.zeros(NK.NM_LEN, np.int64)
@@ -263,6 +266,8 @@ class NetMeshTarget:
             except ImportError as e:
                 raise NetMeshError(f"the net-mesh Python binding does not import: {e}; "
                                    f"{abi.INSTALL_HINT}") from e
+            pyloop.warm_up()
+            say("busbench's Python producer loop ready")
         else:
             self._warm_kernels()
             say("net-mesh producer kernels ready")
@@ -306,8 +311,9 @@ class NetMeshTarget:
         bits = np.zeros(1, np.int64)
         for call in (NK.SINGLE, NK.BATCH):
             b = _ProducerBuffers(1, bits, bits)
-            NK.produce(0, 0, params, np.zeros(K.S_LEN, np.int64), stop, b.nm, b.payload, b.ptrs,
-                       b.lens, bits, bits, call, *self._kernel_fns())
+            K.produce_ccall(NK.call_spec(call, 0, *self._kernel_fns()).to_array(), params,
+                            np.zeros(K.S_LEN, np.int64), b.nm, stop, b.payload, b.ptrs, b.lens,
+                            refused_bits=bits, ambiguous_bits=bits)
             if b.nm[NK.NM_LAST_ERROR] != abi.NET_ERR_NULL_POINTER:
                 raise NetMeshError(f"net-mesh answered a null handle with "
                                    f"{abi.describe_rc(int(b.nm[NK.NM_LAST_ERROR]))}, expected -1")
@@ -357,125 +363,76 @@ class NetMeshTarget:
             self._buffers[p] = b
         return b
 
-    def produce(self, p, params, pstate, zipf_cdf, stop, scratch=None):
-        """Run producer ``p`` until its stop condition (kernels: GIL released)."""
+    def produce(self, p, params, pstate, zipf_cdf=None, stop=None, by_shard=None, events=None):
+        """Run producer ``p`` until its stop condition: busbench's one loop with
+        net-mesh's ingest as its step (a C call by address, GIL released; or the
+        official binding's from a Python thread). Returns the events offered."""
         if not 0 <= p < self.producers:
             raise ValueError(f"producer {p} out of range (target built for {self.producers})")
+        params[K.P_PRODUCER] = p     # the payloads name their producer
         b = self._buffers_for(p, int(params[K.P_BATCH]))
+        stop = stop if stop is not None else np.zeros(16, np.int64)
         try:
             if self.config.driver == "binding":
-                return self._produce_binding(p, params, pstate, stop, b)
+                return self._produce_binding(p, params, pstate, zipf_cdf, stop, b, by_shard, events)
             if not self.handle:
                 raise NetMeshError("produce before start()")
-            return NK.produce(self.handle, p, params, pstate, stop, b.nm, b.payload, b.ptrs, b.lens,
-                              b.refused, b.ambiguous, CALLS[self.config.call], *self._kernel_fns())
+            calls = NK.call_spec(CALLS[self.config.call], self.handle, *self._kernel_fns())
+            return K.produce_ccall(calls.to_array(), params, pstate, b.nm, stop, b.payload, b.ptrs,
+                                   b.lens, zipf_cdf=zipf_cdf, by_shard=by_shard, events=events,
+                                   refused_bits=b.refused, ambiguous_bits=b.ambiguous)
         finally:
             self._next_seq[p] = pstate[K.S_NEXT_SEQ]
 
-    def _produce_binding(self, p, params, pstate, stop, b):
-        """The official binding from a Python thread: same payloads and tallies."""
+    def _produce_binding(self, p, params, pstate, zipf_cdf, stop, b, by_shard, events):
+        """The official binding from a Python thread: busbench's Python loop
+        (``load.pyloop``), same payloads and tallies as the kernel driver."""
         bus = self.bus
-        batch = int(params[K.P_BATCH])
-        max_events = int(params[K.P_MAX_EVENTS])
-        deadline = int(params[K.P_DEADLINE_NS])
-        open_loop = bool(params[K.P_OPEN_LOOP])
-        interval_ps = int(params[K.P_INTERVAL_PS])
-        t0 = int(params[K.P_T0_NS])
         retry = bool(params[K.P_RETRY_FAILED])
-        use_batch = self.config.call == "batch"
-        nm = b.nm
-        w = self._sender_words
-        refused_bits, ambiguous_bits = b.refused, b.ambiguous
-        mix = mix_py
-        offered_here = 0
-        pstate[K.S_STEP_EVENTS] = 0
-        while not stop[K.STOP_FLAG] and not pstate[K.S_DONE]:
-            n = batch
-            k = int(pstate[K.S_STEP_EVENTS])
-            if max_events >= 0:
-                if max_events - k <= 0:
-                    break
-                n = min(n, max_events - k)
-            seq0 = int(pstate[K.S_NEXT_SEQ])
-            if open_loop:
-                due_last = t0 + ((k + n - 1) * interval_ps) // 1000
-                if deadline > 0 and due_last > deadline:
-                    break
-                now = time.monotonic_ns()
-                if due_last > now:
-                    time.sleep((due_last - now) / 1e9)
-                times = [t0 + ((k + i) * interval_ps) // 1000 for i in range(n)]
-            else:
-                now = time.monotonic_ns()
-                if deadline > 0 and now >= deadline:
-                    break
-                times = [now] * n
-            payloads = [f'"{p:04x}{seq0 + i:012x}{times[i] & 0xFFFFFFFFFFFFFFFF:016x}"' for i in range(n)]
-            pstate[K.S_NEXT_SEQ] = seq0 + n
-            pstate[K.S_STEP_EVENTS] = k + n
-            done_upto = seq0 + n
-            if use_batch:
-                pstate[K.S_CALLS] += 1
+        encode = hex_payload.encode_str
+
+        def payloads(values, t_int, m):
+            return [encode(v >> SEQ_BITS, v & SEQ_MASK, t)
+                    for v, t in zip(values[:m].tolist(), t_int[:m].tolist())]
+
+        def batch_step(values, t_int, m, landed):
+            try:
+                got = bus.ingest_raw_batch(payloads(values, t_int, m))
+            except RuntimeError:
+                b.nm[NK.NM_SHUTTING_DOWN] += 1
+                return N.INGEST_CLOSED, 0, 0, 1
+            if got == m:
+                landed[:m] = K.LANDED
+                return N.INGEST_OK, m, m, 1
+            b.nm[NK.NM_BP_RETURNS] += 1
+            return N.INGEST_AMBIGUOUS, m, got, 1
+
+        def single_step(values, t_int, m, landed):
+            status = N.INGEST_OK
+            for i, text in enumerate(payloads(values, t_int, m)):
                 try:
-                    got = bus.ingest_raw_batch(payloads)
-                except RuntimeError:
-                    pstate[K.S_TURNED_AWAY] += n
-                    nm[NK.NM_SHUTTING_DOWN] += 1
-                    pstate[K.S_DONE] = 1
-                    got = None
-                if got is not None:
-                    pstate[K.S_OFFERED] += n
-                    offered_here += n
-                    pstate[K.S_LANDED] += got
-                    pstate[K.S_REFUSED] += n - got
-                    if got == n:
-                        nm[NK.NM_ACCEPTED_SUM] = _wrap(int(nm[NK.NM_ACCEPTED_SUM]) +
-                                                       sum(mix(seq0 + i) for i in range(n)))
-                    else:
-                        nm[NK.NM_BP_RETURNS] += 1
-                        nm[NK.NM_AMBIG_OFFERED] += n
-                        nm[NK.NM_AMBIG_LANDED] += got
-                        for i in range(n):
-                            _set_bit(ambiguous_bits, w, seq0 + i, nm)
-            else:
-                for i in range(n):
-                    seq = seq0 + i
-                    while True:
-                        pstate[K.S_CALLS] += 1
-                        try:
-                            bus.ingest_raw(payloads[i])
-                            rc = 0
-                        except RuntimeError as e:
-                            rc = abi.NET_ERR_INGESTION_FAILED if "backpressure" in str(e) else abi.NET_ERR_SHUTTING_DOWN
-                        if rc == abi.NET_ERR_SHUTTING_DOWN:
-                            pstate[K.S_TURNED_AWAY] += n - i
-                            nm[NK.NM_SHUTTING_DOWN] += 1
-                            pstate[K.S_DONE] = 1
-                            done_upto = seq
-                            break
-                        pstate[K.S_OFFERED] += 1
-                        offered_here += 1
-                        if rc == 0:
-                            pstate[K.S_LANDED] += 1
-                            nm[NK.NM_ACCEPTED_SUM] = _wrap(int(nm[NK.NM_ACCEPTED_SUM]) + mix(seq))
-                            break
-                        nm[NK.NM_BP_RETURNS] += 1
-                        pstate[K.S_REFUSED] += 1
-                        if retry and not stop[K.STOP_FLAG] and not (deadline > 0 and time.monotonic_ns() >= deadline):
-                            pstate[K.S_RETRIES] += 1
-                            time.sleep(0)
-                            continue
-                        nm[NK.NM_REFUSED_SUM] = _wrap(int(nm[NK.NM_REFUSED_SUM]) + mix(seq))
-                        _set_bit(refused_bits, w, seq, nm)
-                        break
-                    if pstate[K.S_DONE]:
-                        break
-            v = int(nm[NK.NM_VERSION])
-            nm[NK.NM_VERSION] = v + 1
-            nm[NK.NM_DONE_SEQ] = done_upto
-            nm[NK.NM_DONE_LANDED] = pstate[K.S_LANDED]
-            nm[NK.NM_VERSION] = v + 2
-        return offered_here
+                    bus.ingest_raw(text)
+                    landed[i] = K.LANDED
+                    continue
+                except RuntimeError as e:
+                    if "backpressure" not in str(e):
+                        b.nm[NK.NM_SHUTTING_DOWN] += 1
+                        return N.INGEST_CLOSED, i, 0, i + 1
+                landed[i] = K.NOT_LANDED
+                b.nm[NK.NM_BP_RETURNS] += 1
+                status = N.INGEST_FAILED
+                if retry:
+                    return status, i + 1, 0, i + 1
+            return status, m, 0, m
+
+        fresh_events, fresh_by_shard, fresh_cdf = pyloop.buffers(int(params[K.P_BATCH]),
+                                                                 int(params[K.P_SHARDS]))
+        if events is None or events[0].shape[0] < int(params[K.P_BATCH]):
+            events = fresh_events
+        return pyloop.run(batch_step if self.config.call == "batch" else single_step, params,
+                          pstate, b.nm, by_shard if by_shard is not None else fresh_by_shard,
+                          zipf_cdf if zipf_cdf is not None else fresh_cdf, stop, events,
+                          refused_bits=b.refused, ambiguous_bits=b.ambiguous)
 
     def producer_stalling(self, p: int) -> bool:
         b = self._buffers[p] if 0 <= p < self.producers else None
@@ -764,7 +721,7 @@ def resolve_library(cfg: NetMeshConfig):
     """(library, release or None) for ``target.net-mesh``: ``library`` when given;
     else the installed ``net`` when its distribution is ``version``; else that
     release from busbench's cache (never downloaded here: a miss names
-    ``busbench releases fetch X``, exit 2)."""
+    ``busbench releases fetch net-mesh X``, exit 2)."""
     if cfg.library is not None:
         return abi.load(cfg.library, cfg.version), None
     installed = abi.installed_version()
@@ -787,16 +744,3 @@ def _get(obj, *names, default=None):
         if hasattr(obj, n):
             return getattr(obj, n)
     return default
-
-
-def _wrap(x: int) -> int:
-    x &= (1 << 64) - 1
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
-def _set_bit(bits: np.ndarray, words: int, seq: int, nm: np.ndarray) -> None:
-    word = seq >> 6
-    if word < words:
-        bits[word] |= np.int64(1) << np.int64(seq & 63)
-    else:
-        nm[NK.NM_BEYOND_BITMAP] += 1

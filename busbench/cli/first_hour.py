@@ -1,7 +1,6 @@
 """Commands for a user's first hour: report, schema, init, completion.
 
-Kept apart from cli.py (run, compare, validate...) so each stays small;
-``cli.main`` adds these with ``add_command``. Same rules: a user's mistake is
+``cli.main`` adds these with ``add_command``, as it does every group's. Same rules: a user's mistake is
 one line and exit 2, never a traceback.
 """
 from __future__ import annotations
@@ -15,7 +14,7 @@ from .completion import SHELLS, record_files
 
 
 def _usage(message: str):
-    from . import UsageProblem
+    from .shared import UsageProblem
     return UsageProblem(message)
 
 
@@ -41,8 +40,8 @@ def report(records, html_path, png_dir):
     records (a baseline and a candidate, say) are overlaid.
     """
     from ..reports import check_writable
-    from ..reports.html import RecordError, load_record, write_pngs
-    from ..reports.png import PlotUnavailable, ensure_available
+    from ..reports.html import RecordError, load_record
+    from ..reports.png import PlotUnavailable, ensure_available, write_pngs
     loaded = []
     for path in records:
         try:
@@ -120,7 +119,7 @@ def completion(shell):
     fish:  busbench completion fish > ~/.config/fish/completions/busbench.fish
     """
     from .completion import script
-    click.echo(script(shell), nl=False)
+    click.echo(script(shell, click.get_current_context().find_root().command), nl=False)
 
 
 COMMANDS = (report, schema, init, completion)

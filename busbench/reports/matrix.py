@@ -86,7 +86,12 @@ class RunOutcome:
     throughput: Optional[float]
     status: str                     # passed | failed | error | timed_out | crashed ...
     error: Optional[str] = None
-    crash: Optional[str] = None     # "crashed (SIGSEGV)", "timed out (killed)": the cell says so
+    crash: Optional[str] = None     # "crashed (SIGSEGV)", "hung (killed)": the cell says so
+
+    def as_dict(self) -> dict:
+        return {"verdicts": self.verdicts, "expected": self.expected,
+                "throughput": self.throughput, "status": self.status, "error": self.error,
+                "crash": self.crash}
 
 
 def crash_text(status: str, crash: Optional[dict]) -> Optional[str]:
@@ -101,11 +106,6 @@ def crash_text(status: str, crash: Optional[dict]) -> Optional[str]:
     if status == "timed_out" and crash:
         return "hung (killed)"
     return None
-
-    def as_dict(self) -> dict:
-        return {"verdicts": self.verdicts, "expected": self.expected,
-                "throughput": self.throughput, "status": self.status, "error": self.error,
-                "crash": self.crash}
 
 
 @dataclass

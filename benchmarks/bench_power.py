@@ -105,7 +105,7 @@ def compare_trial(seconds: float, cost_ns: int, repeat: int, plan=None,
     scenarios = {"A": base, "B": other}
     started = time.monotonic()
     result = cmp.run_comparison(variants, repeat, lambda v: one_run(scenarios[v.label], metric),
-                                metric, plan=plan, higher_is_better=metric == "throughput")
+                                metric, plan=plan)
     (c,) = result.comparisons
     a, b = result.samples
     return {"verdict": c.verdict, "ratio": c.ratio, "low": c.low, "high": c.high,

@@ -23,6 +23,7 @@ from busbench.common import names as N
 from busbench.bus.config import BusConfig
 from busbench.bus.core import ReferenceBus
 from busbench.evidence.collector import flush_record
+from busbench.evidence.types import ShutdownEvidence
 from busbench.load.generator import LoadGenerator, LoadSpec
 from busbench.scenario.schema import CheckSpec
 from busbench.targets.builtin import BuiltinTarget
@@ -189,10 +190,11 @@ def check_contract(bus: ReferenceBus, truths=(), *, flush=None, report=None,
     target = BuiltinTarget.around(bus)
     delivery = target.delivery()
     claim = target.shutdown_claim() if report is not None else None
-    ev = C.Evidence(counters=target.counters(), producers=[t.as_dict() for t in truths],
+    ev = C.Evidence(counters=target.counters(), producers=list(truths),
                     delivery=None if delivery is None else delivery.to_dict(),
                     flushes=[flush.record] if flush is not None else [],
-                    shutdown=None if claim is None else claim.to_dict(), metrics={},
+                    shutdown=None if claim is None else ShutdownEvidence.from_claim(claim),
+                    metrics={},
                     quiescent=quiescent, capabilities=target.capabilities.to_dict(),
                     backpressure=bus.config.backpressure)
     kinds = [N.CONSERVATION]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from busbench.verdicts import checks as C
 from busbench.common import names as N
+from busbench.evidence.types import FlushEvidence, ShutdownEvidence
+from busbench.load.generator import ProducerTruth
 from busbench.native.payload import checksum
+from busbench.verdicts import checks as C
 from busbench.scenario.schema import CheckSpec
 from busbench.scenario.thresholds import parse_threshold
 
@@ -24,11 +26,11 @@ def spec(kind, **kw):
 
 def producer(offered, refused=(), stranded=(), turned_away=0):
     """A producer's own tallies for the seqs it offered (refused / stranded subsets)."""
-    return {"offered": len(offered), "landed": len(offered) - len(refused) - len(stranded),
-            "refused": len(refused), "turned_away": turned_away, "stranded": len(stranded),
-            "late": 0, "calls": 1, "retries": 0, "next_seq": len(offered),
-            "offered_sum": checksum(offered), "refused_sum": checksum(refused),
-            "stranded_sum": checksum(stranded)}
+    return ProducerTruth(offered=len(offered), landed=len(offered) - len(refused) - len(stranded),
+                         refused=len(refused), turned_away=turned_away, stranded=len(stranded),
+                         late=0, unsent=0, calls=1, retries=0, next_seq=len(offered),
+                         offered_sum=checksum(offered), refused_sum=checksum(refused),
+                         stranded_sum=checksum(stranded))
 
 
 def delivery(received, evicted=None, rejected=None, order_violations=0, **extra):
@@ -53,13 +55,19 @@ def delivery(received, evicted=None, rejected=None, order_violations=0, **extra)
 def evidence(producers=(), delivery=None, counters=None, flushes=(), shutdown=None,
              quiescent=True, caps=FULL_CAPS, backpressure="drop_newest", metrics=None):
     if counters is None:
-        offered = sum(p["offered"] for p in producers)
+        offered = sum(p.offered for p in producers)
         received = sum(sum(row) for row in delivery["received_by_shard"]) if delivery else 0
         counters = {N.EVENTS_INGESTED: offered, N.EVENTS_DISPATCHED: received,
                     N.EVENTS_DROPPED: offered - received, N.BATCHES_DISPATCHED: 1,
                     N.SHUTDOWN_WAS_LOSSY: False}
+    if isinstance(shutdown, dict):      # the fields a test names; the others as a quiet bus's
+        shutdown = ShutdownEvidence(**{"lossy": None, "stranded_events": None,
+                                       "stranded_by_producer": None, "abandoned_producers": None,
+                                       "duration_s": 0.0, "grace_s": 0.0, "residue": None,
+                                       "details": {}, **shutdown})
     return C.Evidence(counters=counters, producers=list(producers), delivery=delivery,
-                      flushes=list(flushes), shutdown=shutdown, metrics=metrics or {},
+                      flushes=[FlushEvidence.from_dict(f) for f in flushes], shutdown=shutdown,
+                      metrics=metrics or {},
                       quiescent=quiescent, capabilities=dict(caps), backpressure=backpressure)
 
 
@@ -219,7 +227,8 @@ def flush(claimed=True, landed=10, last=9, received=10, last_received=9, ev0=0, 
          "received_after": [[received]] if witness else None,
          "last_received_after": [[last_received]] if witness else None,
          "evicted_after": [[ev1]] if witness else None,
-         "rejected_after": [[rejected]] if witness else None, "positions": {}}
+         "rejected_after": [[rejected]] if witness else None, "positions": {},
+         "witness_shortfall": None, "details": {}}
     if positions_reached is not None:
         f["positions"] = {"reached": positions_reached,
                           "shards": [{"shard": 0, "reached": positions_reached,

@@ -21,7 +21,7 @@ from busbench.targets.builtin import BuiltinTarget
 
 def _evidence(bus, gen, flushes):
     target = BuiltinTarget.around(bus)
-    return C.Evidence(counters=target.counters(), producers=[t.as_dict() for t in gen.truths()],
+    return C.Evidence(counters=target.counters(), producers=gen.truths(),
                       delivery=target.delivery().to_dict(), flushes=[f.record for f in flushes],
                       shutdown=None, metrics={}, quiescent=True,
                       capabilities=target.capabilities.to_dict(), backpressure="drop_newest")
@@ -52,7 +52,7 @@ def test_batch_announced_late_fools_the_old_position_check_but_not_the_evidence(
     v = C.evaluate(CheckSpec(kind=N.FLUSH_BARRIER), _evidence(bus, gen, [flush]))
     assert v.outcome == C.FAILED, v.evidence
     assert "100 events landed before the call neither received nor dropped" in v.evidence
-    assert flush.record["landed_before"] == [[100]] and flush.record["received_after"][0][0] == 0
+    assert flush.record.landed_before == ((100,),) and flush.record.received_after[0][0] == 0
     bus.release_stalls()
 
 

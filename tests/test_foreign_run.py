@@ -48,7 +48,8 @@ def test_the_lossy_python_bus_is_caught(tmp_path, monkeypatch):
     assert verdicts["conservation"]["outcome"] == "failed"
     # the same scenario declaring a pass is a failed run (exit 1)
     text = (ROOT / "examples/python_bus/lossy-shutdown.yaml").read_text().replace(
-        "ground_truth: {expect: fail}", "ground_truth")
+        "ground_truth: {expect: fail}", "ground_truth").replace(
+        "path: .", f"path: {ROOT / 'examples/python_bus'}")      # the copy lives elsewhere
     path = tmp_path / "lossy-expect-pass.yaml"
     path.write_text(text)
     assert cli("run", path, "--out", tmp_path / "again", "--no-live").exit_code == 1
@@ -60,10 +61,8 @@ def test_c_abi_example_runs(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "examples/c_bus", build)
     subprocess.run([CC, "-O2", "-shared", "-fPIC", "-pthread", "-o", str(build / "libcbus.so"),
                     str(build / "cbus.c")], check=True, timeout=120)
-    scenario = (build / "scenario.yaml")
-    scenario.write_text(scenario.read_text().replace("examples/c_bus/target.yaml",
-                                                     str(build / "target.yaml")))
-    result = cli("run", scenario, "--out", tmp_path / "out", "--no-live")
+    # the copy runs as it is: its target file and library resolve against the files
+    result = cli("run", build / "scenario.yaml", "--out", tmp_path / "out", "--no-live")
     out = flat(result.output)
     assert result.exit_code == 0, out
     assert "target c-abi: loading" in out
@@ -144,7 +143,7 @@ def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(rece
                     quiescent=True)
     v = C.conservation(_spec("conservation"), ev)
     assert v.outcome == outcome and "stands in for it" in v.evidence
-    no_witness = C.Evidence(**{**ev.to_dict(), "delivery": None,
+    no_witness = C.Evidence(**{**ev.__dict__, "delivery": None,
                                "capabilities": {"reasons": {"events_dispatched": "not exported"}}})
     v = C.conservation(_spec("conservation"), no_witness)
     assert v.outcome == "not_observable" and "not exported" in v.evidence
@@ -154,10 +153,13 @@ def test_conservation_stands_in_the_witness_for_a_missing_events_dispatched(rece
     ("landed", 90, "passed"), ("landed", 100, "failed"), ("offered", 100, "passed"),
     ("offered", 90, "failed")])
 def test_ground_truth_judges_events_ingested_as_the_target_counts_it(counts, ingested, outcome):
-    from busbench.verdicts import checks as C
+    from busbench.load.generator import ProducerTruth
     from busbench.native.payload import checksum
-    producer = {"offered": 100, "refused": 10, "stranded": 0, "offered_sum": checksum(range(100)),
-                "refused_sum": checksum(range(90, 100)), "stranded_sum": 0}
+    from busbench.verdicts import checks as C
+    producer = ProducerTruth(offered=100, landed=90, refused=10, turned_away=0, stranded=0,
+                             late=0, unsent=0, calls=2, retries=0, next_seq=100,
+                             offered_sum=checksum(range(100)),
+                             refused_sum=checksum(range(90, 100)), stranded_sum=0)
     delivery = _delivery(90)
     delivery["received_sum"] = [checksum(range(90))]
     delivery.update(received_by_shard=[[90]], last_seq_by_shard=[[89]], evicted_by_shard=[[0]],

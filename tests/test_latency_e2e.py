@@ -34,8 +34,8 @@ def test_sends_that_fell_behind_are_counted_late_and_the_rest_unsent(stalled_run
     # open loop never skips an event to catch up, and stops at the step's end:
     # every due event was offered, or is counted unsent (how many depends on how
     # far behind the producers were when the second ran out: not asserted)
-    offered = sum(p["offered"] + p["turned_away"] for p in stalled_run.producers)
-    unsent = sum(p["unsent"] for p in stalled_run.producers)
+    offered = sum(p.offered + p.turned_away for p in stalled_run.producers)
+    unsent = sum(p.unsent for p in stalled_run.producers)
     assert offered + unsent == 1_000_000               # 1M/s for 1 s, exactly
     assert stalled_run.metrics["late_sends"] > 0 and stalled_run.metrics["unsent"] == unsent
 

@@ -223,7 +223,7 @@ def test_gate_detects_a_real_regression_and_passes_a_real_non_regression():
     same = [P.run_value(r) for r in _simulated_runs(rng, 6, between=0.03)]
     assert P.gate(base, slow, 0.10).status == GATE_FAIL
     assert P.gate(base, same, 0.10).status == GATE_PASS
-    lower_better = P.gate(base, slow, 0.10, metric="cpu_per_event", higher_is_better=False)
+    lower_better = P.gate(base, slow, 0.10, metric="cpu_per_event")
     assert lower_better.status == GATE_PASS         # less CPU per event is no regression
 
 

@@ -95,7 +95,7 @@ def test_quickstart_no_escape_codes_without_live(quickstart):
 
 def test_quickstart_record_has_the_documented_shape(quickstart):
     record = only_record(quickstart["out"])
-    assert record["schema_version"] == SCHEMA_VERSION == 2   # 2: evidence recorded
+    assert record["schema_version"] == SCHEMA_VERSION == 3   # 3: typed evidence recorded
     assert record["status"] == "passed"
     assert record["exit_code"] == 0
     assert record["scenario_name"] == "quickstart"

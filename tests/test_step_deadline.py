@@ -121,7 +121,7 @@ def test_an_open_loop_step_on_schedule_sends_every_due_batch_or_counts_it_unsent
     assert result.status == "passed", [v.evidence for v in result.checks]
     for p in result.producers:
         # 1000/s per producer for 300 ms: 301 events due, 30 whole batches
-        assert p["offered"] + p["unsent"] == 300
+        assert p.offered + p.unsent == 300
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_a_slow_schedule_does_not_keep_a_producer_asleep_past_a_stop(tmp_path):
                             "checks: [conservation]\n")
     result = Runner(sc, timeout_s=30).run()
     assert result.status == "passed", (result.error, [v.evidence for v in result.checks])
-    assert result.producers[0]["offered"] == 0 and result.producers[0]["unsent"] == 0
+    assert result.producers[0].offered == 0 and result.producers[0].unsent == 0
 
 
 def test_unsent_is_a_threshold_metric():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from busbench.load import kernels as LK
-from busbench.scenario import load_scenario_text
+from busbench.scenario import load_scenario
 from busbench.scenario.foreign import FOREIGN_REFUSES, load_target_text
 from busbench.targets.errors import TargetError
 
@@ -26,10 +26,11 @@ SCENARIOS = [p for p in SCENARIOS if p.name != "target.yaml"]
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_each_example_scenario_validates(path, monkeypatch):
-    monkeypatch.chdir(ROOT)                    # paths in scenarios are from the repository root
+    monkeypatch.chdir(ROOT / "scenarios")      # paths in scenarios are from their own folder
     data = yaml.safe_load(path.read_text())
-    scenario = load_scenario_text(path.read_text(), str(path))   # the whole file, target included
+    scenario = load_scenario(path)             # the whole file, target included
     if scenario.target_name in ("c-abi", "python"):
+        monkeypatch.chdir(path.parent)         # the target alone: its paths as the file has them
         load_target_text(yaml.safe_dump(data["target"]), str(path))
         for section, key in FOREIGN_REFUSES:
             assert key not in data.get(section, {}), f"{path.name} sets {section}.{key}"

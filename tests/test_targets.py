@@ -42,7 +42,7 @@ def run(target, **kw):
 def test_an_honest_fake_passes_every_check():
     result, v = run(FakeTarget(shards=2, producers=2))
     assert result.status == N.RUN_PASSED, [(x.name, x.evidence) for x in result.checks]
-    assert sum(p["offered"] for p in result.producers) == EVENTS
+    assert sum(p.offered for p in result.producers) == EVENTS
     assert all(x.outcome == N.PASSED for x in v.values())
     assert result.target == "fake"
 
@@ -126,3 +126,18 @@ def test_builtin_refuses_an_adapter_it_has_no_translation_for():
         tag = "verify_v2"
     with pytest.raises(TargetConfigError, match="verify_v2"):
         adapter_settings(Renamed())
+
+
+def test_an_open_loop_step_on_the_fake_target_sends_its_schedule():
+    """The Python loop's jitted pieces are compiled in ``prepare``, before the
+    step's clock starts: compiled lazily in the producer thread they used to
+    take a 300 ms step's whole schedule (0 sent, every event counted unsent)."""
+    sc = Scenario.model_validate({
+        "name": "open", "description": "an open-loop timed step on the fake target",
+        "bus": {"shards": 2}, "load": {"producers": 1, "batch": 16, "rate": "100k/s"},
+        "steps": [{"run": "300ms"}], "checks": []})
+    result = Runner(sc, "open.yaml", target=FakeTarget(shards=2, producers=1)).run()
+    assert result.status == N.RUN_PASSED, result.error
+    (p,) = result.producers
+    assert p.offered + p.unsent >= 29_000        # the schedule: 100k/s for 300 ms
+    assert p.offered > p.unsent, p               # most of it sent, not all left unsent

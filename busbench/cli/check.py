@@ -21,6 +21,7 @@ def check_cmd(records):
     from rich.table import Table
     from rich.text import Text
 
+    from ..evidence.result import SCHEMA_VERSION
     from ..verdicts.recheck import RecordError, recheck
     results, problems = [], []
     for path in records:
@@ -51,6 +52,9 @@ def check_cmd(records):
         for name, before, now in r.disagreements:
             console.print(f"[yellow]note:[/] {name}: the record says {before or 'nothing'}, "
                           f"re-evaluated {now}")
+        if r.converted_from is not None:
+            console.print(f"[dim]note: record schema {r.converted_from}, read as schema "
+                          f"{SCHEMA_VERSION} (fields it did not record yet taken as unknown)[/]")
         if r.incomplete:
             console.print(f"[yellow]note:[/] the run did not complete (status {r.incomplete}): "
                           "the checks of steps it did not reach and its end checks were never "

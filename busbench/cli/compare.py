@@ -96,7 +96,6 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         raise SystemExit(EXIT_USAGE)
 
     console = stdout_console()
-    higher_is_better = metric in ("throughput", "ingest_rate", "mean_batch_size")
 
     last_records = {}         # the last run of each variant, for --html
     say = prepare_lines("plain", console)     # the first run's compile notice
@@ -132,7 +131,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
     with sigterm_as_interrupt(), runs:
         try:
             result = cmp.run_comparison(variants, repeat, run_once, metric, on_progress,
-                                        higher_is_better=higher_is_better, busy_threads=busy,
+                                        busy_threads=busy,
                                         cores=os.cpu_count(), environment=environment(sc.to_dict()),
                                         plan=plan, warmup=warmup, drop_spoiled=drop_spoiled,
                                         metric_description=METRICS[metric].description,

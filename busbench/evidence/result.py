@@ -11,9 +11,12 @@ from ..common.names import RUN_INTERRUPTED as INTERRUPTED  # noqa: F401
 from ..common.names import RUN_PASSED as PASSED
 from ..common.names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 
-# 2: the evidence (producer tallies, witness, flush snapshots) is recorded, so
-# `busbench check` can re-evaluate the checks from the record alone.
-SCHEMA_VERSION = 2
+# 3: every flush, shutdown and producer entry holds every field of its type
+# (evidence.FlushEvidence, ShutdownEvidence, load.generator.ProducerTruth);
+# 2: the evidence is recorded, so `busbench check` can re-evaluate the checks
+# from the record alone (fields added over time may be missing: converted by
+# evidence.upgrade_record); 1: no evidence.
+SCHEMA_VERSION = 3
 
 
 def from_dict(d: dict) -> RunResult:
@@ -64,12 +67,12 @@ class RunResult:
     series_interval_s: float = 0.0
     throughput_samples: list = field(default_factory=list)  # events/s per interval under load
     counters: dict = field(default_factory=dict)   # final EventBusStats
-    producers: list = field(default_factory=list)  # per producer ground truth (producer side)
+    producers: tuple = ()            # ProducerTruth per producer (producer side)
     delivery: dict | None = None     # the witness's tallies and attributed drops (targets.base.Delivery)
     capabilities: dict = field(default_factory=dict)  # what evidence the target can provide
     backpressure: str | None = None
-    flushes: list = field(default_factory=list)
-    shutdown: dict | None = None
+    flushes: tuple = ()              # evidence.FlushEvidence per flush step
+    shutdown: object = None          # evidence.ShutdownEvidence, once shut down
     latency: dict | None = None      # {"corrected": summary, "uncorrected": summary}
     metrics: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)     # Verdicts
@@ -99,8 +102,9 @@ class RunResult:
             "latency": self.latency,
             "checks": [v.to_dict() for v in self.checks],
             "steps": [s.__dict__ for s in self.steps],
-            "flushes": self.flushes, "shutdown": self.shutdown,
-            "producers": self.producers, "delivery": self.delivery,
+            "flushes": [f.to_dict() for f in self.flushes],
+            "shutdown": None if self.shutdown is None else self.shutdown.to_dict(),
+            "producers": [p.to_dict() for p in self.producers], "delivery": self.delivery,
             "capabilities": self.capabilities, "backpressure": self.backpressure,
             "evidence_quiescent": True, "gate": self.gate, "runs": self.runs,
             "deadline": self.deadline, "threads_left": self.threads_left,

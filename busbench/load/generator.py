@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -50,8 +50,23 @@ class ProducerTruth:
     refused_sum: int = 0
     stranded_sum: int = 0
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict:
+        """For the run record (evidence.py): every field, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    as_dict = to_dict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProducerTruth:
+        """Strict: every field present, no other key (ValueError naming them)."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in d]
+        unknown = sorted(k for k in d if k not in names)
+        if missing or unknown:
+            said = ([f"missing {', '.join(missing)}"] if missing else []) \
+                + ([f"unknown {', '.join(unknown)}"] if unknown else [])
+            raise ValueError(f"producer tallies: {'; '.join(said)}")
+        return cls(**{n: d[n] for n in names})
 
 
 class LoadGenerator:

@@ -1,8 +1,8 @@
 """What each argument of a call into a foreign bus carries, as the numbers a kernel reads.
 
 A c-abi target file (scenario/foreign.py) names each argument of a call by its
-kind (``handle``, ``ptr``, ``len``...); the producer kernel (targets/cabi_kernels.py)
-is handed the kinds as these numbers, runtime values, so one compiled kernel
+kind (``handle``, ``ptr``, ``len``...); the c-abi target (targets/cabi.py)
+translates the kinds into the one producer loop's call description (load/ccall.py), runtime values, so one compiled kernel
 serves every argument order. Every kind is one integer register on x86-64
 System V and AArch64 (ffi.py).
 """

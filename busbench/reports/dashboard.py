@@ -24,13 +24,25 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from busbench.common.names import DISPLAY_STATUS, OUTCOME_WORDS, RUN_TIMED_OUT
+from busbench.common.names import (
+    DISPLAY_STATUS,
+    EVENTS_DISPATCHED,
+    EVENTS_DROPPED,
+    EVENTS_INGESTED,
+    OUTCOME_WORDS,
+    RUN_TIMED_OUT,
+    SHUTDOWN_WAS_LOSSY,
+)
 from busbench.run.snapshot import (
     CHECK_FAILED,
     CHECK_PASSED,
     COUNTER_NAMES,
     Snapshot,
 )
+from busbench.targets.base import THROUGHPUT_COUNTERS
+
+NOT_EXPORTED = "not exported"
+NOT_OBSERVABLE_WORDS = "not observable"
 
 #: above this many shards only the fullest are drawn, so the frame fits a terminal
 MAX_SHARD_ROWS = 16
@@ -186,12 +198,15 @@ def _counters(s: Snapshot) -> Panel:
     table.add_column("value", justify="right")
     table.add_column("rate", justify="right")
     for name in COUNTER_NAMES:
-        if name not in s.counters and s.counters:     # the target does not export it
-            table.add_row(name, Text("not exported", style="dim"), "")
+        if not s.exports(name) and (s.counters or s.capabilities):   # the target lacks it
+            table.add_row(name, Text(NOT_EXPORTED, style="dim"), "")
             continue
         table.add_row(name, _count(s.counters.get(name, 0)), _rate(s.rates.get(name)))
-    lossy = Text("LOSSY", style="bold red") if s.shutdown_was_lossy else Text("false", style="dim")
-    table.add_row("shutdown_was_lossy", lossy, "")
+    if s.shutdown_was_lossy is None or not s.exports(SHUTDOWN_WAS_LOSSY) and s.capabilities:
+        lossy = Text(NOT_EXPORTED, style="dim")
+    else:
+        lossy = Text("LOSSY", style="bold red") if s.shutdown_was_lossy else Text("false", style="dim")
+    table.add_row(SHUTDOWN_WAS_LOSSY, lossy, "")
     return Panel(table, title="EventBusStats", title_align="left", box=box.ROUNDED, height=NUMBERS_HEIGHT)
 
 
@@ -199,10 +214,13 @@ def _derived(s: Snapshot) -> Panel:
     table = Table(box=None, expand=True, pad_edge=False)
     table.add_column("")
     table.add_column("value", justify="right")
-    table.add_row("in flight", _count(s.in_flight))
+    # a value derived from a counter the target does not export is not observable
+    unseen = Text(NOT_OBSERVABLE_WORDS, style="dim")
+    in_flight, ratio, batch = s.in_flight, s.dropped_ratio, s.mean_batch_size
+    table.add_row("in flight", unseen if in_flight is None else _count(in_flight))
     dropped_style = "red" if s.counters.get("events_dropped") else ""
-    table.add_row("dropped ratio", Text(_ratio(s.dropped_ratio), style=dropped_style))
-    table.add_row("mean batch size", f"{s.mean_batch_size:,.1f}")
+    table.add_row("dropped ratio", unseen if ratio is None else Text(_ratio(ratio), style=dropped_style))
+    table.add_row("mean batch size", unseen if batch is None else f"{batch:,.1f}")
     return Panel(table, title="derived", title_align="left", box=box.ROUNDED, height=NUMBERS_HEIGHT)
 
 
@@ -229,14 +247,19 @@ def _shards(s: Snapshot) -> Panel:
 
 
 def _throughput(s: Snapshot) -> Panel:
-    history = s.throughput_history
+    """The rate of what the target has: dispatched, else ingested events."""
+    history, counter = s.throughput_history, s.throughput_of
+    if counter is None:
+        body = Text(f"{NOT_OBSERVABLE_WORDS}: the target exports neither "
+                    f"{' nor '.join(THROUGHPUT_COUNTERS)}", style="dim")
+        return Panel(body, title="throughput", title_align="left", box=box.ROUNDED)
     if history:
         body = Group(Text(sparkline(history, SPARK_WIDTH), style="cyan"),
                      Text.assemble(("now ", "dim"), _rate(history[-1]), ("   min ", "dim"), _rate(min(history)),
                                    ("   max ", "dim"), _rate(max(history))))
     else:
         body = Text("no samples yet", style="dim")
-    return Panel(body, title="events_dispatched throughput", title_align="left", box=box.ROUNDED)
+    return Panel(body, title=f"{counter} throughput", title_align="left", box=box.ROUNDED)
 
 
 def _checks(s: Snapshot) -> Panel:
@@ -366,16 +389,22 @@ class PlainProgress:
 
     def _print(self, s: Snapshot) -> None:
         c = s.counters
+
+        def value(name):
+            return _count(c[name]) if s.exports(name) and name in c else NOT_EXPORTED
         # the last line of a run says how it ended, not the step it ended in
         where = _step(s) if s.status == "running" else s.status
         target = "" if s.target == "builtin" else f" [{s.target}]"
-        dispatched = (_count(c["events_dispatched"]) if "events_dispatched" in c
-                      else "not exported")
+        ratio = s.dropped_ratio
+        counter = s.throughput_of
+        rate = (f"{_rate(s.rates.get(counter))}"
+                + ("" if counter == EVENTS_DISPATCHED else f" {counter.split('_')[-1]}")
+                if counter else "throughput not observable")
         line = (f"[{s.elapsed_s:7.1f}s] {s.scenario}{target} {where}: "
-                f"ingested {_count(c.get('events_ingested', 0))} "
-                f"dispatched {dispatched} "
-                f"dropped {_count(c.get('events_dropped', 0))} ({_ratio(s.dropped_ratio)}) "
-                f"{_rate(s.rates.get('events_dispatched'))}")
+                f"ingested {value(EVENTS_INGESTED)} "
+                f"dispatched {value(EVENTS_DISPATCHED)} "
+                f"dropped {value(EVENTS_DROPPED)}"
+                f"{'' if ratio is None else f' ({_ratio(ratio)})'} {rate}")
         if s.shutdown_was_lossy:
             line += " LOSSY"
         lines = [line]

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from ..common import names as N
+from ..targets.base import THROUGHPUT_COUNTERS
+from ..targets.base import exports as target_exports
 from . import svg
 
 COUNTERS = (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED)
@@ -17,14 +19,19 @@ MAX_HEAT_COLUMNS = 400
 
 
 def exports(record: dict, counter: str) -> bool:
-    """Whether the record's target exported ``counter`` (a counter it does not
-    export is absent from its counters and series, never 0)."""
-    caps = record.get("capabilities")
-    if isinstance(caps, dict) and "counters" in caps:
-        return counter in caps["counters"]
-    if counter in (record.get("counters") or {}):
-        return True
-    return any(counter in row for row in record.get("series", []))
+    """Whether the record's target exported ``counter``: its capabilities say
+    (``targets.base.exports``, the one answer); a record without them, what its
+    counters and series hold (a counter a target lacks is absent, never 0)."""
+    seen = dict(record.get("counters") or {})
+    if counter not in seen and any(counter in row for row in record.get("series", [])):
+        seen[counter] = True
+    return target_exports(record.get("capabilities"), counter, seen)
+
+
+def throughput_of(record: dict) -> str | None:
+    """The counter a record's throughput over time is drawn from
+    (``targets.base.throughput_counter``: dispatched, else ingested)."""
+    return next((c for c in THROUGHPUT_COUNTERS if exports(record, c)), None)
 
 
 def rate_points(series: list, counter: str) -> list[tuple[float, float]]:

@@ -23,11 +23,11 @@ from html import escape
 import yaml
 
 from ..common import names as N
-from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
 from ..common.units import format_count, format_duration, format_rate
+from ..evidence.records import RecordError, read_record  # noqa: F401 (RecordError: re-exported)
 from . import svg
 from .figures import (COUNTERS, MAX_HEAT_COLUMNS, MAX_HEAT_ROWS, PERCENTILES, RATE_NAMES,  # noqa: F401
-                      exports, rate_points, record_label, step_markers)
+                      exports, rate_points, record_label, step_markers, throughput_of)
 from .figures import heat_rows as _heat_rows
 
 #: check outcomes the target or the run could not decide: never a pass, not a failure either

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..common.names import COUNTER_NAMES, OUTCOME_WORDS, SHUTDOWN_WAS_LOSSY
 from ..common.units import format_count, format_duration, format_rate
+from ..targets.base import exports
 
 MARK = {True: "✅", False: "❌"}
 
@@ -29,15 +30,20 @@ def render(results) -> str:
         c = r.counters
         lines += ["| counter | value |", "|---|---|"]
         for k in COUNTER_NAMES:
-            lines.append(f"| `{k}` | {c[k]:,} |" if k in c else f"| `{k}` | not exported |")
+            lines.append(f"| `{k}` | {c[k]:,} |" if exports(r.capabilities, k, c) and k in c
+                         else f"| `{k}` | not exported |")
         lines.append(f"| `{SHUTDOWN_WAS_LOSSY}` | {str(c[SHUTDOWN_WAS_LOSSY]).lower()} |"
-                     if SHUTDOWN_WAS_LOSSY in c else f"| `{SHUTDOWN_WAS_LOSSY}` | not exported |")
+                     if exports(r.capabilities, SHUTDOWN_WAS_LOSSY, c) and SHUTDOWN_WAS_LOSSY in c
+                     else f"| `{SHUTDOWN_WAS_LOSSY}` | not exported |")
         m = r.metrics
         behind = (f" Open loop behind schedule: {m.get('late_sends', 0):,} late sends, "
                   f"{m.get('unsent', 0):,} events never sent." if m.get("late_sends") or m.get("unsent")
                   else "")
+        dispatched = (f"{format_count(c['events_dispatched'])} events dispatched"
+                      if exports(r.capabilities, "events_dispatched", c) and "events_dispatched" in c
+                      else "events dispatched not exported")
         lines += ["", f"Target `{r.target}`, layout `{r.layout}`, load {r.load_s:.2f} s, "
-                  f"{format_count(c.get('events_dispatched', 0))} events dispatched.{behind}", ""]
+                  f"{dispatched}.{behind}", ""]
         if r.latency and r.latency["corrected"]["count"]:
             lat = r.latency
             lines += ["| latency | p50 | p90 | p99 | p99.9 | max |", "|---|---|---|---|---|---|"]

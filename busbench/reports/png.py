@@ -64,9 +64,14 @@ def write_pngs(records: list[dict], directory, labels: list[str] | None = None) 
         fig.savefig(path)
         written.append(path)
 
-    counters = figures.COUNTERS if len(records) == 1 else ("events_dispatched",)
     fig, ax = _figure()
+    drawn = set()
     for i, (rec, label) in enumerate(zip(records, labels)):
+        # one run: every rate it has; several: each one's throughput, dispatched where
+        # exported, else ingested (figures.throughput_of)
+        counters = figures.COUNTERS if len(records) == 1 else tuple(
+            c for c in (figures.throughput_of(rec),) if c)
+        drawn.update(counters)
         for j, c in enumerate(counters):
             if not figures.exports(rec, c):      # not exported: not drawn as 0
                 continue
@@ -76,7 +81,8 @@ def write_pngs(records: list[dict], directory, labels: list[str] | None = None) 
                     color=svg.PALETTE[(i + j) % len(svg.PALETTE)])
     _mark_steps(ax, records[0])
     _rate_axis(ax)
-    ax.set_title("events per second" if len(records) == 1 else "events dispatched per second")
+    ax.set_title("events per second" if len(records) == 1 or len(drawn) != 1
+                 else f"{figures.RATE_NAMES[next(iter(drawn))].replace('/s', '')} per second")
     ax.legend(loc="upper right", fontsize=8)
     save(fig, "throughput.png")
 

@@ -17,6 +17,7 @@ from ..common.names import (
     SHUTDOWN_WAS_LOSSY,
 )
 from ..common.units import format_duration, format_rate
+from ..targets.base import exports
 
 STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
          RUN_INTERRUPTED: "yellow", RUN_CRASHED: "red"}
@@ -42,8 +43,9 @@ def render(result):
     counters.add_column("counter")
     counters.add_column("value", justify="right")
     for k in COUNTER_NAMES:
-        counters.add_row(k, f"{r.counters[k]:,}" if k in r.counters else Text("not exported", "dim"))
-    if SHUTDOWN_WAS_LOSSY in r.counters:
+        shown = exports(r.capabilities, k, r.counters) and k in r.counters
+        counters.add_row(k, f"{r.counters[k]:,}" if shown else Text("not exported", "dim"))
+    if exports(r.capabilities, SHUTDOWN_WAS_LOSSY, r.counters) and SHUTDOWN_WAS_LOSSY in r.counters:
         lossy = bool(r.counters[SHUTDOWN_WAS_LOSSY])
         counters.add_row(SHUTDOWN_WAS_LOSSY, Text("true" if lossy else "false",
                                                   "bold red" if lossy else ""))

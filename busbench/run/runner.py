@@ -19,6 +19,7 @@ from . import threadcpu, waiting
 from . import watchdog as W
 from ..native import histogram
 from ..evidence.collector import EvidenceCollector
+from ..evidence.types import ShutdownEvidence
 from ..load import kernels as K
 from ..load.generator import LoadGenerator, LoadSpec
 from ..evidence.metrics import CpuTime, latency_summaries, run_metrics
@@ -27,6 +28,7 @@ from ..evidence.result import RunResult, StepRecord, environment
 from .sampler import SAMPLE_INTERVAL_S, Sampler
 from .snapshot import CheckState, ShardFill, Snapshot
 from ..targets import TargetError, open_target
+from ..targets.base import exports, throughput_counter
 from ..common.units import format_count, format_duration
 
 UNDER_LOAD_LEAD_S = 0.05      # load runs this long before a flush `under_load` is called
@@ -96,6 +98,7 @@ class Runner:
         self.step_expected_s, self.waiting_for = 0.0, ""     # waiting.plan(step)
         self.status = "running"
         self.check_states: dict = {}
+        self._caps: dict = {}          # the target's capabilities, once prepared
         # cpu_per_event: the producers' clocks (the load generator) and the
         # target's worker threads' clocks, read at every step's start and end
         self.worker_clocks = threadcpu.WorkerClocks()
@@ -119,6 +122,10 @@ class Runner:
         if hists is not None and hists[0][histogram.COUNT] > 0:
             latency = histogram.summary(hists[0])
         counters = sample.counters
+        caps = self._caps
+        lossy = (bool(counters[N.SHUTDOWN_WAS_LOSSY])
+                 if exports(caps, N.SHUTDOWN_WAS_LOSSY, counters) and N.SHUTDOWN_WAS_LOSSY in counters
+                 else None)
         return Snapshot(
             scenario=self.scenario.name, target=getattr(t, "label", t.name), layout=t.layout,
             step_index=self.step_index, step_count=len(self.scenario.steps),
@@ -126,11 +133,12 @@ class Runner:
             step_progress=self.step_progress() if callable(self.step_progress) else None,
             elapsed_s=sample.t, counters={k: counters[k] for k in N.COUNTER_NAMES if k in counters},
             rates=sample.rates or {k: 0.0 for k in N.COUNTER_NAMES if k in counters},
-            shutdown_was_lossy=bool(counters.get(N.SHUTDOWN_WAS_LOSSY, False)), shards=shards,
+            shutdown_was_lossy=lossy, shards=shards,
             throughput_history=sample.history, checks=tuple(self.check_states.values()),
             latency_ns=latency, status=self.status,
             step_elapsed_s=time.monotonic() - self.step_started,
-            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for)
+            step_expected_s=self.step_expected_s, waiting_for=self.waiting_for,
+            capabilities=caps)
 
     # ------------------------------------------------------------------ cpu time
     def _read_worker_clocks(self) -> None:
@@ -187,7 +195,7 @@ class Runner:
         self.gen.stop(wait_for_stalled=wait_for_stalled,
                       timeout_s=self.watchdog.remaining() + STOP_GRACE_S)
 
-    def _flush(self, i, step) -> dict:
+    def _flush(self, i, step):
         timeout_s = step.timeout / 1e9
         idle = not self.gen.running
 
@@ -207,7 +215,7 @@ class Runner:
             finally:
                 self._stop_producers(wait_for_stalled=False)
                 self.load_s += time.monotonic() - t0
-        self.quiet.flushed(record["claimed_reached"], record["timed_out"], step.under_load, idle)
+        self.quiet.flushed(record.claimed_reached, record.timed_out, step.under_load, idle)
         return record
 
     def _step(self, i, step) -> dict:
@@ -216,7 +224,7 @@ class Runner:
             self._run_load(duration_ns=step.duration, events=step.events)
             return {}
         if kind == "flush":
-            return {"flush": self._flush(i, step)}
+            return {"flush": self._flush(i, step).to_dict()}
         if kind == "check":
             ev = self._record_verdicts(step.checks, f"step {i}")
             return {"checks": [v.to_dict() for v in self.verdicts if v.at == f"step {i}"],
@@ -227,7 +235,8 @@ class Runner:
         if kind == "fault":
             return self.target.arm_fault(step.fault)
         if kind == "shutdown":
-            return {"shutdown": self.target.shutdown(self.watchdog.clip(step.grace / 1e9)).to_dict()}
+            claim = self.target.shutdown(self.watchdog.clip(step.grace / 1e9))
+            return {"shutdown": ShutdownEvidence.from_claim(claim).to_dict()}
         raise AssertionError(f"unknown step {kind}")
 
     # ------------------------------------------------------------------ run
@@ -263,6 +272,10 @@ class Runner:
                 self.say(line)
             self.step_label = "compiling kernels"
             t.prepare(self.say)
+            # what the display may show (targets.base.exports), once the target
+            # knows itself (a foreign bus's stats are known once it is loaded)
+            self._caps = t.capabilities.to_dict()
+            sampler.history_counter = throughput_counter(self._caps)
             native = getattr(t, "native_library", None)
             if native is not None and native() is not None:
                 result.environment["native_library"] = native()   # which library, which release
@@ -293,7 +306,8 @@ class Runner:
                 self.step_label = self.watchdog.where = "shutdown (implicit)"
                 self.step_started, self.step_expected_s = time.monotonic(), 0.0
                 self.waiting_for = waiting.shutdown_waits_for(int(IMPLICIT_GRACE_S * 1e9))
-                details = {"shutdown": t.shutdown(self.watchdog.clip(IMPLICIT_GRACE_S)).to_dict()}
+                claim = t.shutdown(self.watchdog.clip(IMPLICIT_GRACE_S))
+                details = {"shutdown": ShutdownEvidence.from_claim(claim).to_dict()}
                 self.watchdog.check()
                 result.steps.append(StepRecord(len(steps), "shutdown", "shutdown (implicit)",
                                                time.monotonic() - self.t0, 0.0, t.counters(),

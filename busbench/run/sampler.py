@@ -22,7 +22,7 @@ class Sample:
     t: float                  # seconds since the run started
     counters: dict            # what the target exported
     rates: dict               # names.COUNTER_NAMES (those exported) -> per second, last interval
-    history: tuple            # events_dispatched per second, oldest first (the sparkline)
+    history: tuple            # the history counter per second, oldest first (the sparkline)
     shard_fill: list | None = None  # events queued per ring; None: the target cannot observe it
 
 
@@ -31,13 +31,15 @@ class Sampler(threading.Thread):
     ``listener(sample)`` is called from the sampler's thread; ``fill()`` ->
     events queued per ring, or None when the target cannot observe it (then a
     series row has no ``shard_fill``, as a counter a target does not export is
-    absent, never 0)."""
+    absent, never 0). ``history_counter``: whose rate the history keeps (the
+    display's throughput: ``targets.base.throughput_counter``; None: none)."""
 
     def __init__(self, read, loading, t0, listener=None, interval_s=SAMPLE_INTERVAL_S,
-                 fill=lambda: None):
+                 fill=lambda: None, history_counter: str | None = N.EVENTS_DISPATCHED):
         super().__init__(name="busbench-sampler", daemon=True)
         self._read, self._loading, self.t0 = read, loading, t0
         self._fill = fill
+        self.history_counter = history_counter
         self._listener = listener
         self.interval_s = interval_s
         self.done = threading.Event()
@@ -68,12 +70,13 @@ class Sampler(threading.Thread):
                 for k in N.COUNTER_NAMES:
                     if k in counters and k in self._last[1]:
                         rates[k] = (counters[k] - self._last[1][k]) / dt if dt > 0 else 0.0
+                shown = rates.get(self.history_counter) if self.history_counter else None
+                if shown is not None:
+                    self._history.append(shown)
                 rate = rates.get(N.EVENTS_DISPATCHED)
-                if rate is not None:
-                    self._history.append(rate)
-                    # Intervals spent wholly under load feed the regression gate's samples.
-                    if loading and self._last[2]:
-                        self.throughput_samples.append(rate)
+                # Intervals spent wholly under load feed the regression gate's samples.
+                if rate is not None and loading and self._last[2]:
+                    self.throughput_samples.append(rate)
             self._last = (t, counters, loading)
             sample = Sample(t, counters, rates, tuple(self._history), fill)
         if self._listener is not None:

@@ -6,17 +6,21 @@ the bus (STYLE.md: nothing downstream reaches back upstream).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..common.names import (
+    BATCHES_DISPATCHED,
     CHECK_PENDING,
     COUNTER_NAMES,
     EVENTS_DISPATCHED,
+    EVENTS_DROPPED,
+    EVENTS_INGESTED,
     FAILED,
     NOT_EVALUABLE,
     NOT_OBSERVABLE,
     PASSED,
 )
+from ..targets.base import exports, throughput_counter
 
 #: states a check can be in while a run goes on: pending, or its outcome
 CHECK_PASSED = PASSED
@@ -63,11 +67,12 @@ class Snapshot:
     step_label: str           # e.g. "run 2s", "flush", "shutdown"
     step_progress: float | None  # 0..1 when known (timed run), else None
     elapsed_s: float          # since the run started
-    counters: dict            # COUNTER_NAMES -> int
+    counters: dict            # COUNTER_NAMES -> int (those the target exports)
     rates: dict               # COUNTER_NAMES -> per second, over the last interval
-    shutdown_was_lossy: bool
+    shutdown_was_lossy: bool | None   # None: the target exports no lossy flag
     shards: tuple = ()        # tuple[ShardFill, ...]
-    throughput_history: tuple = ()  # events_dispatched per second, one per sample, oldest first
+    # ``throughput_of`` per second, one per sample, oldest first
+    throughput_history: tuple = ()
     checks: tuple = ()        # tuple[CheckState, ...]
     latency_ns: dict | None = None  # {"p50": ns, "p90": .., "p99": .., "p999": .., "max": .., "mean": ..}
     status: str = "running"   # running | finished | failed | interrupted
@@ -75,11 +80,29 @@ class Snapshot:
     step_elapsed_s: float | None = None     # time in the current step
     step_expected_s: float = 0.0            # how long the step should take (a run's duration)
     waiting_for: str = ""                   # e.g. "every shard to settle past its flush target"
+    # the target's Capabilities.to_dict(): what it exports (targets.base.exports
+    # decides); {}: not known, what ``counters`` holds was exported
+    capabilities: dict = field(default_factory=dict)
+
+    def exports(self, counter: str) -> bool:
+        """Does the target export ``counter``? (``targets.base.exports``, the one answer)."""
+        return exports(self.capabilities, counter, self.counters)
+
+    def _have(self, *names) -> bool:
+        return all(self.exports(n) and n in self.counters for n in names)
 
     @property
-    def in_flight(self) -> int:
+    def throughput_of(self) -> str | None:
+        """The counter whose rate ``throughput_history`` holds (None: the target exports none)."""
+        return throughput_counter(self.capabilities, self.counters)
+
+    @property
+    def in_flight(self) -> int | None:
+        """Ingested, not yet dispatched or dropped; None: a counter it needs is not exported."""
+        if not self._have(EVENTS_INGESTED, EVENTS_DISPATCHED, EVENTS_DROPPED):
+            return None
         c = self.counters
-        return c.get("events_ingested", 0) - c.get("events_dispatched", 0) - c.get("events_dropped", 0)
+        return c[EVENTS_INGESTED] - c[EVENTS_DISPATCHED] - c[EVENTS_DROPPED]
 
     @property
     def queued(self) -> int:
@@ -90,7 +113,7 @@ class Snapshot:
     def drain_rate(self) -> float | None:
         """Events leaving the rings per second (dispatched), over the last interval;
         None when the target does not export events_dispatched."""
-        if EVENTS_DISPATCHED not in self.counters:
+        if not self._have(EVENTS_DISPATCHED):
             return None
         return max(0.0, self.rates.get(EVENTS_DISPATCHED, 0.0))
 
@@ -108,11 +131,17 @@ class Snapshot:
             and self.step_elapsed_s >= self.step_expected_s + LONG_STEP_GRACE_S
 
     @property
-    def dropped_ratio(self) -> float:
-        ingested = self.counters.get("events_ingested", 0)
-        return self.counters.get("events_dropped", 0) / ingested if ingested else 0.0
+    def dropped_ratio(self) -> float | None:
+        """None: events_ingested or events_dropped is not exported."""
+        if not self._have(EVENTS_INGESTED, EVENTS_DROPPED):
+            return None
+        ingested = self.counters[EVENTS_INGESTED]
+        return self.counters[EVENTS_DROPPED] / ingested if ingested else 0.0
 
     @property
-    def mean_batch_size(self) -> float:
-        batches = self.counters.get("batches_dispatched", 0)
-        return self.counters.get("events_dispatched", 0) / batches if batches else 0.0
+    def mean_batch_size(self) -> float | None:
+        """None: events_dispatched or batches_dispatched is not exported."""
+        if not self._have(EVENTS_DISPATCHED, BATCHES_DISPATCHED):
+            return None
+        batches = self.counters[BATCHES_DISPATCHED]
+        return self.counters[EVENTS_DISPATCHED] / batches if batches else 0.0

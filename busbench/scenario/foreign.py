@@ -353,6 +353,10 @@ class CAbiSettings(Section):
 class CAbiTargetSpec(OneKey, CAbiSettings):
     """``target: {c-abi: {...}}`` or ``target: {c-abi: path/to/target.yaml}``."""
     tag: ClassVar[str] = "c-abi"
+    #: settings that name a file (``library``), and a bare string setting is a
+    #: target file: both resolved against the file that names them
+    path_keys: ClassVar[tuple] = ("library",)
+    file_setting: ClassVar[bool] = True
 
     @classmethod
     def _settings(cls, settings: Any) -> Any:
@@ -366,12 +370,12 @@ def read_target_file(path: str) -> dict:
     library path made relative to the file's folder."""
     from .errors import ScenarioError
 
-    file = Path(path)
+    file = Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise InvalidValue(f"cannot read the target file {path} (relative paths are from the "
-                           f"current directory): {getattr(error, 'strerror', None) or error}") from None
+        raise InvalidValue(f"cannot read the target file {file.resolve()}: "
+                           f"{getattr(error, 'strerror', None) or error}") from None
     try:
         data, origins = read_yaml(text, str(file))
     except ScenarioError as error:
@@ -379,7 +383,8 @@ def read_target_file(path: str) -> dict:
     if isinstance(data, dict) and list(data) == ["c-abi"]:
         data = data["c-abi"]
     if not isinstance(data, dict):
-        raise InvalidValue(f"the target file {path} must hold a mapping (library: ..., init: ..., ...)")
+        raise InvalidValue(f"the target file {file.resolve()} must hold a mapping "
+                           "(library: ..., init: ..., ...)")
     _, problems = validate_in_file(CAbiSettings, data, origins, str(file))
     if problems:
         raise InvalidValue("in the target file: " + "; ".join(p.format() for p in problems))
@@ -448,6 +453,8 @@ class PythonTargetSpec(OneKey):
     """``target: {python: "mybus.bus:make_bus"}``: a bus with a Python API (protocol.py),
     driven from Python threads, so its figures include the GIL."""
     tag: ClassVar[str] = "python"
+    #: settings that name a folder or file: resolved against the file that names them
+    path_keys: ClassVar[tuple] = ("path",)
     factory: Annotated[str, AfterValidator(_factory)]
     path: str | None = None              # a folder put first on sys.path before the import
     config: dict[str, Any] = Field(default_factory=dict)   # keyword arguments of the factory

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import ScenarioError, closest, describe, show
-from .schema import Scenario, keys_expected_at
+from .schema import TARGET_SPECS, Scenario, keys_expected_at
 from .yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, Origin, Origins  # noqa: F401  (MAX_*: re-exported)
 from .yaml_source import dotted as _dotted
 from .yaml_source import nesting_problem as _nesting_problem
@@ -115,12 +115,45 @@ def _validate(data: Any, origins: Origins) -> Scenario:
         raise ScenarioError.combine(problems) from None
 
 
+# --- paths -------------------------------------------------------------------------------
+
+
+def _anchored(value: str, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def anchor_paths(data: dict, base: Path) -> None:
+    """Resolve the relative paths the scenario's ``target:`` names against ``base``
+    (the scenario file's folder), in place: a python target's ``path``, a c-abi
+    target's ``library`` or target file (whose own paths resolve against it).
+    Pure path arithmetic: nothing named is read, loaded or imported."""
+    target = data.get("target")
+    if not isinstance(target, dict) or len(target) != 1:
+        return
+    (tag, settings), = target.items()
+    spec = next((s for s in TARGET_SPECS if s.tag == tag), None)
+    if spec is None:
+        return
+    if isinstance(settings, str) and getattr(spec, "file_setting", False):
+        target[tag] = _anchored(settings, base)
+    elif isinstance(settings, dict):
+        for key in getattr(spec, "path_keys", ()):
+            if isinstance(settings.get(key), str):
+                settings[key] = _anchored(settings[key], base)
+
+
 # --- public API ---------------------------------------------------------------------------
 
 
 def load_scenario_text(text: str, filename: str = "<string>", overrides: Iterable[str] = (),
-                       seed: int | None = None) -> Scenario:
-    """Parse and validate a scenario; ``overrides`` are ``--set KEY=VALUE`` strings, ``seed`` wins over the file's."""
+                       seed: int | None = None, base_dir: Path | None = None) -> Scenario:
+    """Parse and validate a scenario; ``overrides`` are ``--set KEY=VALUE`` strings, ``seed`` wins over the file's.
+
+    ``base_dir``: what relative paths in the text resolve against (the file's
+    folder, ``anchor_paths``); None: the current directory, when they are used.
+    A path given in an override is the user's, typed where they are: it
+    resolves against the current directory."""
     data, origins = _read_yaml(text, filename)
     if data is None:
         raise ScenarioError(filename, 1, None, "the file is empty; a scenario needs at least "
@@ -129,6 +162,8 @@ def load_scenario_text(text: str, filename: str = "<string>", overrides: Iterabl
         raise ScenarioError(filename, origins[()].line, None,
                             f"expected a mapping at the top level (name: ..., description: ..., "
                             f"steps: ...), got {show(data)}")
+    if base_dir is not None:
+        anchor_paths(data, base_dir)
     for override in overrides:
         apply_override(data, origins, override)
     if seed is not None:
@@ -150,7 +185,8 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = (), seed: int | N
                             f"cannot read the file: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise ScenarioError(str(path), None, None, "cannot read the file: it is not UTF-8 text") from None
-    return load_scenario_text(text, str(path), overrides, seed)
+    return load_scenario_text(text, str(path), overrides, seed,
+                              base_dir=Path(path).resolve().parent)
 
 
 class ScenarioEntry(NamedTuple):

@@ -580,8 +580,12 @@ class NetMeshTargetSpec(OneKey):
     redis_durable: StrictBool = False
 
 
-Target = _one_of("target", (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec,
-                            KafkaTargetSpec),
+#: every kind of target a scenario may name (a spec's ``path_keys``: its settings that
+#: name files, resolved against the scenario file by the loader)
+TARGET_SPECS = (BuiltinTargetSpec, NetMeshTargetSpec, CAbiTargetSpec, PythonTargetSpec,
+                KafkaTargetSpec)
+
+Target = _one_of("target", TARGET_SPECS,
                  _tag_of_one_key, "builtin, {net-mesh: {driver: c-abi}}, {c-abi: target.yaml}, "
                  "{python: module:factory} or {kafka: {}}")
 

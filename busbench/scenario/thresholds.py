@@ -19,39 +19,49 @@ from typing import Callable, Mapping, NamedTuple
 from ..common.units import (UnitError, format_count, format_duration, format_rate, parse_count,
                     parse_duration, parse_fraction, parse_rate)
 
-__all__ = ["METRICS", "MetricInfo", "OPERATORS", "Threshold", "ThresholdError", "parse_threshold"]
+__all__ = ["HIGHER", "LOWER", "METRICS", "MetricInfo", "OPERATORS", "Threshold", "ThresholdError", "parse_threshold"]
+
+
+HIGHER, LOWER = "higher", "lower"
 
 
 class MetricInfo(NamedTuple):
-    """What a metric measures, and the kind of unit its values carry."""
+    """What a metric measures, the kind of unit its values carry, and which
+    direction is better: every place that judges a change (compare, the gate,
+    compare-records) asks ``better`` here, never a list of its own."""
     kind: str          # "rate" | "duration" (ns) | "seconds" | "count" | "ratio" | "number"
     description: str
+    better: str        # HIGHER | LOWER
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.better == HIGHER
 
 
 def _latency_metrics(prefix: str, what: str) -> dict[str, MetricInfo]:
     quantiles = {"p50": "median", "p90": "90th percentile", "p99": "99th percentile",
                  "p999": "99.9th percentile", "max": "maximum", "mean": "mean"}
-    return {f"{prefix}.{name}": MetricInfo("duration", f"{words} {what}")
+    return {f"{prefix}.{name}": MetricInfo("duration", f"{words} {what}", LOWER)
             for name, words in quantiles.items()}
 
 
 METRICS: dict[str, MetricInfo] = {
-    "throughput": MetricInfo("rate", "events dispatched per second of load time"),
-    "ingest_rate": MetricInfo("rate", "events ingested per second of load time"),
-    "dropped_ratio": MetricInfo("ratio", "events dropped / events ingested"),
-    "events_ingested": MetricInfo("count", "events that passed the shutdown gate inside ingest"),
-    "events_dropped": MetricInfo("count", "events refused, evicted, stranded or rejected"),
-    "events_dispatched": MetricInfo("count", "events delivered to the adapter"),
-    "batches_dispatched": MetricInfo("count", "batches delivered to the adapter"),
-    "mean_batch_size": MetricInfo("number", "events_dispatched / batches_dispatched"),
-    "late_sends": MetricInfo("count", "open-loop sends later than load.late_after behind schedule"),
+    "throughput": MetricInfo("rate", "events dispatched per second of load time", HIGHER),
+    "ingest_rate": MetricInfo("rate", "events ingested per second of load time", HIGHER),
+    "dropped_ratio": MetricInfo("ratio", "events dropped / events ingested", LOWER),
+    "events_ingested": MetricInfo("count", "events that passed the shutdown gate inside ingest", HIGHER),
+    "events_dropped": MetricInfo("count", "events refused, evicted, stranded or rejected", LOWER),
+    "events_dispatched": MetricInfo("count", "events delivered to the adapter", HIGHER),
+    "batches_dispatched": MetricInfo("count", "batches delivered to the adapter", HIGHER),
+    "mean_batch_size": MetricInfo("number", "events_dispatched / batches_dispatched", HIGHER),
+    "late_sends": MetricInfo("count", "open-loop sends later than load.late_after behind schedule", LOWER),
     "unsent": MetricInfo("count", "events a step's schedule (open loop) or count wanted and that "
-                                  "were never sent before the step ended"),
-    "duration": MetricInfo("seconds", "seconds of load (the run steps)"),
+                                  "were never sent before the step ended", LOWER),
+    "duration": MetricInfo("seconds", "seconds of load (the run steps)", LOWER),
     "cpu_per_event": MetricInfo("duration", "CPU time of the producer and worker threads per "
-                                            "event dispatched (threadcpu.py)"),
-    "cpu_producers_per_event": MetricInfo("duration", "producer threads' CPU time per event dispatched"),
-    "cpu_workers_per_event": MetricInfo("duration", "worker threads' CPU time per event dispatched"),
+                                            "event dispatched (threadcpu.py)", LOWER),
+    "cpu_producers_per_event": MetricInfo("duration", "producer threads' CPU time per event dispatched", LOWER),
+    "cpu_workers_per_event": MetricInfo("duration", "worker threads' CPU time per event dispatched", LOWER),
     **_latency_metrics("latency", "ingest-to-dispatch latency, from each send's intended time"),
     **_latency_metrics("latency_uncorrected", "ingest-to-dispatch latency, from the actual send"),
 }
@@ -159,3 +169,8 @@ def parse_threshold(text) -> Threshold:
                              suggestion=close[0] if close else None)
     value = _parse_value(metric, METRICS[metric].kind, value_text)
     return Threshold(metric=metric, op=op, value=value, text=text.strip())
+
+
+def higher_is_better(metric: str) -> bool:
+    """Is a higher value of ``metric`` better? (``MetricInfo.better``; KeyError: no such metric)."""
+    return METRICS[metric].higher_is_better

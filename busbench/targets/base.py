@@ -76,6 +76,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from ..common import names as N
 from .errors import TargetConfigError, TargetError  # noqa: F401  (re-exported)
 
 
@@ -117,6 +118,37 @@ class Capabilities:
                 "shard_known_to_producer": self.shard_known_to_producer,
                 "reasons": dict(self.reasons), "ingested_counts": self.ingested_counts,
                 "note": self.note, "shutdown_account": self.shutdown_account}
+
+
+def exports(capabilities, name: str, counters: dict | None = None) -> bool:
+    """Does the target export counter ``name`` (``names.ALL_COUNTERS``)? The one
+    answer the dashboard, the summaries and the HTML report ask: the target's
+    ``Capabilities`` (the object, or its ``to_dict()`` in a record) decide;
+    ``shutdown_was_lossy`` is exported when the target has a lossy flag. Only a
+    record written without capabilities falls back to ``counters``: what is
+    present there was exported (a counter a target lacks is absent, never 0)."""
+    if isinstance(capabilities, Capabilities):
+        capabilities = {"counters": capabilities.counters, "lossy_flag": capabilities.lossy_flag}
+    if isinstance(capabilities, dict) and "counters" in capabilities:
+        if name == N.SHUTDOWN_WAS_LOSSY and capabilities.get("lossy_flag"):
+            return True
+        return name in (capabilities.get("counters") or ())
+    return name in (counters or {})
+
+
+def exported_counters(capabilities, counters: dict | None = None) -> frozenset:
+    """The ``names.ALL_COUNTERS`` the target exports (``exports`` for each)."""
+    return frozenset(n for n in N.ALL_COUNTERS if exports(capabilities, n, counters))
+
+
+#: what a throughput over time is drawn from, best first: what the bus
+#: dispatched, else what it ingested (a target exporting neither has none)
+THROUGHPUT_COUNTERS = (N.EVENTS_DISPATCHED, N.EVENTS_INGESTED)
+
+
+def throughput_counter(capabilities, counters: dict | None = None) -> str | None:
+    """The counter whose rate a throughput panel or plot draws on this target."""
+    return next((n for n in THROUGHPUT_COUNTERS if exports(capabilities, n, counters)), None)
 
 
 @dataclass(frozen=True)

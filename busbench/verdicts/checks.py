@@ -14,7 +14,7 @@ record alone (``busbench check``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..common import names as N
 from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
@@ -97,7 +97,7 @@ def conservation(spec, ev: Evidence, at="end") -> Verdict:
         c[N.EVENTS_DISPATCHED] = sum(sum(row) for row in ev.delivery["received_by_shard"])
         stand_in = (f" (events_dispatched is not exported: what the "
                     f"{ev.delivery.get('witness') or 'witness'} received stands in for it)")
-    lacking = _not_observable_counters(spec, Evidence(**{**ev.to_dict(), "counters": c}),
+    lacking = _not_observable_counters(spec, replace(ev, counters=c),
                                        (N.EVENTS_INGESTED, N.EVENTS_DISPATCHED, N.EVENTS_DROPPED), at)
     if lacking:
         return lacking
@@ -153,31 +153,31 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
     received = _column_sums(d["received_by_shard"], n)
     evicted = _column_sums(d["evicted_by_shard"], n)
     rejected = _column_sums(d["rejected_by_shard"], n)
-    sd = ev.shutdown or {}
-    bus_stranded = sd.get("stranded_by_producer")
+    sd = ev.shutdown
+    bus_stranded = None if sd is None else sd.stranded_by_producer
     problems, by_producer = [], {}
     for i, p in enumerate(producers):
-        accounted = received[i] + p["refused"] + evicted[i] + rejected[i] + p["stranded"]
-        sums = (d["received_sum"][i] + p["refused_sum"] + d["evicted_sum"][i]
-                + d["rejected_sum"][i] + p["stranded_sum"]) % MOD
-        entry = {"offered": p["offered"], "received": received[i], "refused": p["refused"],
-                 "evicted": evicted[i], "rejected": rejected[i], "stranded": p["stranded"],
-                 "count_difference": p["offered"] - accounted,
-                 "checksum_matches": sums == p["offered_sum"] % MOD}
+        accounted = received[i] + p.refused + evicted[i] + rejected[i] + p.stranded
+        sums = (d["received_sum"][i] + p.refused_sum + d["evicted_sum"][i]
+                + d["rejected_sum"][i] + p.stranded_sum) % MOD
+        entry = {"offered": p.offered, "received": received[i], "refused": p.refused,
+                 "evicted": evicted[i], "rejected": rejected[i], "stranded": p.stranded,
+                 "count_difference": p.offered - accounted,
+                 "checksum_matches": sums == p.offered_sum % MOD}
         by_producer[str(i)] = entry
-        if accounted != p["offered"]:
-            missing = p["offered"] - accounted
+        if accounted != p.offered:
+            missing = p.offered - accounted
             word = "never accounted for" if missing > 0 else "accounted for twice"
             problems.append(f"producer {i}: {abs(missing):,} events {word} (offered "
-                            f"{p['offered']:,} != received {received[i]:,} + refused "
-                            f"{p['refused']:,} + evicted {evicted[i]:,} + rejected {rejected[i]:,}"
-                            f" + stranded {p['stranded']:,})")
-        elif sums != p["offered_sum"] % MOD:
+                            f"{p.offered:,} != received {received[i]:,} + refused "
+                            f"{p.refused:,} + evicted {evicted[i]:,} + rejected {rejected[i]:,}"
+                            f" + stranded {p.stranded:,})")
+        elif sums != p.offered_sum % MOD:
             problems.append(f"producer {i}: counts balance but checksums do not: some events "
                             "were reported twice (received and dropped) while as many others "
                             "were lost")
-        if bus_stranded is not None and i < len(bus_stranded) and bus_stranded[i] != p["stranded"]:
-            problems.append(f"producer {i} saw {p['stranded']:,} events stranded, the bus "
+        if bus_stranded is not None and i < len(bus_stranded) and bus_stranded[i] != p.stranded:
+            problems.append(f"producer {i} saw {p.stranded:,} events stranded, the bus "
                             f"counted {bus_stranded[i]:,}")
     if d["order_violations"]:
         problems.append(f"{d['order_violations']:,} events received out of order or twice within "
@@ -190,16 +190,16 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
     if ev.backpressure is not None and ev.backpressure != "drop_oldest" and sum(evicted):
         problems.append(f"{sum(evicted):,} events evicted, but backpressure is "
                         f"{ev.backpressure}: only drop_oldest evicts")
-    if sd.get("residue"):
-        problems.append(f"{sd['residue']:,} events left in the rings after the final drain")
+    if sd is not None and sd.residue:
+        problems.append(f"{sd.residue:,} events left in the rings after the final drain")
     c = ev.counters
-    offered = sum(p["offered"] for p in producers)
-    lost = sum(p["refused"] + p["stranded"] for p in producers) + sum(evicted) + sum(rejected)
+    offered = sum(p.offered for p in producers)
+    lost = sum(p.refused + p.stranded for p in producers) + sum(evicted) + sum(rejected)
     compared = []
     ingested_want, ingested_label = offered, "producers offered"
     if (ev.capabilities or {}).get("ingested_counts") == "landed":
         # the target counts only accepted events as ingested (a refusal only as dropped)
-        ingested_want = offered - sum(p["refused"] for p in producers)
+        ingested_want = offered - sum(p.refused for p in producers)
         ingested_label = "producers landed (this target counts refusals as dropped only)"
     for name, want, label in ((N.EVENTS_INGESTED, ingested_want, ingested_label),
                               (N.EVENTS_DISPATCHED, sum(received), "the witness received"),
@@ -255,9 +255,9 @@ def _settled_pairs(f) -> tuple:
     over-demands).
     """
     unsettled, undecided, rows = [], [], []
-    landed, last_landed = f["landed_before"], f["last_landed_before"]
-    recv, last_recv = f["received_after"], f["last_received_after"]
-    ev0, ev1, rej = f["evicted_before"], f["evicted_after"], f["rejected_after"]
+    landed, last_landed = f.landed_before, f.last_landed_before
+    recv, last_recv = f.received_after, f.last_received_after
+    ev0, ev1, rej = f.evicted_before, f.evicted_after, f.rejected_after
     for p, per_shard in enumerate(landed):
         for s, L in enumerate(per_shard):
             if L == 0:
@@ -285,21 +285,21 @@ def flush_barrier(spec, ev: Evidence, at="end") -> Verdict:
     failures, second_opinion, undecided_flushes, rests = [], [], [], set()
     timed_out = 0
     for f in ev.flushes:
-        where = f"flush at step {f['step']}"
-        if not f["claimed_reached"]:
+        where = f"flush at step {f.step}"
+        if not f.claimed_reached:
             timed_out += 1          # said so: the barrier promise is kept (flush_completes asks more)
             continue
-        positions = f.get("positions") or {}
-        if f.get("received_after") is None and f.get("witness_shortfall") is not None:
+        positions = f.positions or {}
+        if f.received_after is None and f.witness_shortfall is not None:
             # Producers do not know shards: the target's witness counted, per event,
             # what had landed before the call and was neither received nor dropped.
-            rests.add(f"the {f.get('witness') or 'witness'}'s per-event shortfall against "
+            rests.add(f"the {f.witness or 'witness'}'s per-event shortfall against "
                       "producer-side landed events")
-            if f["witness_shortfall"] > 0:
-                failures.append(f"{where} returned success with {f['witness_shortfall']:,} events "
+            if f.witness_shortfall > 0:
+                failures.append(f"{where} returned success with {f.witness_shortfall:,} events "
                                 "landed before the call neither received nor dropped")
             continue
-        if f.get("received_after") is None:
+        if f.received_after is None:
             # No witness: only the bus's own positions remain, and the verdict says so.
             if not positions:
                 undecided_flushes.append(f"{where}: no witness and no positions")
@@ -310,7 +310,7 @@ def flush_barrier(spec, ev: Evidence, at="end") -> Verdict:
                 failures.append(f"{where} returned success with {lag:,} events ingested before "
                                 "it still in flight, by the bus's own positions")
             continue
-        rests.add(f"producer-side landed counts and the {f.get('witness') or 'witness'}'s "
+        rests.add(f"producer-side landed counts and the {f.witness or 'witness'}'s "
                   "received counts")
         unsettled, undecided, _rows = _settled_pairs(f)
         if unsettled:
@@ -353,14 +353,14 @@ def flush_completes(spec, ev: Evidence, at="end") -> Verdict:
     """Every flush reached its barrier within its timeout (the author requires it)."""
     if not ev.flushes:
         return _verdict(spec, NOT_EVALUABLE, "no flush happened", {}, at)
-    late = [f for f in ev.flushes if not f["claimed_reached"]]
+    late = [f for f in ev.flushes if not f.claimed_reached]
     numbers = {"flushes": len(ev.flushes), "timed_out": len(late)}
     if late:
         f = late[0]
-        return _verdict(spec, FAILED, f"flush at step {f['step']} timed out after "
-                        f"{f['timeout_s']:g}s ({len(late)} of {len(ev.flushes)} flushes did)",
+        return _verdict(spec, FAILED, f"flush at step {f.step} timed out after "
+                        f"{f.timeout_s:g}s ({len(late)} of {len(ev.flushes)} flushes did)",
                         numbers, at)
-    longest = max(f["waited_s"] for f in ev.flushes)
+    longest = max(f.waited_s for f in ev.flushes)
     return _verdict(spec, PASSED, f"{len(ev.flushes)} flush(es) completed within their timeouts "
                     f"(longest wait {longest * 1e3:.1f} ms)", numbers, at)
 
@@ -373,7 +373,7 @@ def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
     ``lossy_shutdown: true|false`` additionally requires that value."""
     if ev.shutdown is None:
         return _verdict(spec, NOT_EVALUABLE, "the bus was not shut down", {}, at)
-    if (ev.shutdown.get("details") or {}).get("account") is not None:
+    if (ev.shutdown.details or {}).get("account") is not None:
         return _library_account(spec, ev, at)
     if N.SHUTDOWN_WAS_LOSSY not in ev.counters:
         return _verdict(spec, NOT_OBSERVABLE, _reason(ev, N.SHUTDOWN_WAS_LOSSY, "the target "
@@ -384,13 +384,15 @@ def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
                         "story is not complete", {}, at)
     flag = bool(ev.counters[N.SHUTDOWN_WAS_LOSSY])
     sd = ev.shutdown
-    cut_off = [i for i, p in enumerate(ev.producers) if p["stranded"] > 0]
-    seen = sum(p["stranded"] for p in ev.producers)
-    bus_side = sd.get("stranded_by_producer")
+    cut_off = [i for i, p in enumerate(ev.producers) if p.stranded > 0]
+    seen = sum(p.stranded for p in ev.producers)
+    bus_side = sd.stranded_by_producer
     numbers = {"shutdown_was_lossy": flag, "expected": spec.value, "producers_cut_off": cut_off,
-               "stranded_producer_side": [p["stranded"] for p in ev.producers],
-               "stranded_bus_side": bus_side, "grace_s": sd.get("grace_s"),
-               "abandoned_producers": sd.get("abandoned_producers")}
+               "stranded_producer_side": [p.stranded for p in ev.producers],
+               "stranded_bus_side": None if bus_side is None else list(bus_side),
+               "grace_s": sd.grace_s,
+               "abandoned_producers": (None if sd.abandoned_producers is None
+                                       else list(sd.abandoned_producers))}
     problems = []
     if flag != bool(cut_off):
         if flag:
@@ -402,15 +404,15 @@ def lossy_shutdown(spec, ev: Evidence, at="end") -> Verdict:
                             "events stranded")
     if bus_side is not None:
         for i, p in enumerate(ev.producers):
-            if i < len(bus_side) and bus_side[i] != p["stranded"]:
-                problems.append(f"producer {i} saw {p['stranded']:,} events stranded, the bus "
+            if i < len(bus_side) and bus_side[i] != p.stranded:
+                problems.append(f"producer {i} saw {p.stranded:,} events stranded, the bus "
                                 f"counted {bus_side[i]:,}")
     if spec.value is not None and flag != spec.value:
         problems.append(f"shutdown_was_lossy = {str(flag).lower()}, expected "
                         f"{str(spec.value).lower()}")
     if problems:
         return _verdict(spec, FAILED, "; ".join(problems[:3]), numbers, at)
-    story = (f"grace {sd.get('grace_s', 0):g}s passed with producer(s) "
+    story = (f"grace {sd.grace_s:g}s passed with producer(s) "
              f"{', '.join(map(str, cut_off))} mid-push, {seen:,} events stranded and counted once"
              if cut_off else "no producer had a push cut off")
     return _verdict(spec, PASSED, f"shutdown_was_lossy = {str(flag).lower()}, and from the "
@@ -433,7 +435,7 @@ def _library_account(spec, ev: Evidence, at) -> Verdict:
     per accepted message, delivered or failed with a reason): the account against the log.
     The promise: every message the producers landed got a report; every one reported
     delivered is in the log; every one not in the log was reported failed."""
-    account = ev.shutdown["details"]["account"]
+    account = ev.shutdown.details["account"]
     d = ev.delivery
     if d is None:
         why = ev.unquiet or _reason(ev, "delivery", "the witness could not be read back")
@@ -445,7 +447,7 @@ def _library_account(spec, ev: Evidence, at) -> Verdict:
     inflight_purged = sum(v for k, v in by_error.items() if str(k).startswith("-151"))
     problems, rows = [], []
     for i, p in enumerate(ev.producers):
-        landed, delivered, failed = p["landed"], account["delivered"][i], account["failed"][i]
+        landed, delivered, failed = p.landed, account["delivered"][i], account["failed"][i]
         unreported = landed - delivered - failed
         lost = max(0, landed - received[i])
         both = max(0, received[i] + failed - landed)     # reported failed, in the log anyway

@@ -39,6 +39,7 @@ from typing import NamedTuple
 from rich.table import Table
 
 from . import precision, stats
+from ..scenario.thresholds import METRICS
 
 SCHEMA_VERSION = 2
 
@@ -343,7 +344,7 @@ MIN_LOST_TO_GIVE_UP = 3
 def run_comparison(variants: Sequence[Variant], repeat: int,
                    run_once: Callable[[Variant], float], metric_name: str,
                    on_progress: Callable[[Progress], None] | None = None, *,
-                   higher_is_better: bool = True, confidence: float = 0.95,
+                   confidence: float = 0.95,
                    busy_threads: int | None = None, cores: int | None = None,
                    environment: dict | None = None, seed: int = 0,
                    plan: precision.SequentialPlan | None = None, warmup: str = "once",
@@ -359,6 +360,9 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
     cores" warning; ``cores`` defaults to this machine's count.
     """
     variants = tuple(variants)
+    if metric_name not in METRICS:
+        raise CompareUsageError(f"unknown metric {metric_name!r}: choose one of {', '.join(METRICS)}")
+    higher_is_better = METRICS[metric_name].higher_is_better   # MetricInfo.better decides
     if warmup not in WARMUP_MODES:
         raise CompareUsageError(f"warm-up mode must be one of {', '.join(WARMUP_MODES)}, got {warmup!r}")
     if plan is None:

@@ -19,10 +19,12 @@ from ..evidence import environment as env
 from ..common import names as N
 from . import precision
 from .stats import GATE_FAIL
+from ..scenario.thresholds import higher_is_better
 
-#: metrics a gate or compare-records can judge, and whether higher is better
-GATE_METRICS = {"throughput": True, "ingest_rate": True, "cpu_per_event": False,
-                "cpu_producers_per_event": False, "cpu_workers_per_event": False}
+#: metrics a gate or compare-records can judge (which direction is better:
+#: thresholds.METRICS, MetricInfo.better)
+GATE_METRICS = ("throughput", "ingest_rate", "cpu_per_event", "cpu_producers_per_event",
+                "cpu_workers_per_event")
 
 #: statuses whose figures count (a run that errored or was interrupted has no honest figure)
 COUNTED = (N.RUN_PASSED, N.RUN_FAILED)
@@ -115,20 +117,21 @@ def guard(reference: Records, candidate_environment: dict, allow_incomparable: b
 
 
 def check_metric(metric: str) -> bool:
-    """Whether higher is better for a gateable metric; BaselineError for any other."""
+    """Whether higher is better for a gateable metric (``MetricInfo.better``);
+    BaselineError for any other."""
     if metric not in GATE_METRICS:
         raise BaselineError(f"--metric {metric!r} cannot be gated: choose one of "
                             f"{', '.join(GATE_METRICS)}")
-    return GATE_METRICS[metric]
+    return higher_is_better(metric)
 
 
 def apply_gate(result, baseline: Records, max_regression: float, metric: str = "throughput",
                found: env.Comparability | None = None) -> precision.GateVerdict:
     """Judge ``result`` (its ``runs``) against the baseline's runs; a FAIL fails the result."""
-    higher = check_metric(metric)
+    check_metric(metric)
     candidate = Records(paths=["(this run)"], records=[result.to_dict()])
     verdict = precision.gate(baseline.values(metric), candidate.values(metric), max_regression,
-                             metric=metric, higher_is_better=higher)
+                             metric=metric)
     gate = verdict.to_dict()
     if found is not None:
         gate["comparability"] = found.to_dict()

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: what the verdicts say (the same words as ``stats``)
+from ..scenario.thresholds import higher_is_better as metric_higher_is_better
 from .stats import (
     FASTER,
     GATE_FAIL,
@@ -376,10 +377,11 @@ class GateVerdict:
 
 
 def gate(baseline_runs, candidate_runs, max_regression: float, *, metric: str = "throughput",
-         higher_is_better: bool = True, confidence: float = 0.95) -> GateVerdict:
+         confidence: float = 0.95) -> GateVerdict:
     """Did the candidate regress by more than ``max_regression``? Judged on whole runs.
 
-    For a higher-is-better metric the limit is ``1 - max_regression`` (0.90x
+    Which direction is a regression, the metric says (``MetricInfo.better``):
+    for a higher-is-better metric the limit is ``1 - max_regression`` (0.90x
     for 10%), for a lower-is-better one (CPU per event) ``1 + max_regression``.
     FAIL when the whole interval is beyond the limit, PASS when the whole
     interval is on the good side of it, INCONCLUSIVE otherwise and whenever a
@@ -388,6 +390,7 @@ def gate(baseline_runs, candidate_runs, max_regression: float, *, metric: str = 
     """
     if not 0.0 <= max_regression < 1.0:
         raise ValueError(f"max_regression is a fraction from 0 to 1 (0.10 = 10%), got {max_regression}")
+    higher_is_better = metric_higher_is_better(metric)
     estimate = runs_ratio(baseline_runs, candidate_runs, confidence)
     limit = 1.0 - max_regression if higher_is_better else 1.0 + max_regression
     nb, nc = len(baseline_runs), len(candidate_runs)

@@ -1,9 +1,10 @@
 """``busbench check RECORD.json``: re-evaluate a run record's checks from the
 record alone, without running anything (CI, or reviewing someone else's result).
 
-A record (schema 2) carries the evidence its checks read: the target's counters
+A record (schema 3) carries the evidence its checks read: the target's counters
 and claims, the producers' tallies, the witness's tallies, each flush's
-snapshots, and for a mid-run check step the evidence at that step.
+snapshots, and for a mid-run check step the evidence at that step. A schema 2
+record is converted first (``evidence.upgrade_record``); older ones are refused.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 
 from . import checks as C
 from ..common import names as N
+from ..evidence.types import Evidence, EvidenceFormatError, upgrade_record
 from ..evidence.records import RecordError, read_record
-from ..evidence.result import SCHEMA_VERSION
 
 
 @dataclass
@@ -22,16 +23,17 @@ class Recheck:
     verdicts: list = field(default_factory=list)       # re-evaluated
     disagreements: list = field(default_factory=list)  # (label, recorded outcome, now)
     incomplete: str | None = None   # the run's status when it did not complete (timed_out...)
+    converted_from: int | None = None   # the record's schema, when it was converted to read it
 
     @property
     def ok(self) -> bool:
         return self.incomplete is None and bool(self.verdicts) and all(v.ok for v in self.verdicts)
 
 
-def _evidence(d: dict, where: str) -> C.Evidence:
+def _evidence(d: dict, where: str) -> Evidence:
     try:
-        return C.Evidence.from_dict(d)
-    except TypeError as e:
+        return Evidence.from_dict(d)
+    except (EvidenceFormatError, TypeError, ValueError) as e:
         raise RecordError(f"{where}: the recorded evidence is incomplete ({e})") from None
 
 
@@ -39,12 +41,11 @@ def recheck(path) -> Recheck:
     from pydantic import ValidationError
 
     from ..scenario.schema import CheckStep, Scenario
-    record = read_record(path)
-    version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise RecordError(f"{path}: record schema {version}, this busbench re-evaluates schema "
-                          f"{SCHEMA_VERSION} (records written before the evidence was recorded "
-                          "cannot be re-evaluated)")
+    original = read_record(path)
+    try:
+        record = upgrade_record(original)
+    except EvidenceFormatError as e:
+        raise RecordError(f"{path}: {e}") from None
     try:
         scenario = Scenario.model_validate(record["scenario"])
     except (ValidationError, ValueError) as e:
@@ -59,7 +60,8 @@ def recheck(path) -> Recheck:
     # evidence only for the steps it reached, and no end checks: those are not
     # re-evaluated (they were never evaluated), and the record never passes.
     incomplete = status if status in N.RUN_INCOMPLETE else None
-    out = Recheck(str(path), scenario.name, incomplete=incomplete)
+    out = Recheck(str(path), scenario.name, incomplete=incomplete,
+                  converted_from=record.get("converted_from_schema"))
     recorded = {(v.get("at"), v.get("name")): v.get("outcome") for v in record.get("checks", [])}
     steps = {s.get("index"): s for s in record["steps"] if isinstance(s, dict)}
     for index, step in enumerate(scenario.steps):

@@ -4,15 +4,21 @@ is in the log, every one not in the log was reported failed."""
 from __future__ import annotations
 
 from busbench.common.names import FAILED, NOT_EVALUABLE, PASSED
+from busbench.evidence.types import ShutdownEvidence
+from busbench.load.generator import ProducerTruth
 from busbench.scenario.schema import CheckSpec
 from busbench.verdicts.checks import Evidence, lossy_shutdown
 
 
 def _evidence(landed, in_log, delivered, failed, by_error=None, witness=True):
-    producers = [{"landed": landed, "offered": landed, "refused": 0, "stranded": 0}]
+    producers = [ProducerTruth(offered=landed, landed=landed, refused=0, turned_away=0,
+                               stranded=0, late=0, unsent=0, calls=1, retries=0, next_seq=landed)]
     delivery = {"received_by_shard": [[in_log]]} if witness else None
-    shutdown = {"details": {"account": {"delivered": [delivered], "failed": [failed],
-                                        "failed_by_error": by_error or {}}}}
+    shutdown = ShutdownEvidence(
+        lossy=None, stranded_events=None, stranded_by_producer=None, abandoned_producers=None,
+        duration_s=0.0, grace_s=0.0, residue=None,
+        details={"account": {"delivered": [delivered], "failed": [failed],
+                             "failed_by_error": by_error or {}}})
     return Evidence(counters={}, producers=producers, delivery=delivery, flushes=[],
                     shutdown=shutdown, metrics={}, quiescent=True,
                     capabilities={"reasons": {"delivery": "the mock cluster was killed"}})

@@ -30,7 +30,18 @@ def from_dict(d: dict) -> RunResult:
     values["checks"] = [Verdict(**{k: v for k, v in c.items() if k in verdict_fields})
                         for c in d.get("checks", [])]
     values["steps"] = [StepRecord(**s) for s in d.get("steps", [])]
+    values.update(typed_evidence(d.get("producers"), d.get("flushes"), d.get("shutdown")))
     return RunResult(**values)
+
+
+def typed_evidence(producers, flushes, shutdown) -> dict:
+    """The record's producer, flush and shutdown entries (their to_dict) as the types
+    a RunResult holds."""
+    from ..load.generator import ProducerTruth
+    from .types import FlushEvidence, ShutdownEvidence
+    return {"producers": tuple(ProducerTruth.from_dict(p) for p in producers or ()),
+            "flushes": tuple(FlushEvidence.from_dict(f) for f in flushes or ()),
+            "shutdown": None if shutdown is None else ShutdownEvidence.from_dict(shutdown)}
 
 
 def environment(scenario: dict | None = None) -> dict:

@@ -130,7 +130,7 @@ def _make_runner_class():
             if sample.shard_fill is not None:
                 row["shard_fill"] = list(sample.shard_fill)
             self.channel.send({"t": "snap", "snap": snapshot_to_dict(snap), "row": row,
-                               "producers": [p.as_dict() for p in self.gen.truths()],
+                               "producers": [p.to_dict() for p in self.gen.truths()],
                                "load_s": self.load_s})
 
         def _announce_not_observable(self, caps) -> None:
@@ -161,7 +161,7 @@ def _make_runner_class():
             self.channel.send({"t": "step_end", "index": i, "kind": step.tag,
                                "label": self.step_label, "details": details,
                                "counters": self.target.counters(),
-                               "producers": [p.as_dict() for p in self.gen.truths()],
+                               "producers": [p.to_dict() for p in self.gen.truths()],
                                "load_s": self.load_s})
             return details
 

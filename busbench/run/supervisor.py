@@ -570,9 +570,9 @@ class Child:
         result.steps = list(story.steps)
         result.series = list(story.series)
         result.counters = dict(story.counters)
-        result.producers = list(story.producers)
-        result.flushes = list(story.flushes)
-        result.shutdown = story.shutdown
+        from ..evidence.result import typed_evidence
+        for key, value in typed_evidence(story.producers, story.flushes, story.shutdown).items():
+            setattr(result, key, value)
         result.capabilities = story.capabilities
         result.backpressure = getattr(scenario.bus, "backpressure", None)
         result.checks = _judge(scenario, story, message)
@@ -609,10 +609,11 @@ def _judge(scenario, story: _Story, message: str) -> list:
     verdicts = list(story.verdicts)
     reached = {s.index for s in story.steps}
     short = message.split(": the bus ")[0] if message.startswith("out of memory") else message
-    ev = C.Evidence(counters=dict(story.counters), producers=list(story.producers), delivery=None,
-                    flushes=list(story.flushes), shutdown=story.shutdown, metrics={},
-                    quiescent=False, capabilities=story.capabilities,
-                    backpressure=getattr(scenario.bus, "backpressure", None), unquiet=short)
+    ev = C.Evidence.from_dict({
+        "counters": dict(story.counters), "producers": list(story.producers), "delivery": None,
+        "flushes": list(story.flushes), "shutdown": story.shutdown, "metrics": {},
+        "quiescent": False, "capabilities": story.capabilities,
+        "backpressure": getattr(scenario.bus, "backpressure", None), "unquiet": short})
     pending = []
     for index, step in enumerate(scenario.steps):
         if isinstance(step, CheckStep) and index not in reached:

@@ -291,7 +291,7 @@ def test_child_killed_from_outside_mid_run(tmp_path):
     proc = _busbench(tmp_path, scenario, wait=False)
     child = _wait_for_child(proc)
     _wait_for_file(proc, tmp_path / "ingesting")
-    time.sleep(0.5)           # a few samples into the run step
+    time.sleep(1.5)           # a few samples into the run step
     os.kill(child, signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 3, out

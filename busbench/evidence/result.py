@@ -19,31 +19,6 @@ from ..common.names import RUN_TIMED_OUT as TIMED_OUT  # noqa: F401
 SCHEMA_VERSION = 3
 
 
-def from_dict(d: dict) -> RunResult:
-    """A record (``to_dict``) back into a RunResult: what a supervised child sent."""
-    from dataclasses import fields
-
-    from ..verdicts.checks import Verdict
-    names = {f.name for f in fields(RunResult)}
-    values = {k: v for k, v in d.items() if k in names}
-    verdict_fields = {f.name for f in fields(Verdict)}
-    values["checks"] = [Verdict(**{k: v for k, v in c.items() if k in verdict_fields})
-                        for c in d.get("checks", [])]
-    values["steps"] = [StepRecord(**s) for s in d.get("steps", [])]
-    values.update(typed_evidence(d.get("producers"), d.get("flushes"), d.get("shutdown")))
-    return RunResult(**values)
-
-
-def typed_evidence(producers, flushes, shutdown) -> dict:
-    """The record's producer, flush and shutdown entries (their to_dict) as the types
-    a RunResult holds."""
-    from ..load.generator import ProducerTruth
-    from .types import FlushEvidence, ShutdownEvidence
-    return {"producers": tuple(ProducerTruth.from_dict(p) for p in producers or ()),
-            "flushes": tuple(FlushEvidence.from_dict(f) for f in flushes or ()),
-            "shutdown": None if shutdown is None else ShutdownEvidence.from_dict(shutdown)}
-
-
 def environment(scenario: dict | None = None) -> dict:
     """What decides whether two runs compare: see busbench/evidence/environment.py."""
     from .environment import describe

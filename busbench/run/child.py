@@ -59,8 +59,8 @@ class Channel:
         self.broken = False
 
     def send(self, message: dict) -> None:
-        from ..reports.json_report import _clean
-        line = json.dumps(_clean(message), default=str) + "\n"
+        from ..evidence.types import plain
+        line = json.dumps(plain(message), default=str) + "\n"
         with self._lock:
             if self.broken:
                 return

@@ -42,7 +42,6 @@ from pathlib import Path
 from ..common import names as N
 from ..common.units import format_bytes, parse_memory  # noqa: F401 -- re-exported
 from ..evidence.result import RunResult, StepRecord
-from ..evidence.result import from_dict as result_from_dict
 from ..verdicts import checks as C
 
 #: past the deadline, a child whose heartbeat has been silent this long is killed
@@ -570,7 +569,6 @@ class Child:
         result.steps = list(story.steps)
         result.series = list(story.series)
         result.counters = dict(story.counters)
-        from ..evidence.result import typed_evidence
         for key, value in typed_evidence(story.producers, story.flushes, story.shutdown).items():
             setattr(result, key, value)
         result.capabilities = story.capabilities
@@ -579,6 +577,31 @@ class Child:
         result.crash = crash
         result.process = self.process_info()
         return self._out_of_memory(result, story, scenario)
+
+
+def result_from_dict(d: dict) -> RunResult:
+    """A record (``to_dict``) back into a RunResult: what a supervised child sent."""
+    from dataclasses import fields
+
+    from ..verdicts.checks import Verdict
+    names = {f.name for f in fields(RunResult)}
+    values = {k: v for k, v in d.items() if k in names}
+    verdict_fields = {f.name for f in fields(Verdict)}
+    values["checks"] = [Verdict(**{k: v for k, v in c.items() if k in verdict_fields})
+                        for c in d.get("checks", [])]
+    values["steps"] = [StepRecord(**s) for s in d.get("steps", [])]
+    values.update(typed_evidence(d.get("producers"), d.get("flushes"), d.get("shutdown")))
+    return RunResult(**values)
+
+
+def typed_evidence(producers, flushes, shutdown) -> dict:
+    """The record's producer, flush and shutdown entries (their to_dict) as the types
+    a RunResult holds."""
+    from ..load.generator import ProducerTruth
+    from ..evidence.types import FlushEvidence, ShutdownEvidence
+    return {"producers": tuple(ProducerTruth.from_dict(p) for p in producers or ()),
+            "flushes": tuple(FlushEvidence.from_dict(f) for f in flushes or ()),
+            "shutdown": None if shutdown is None else ShutdownEvidence.from_dict(shutdown)}
 
 
 def _now() -> str:

@@ -170,9 +170,13 @@ def test_a_read_back_past_its_budget_says_how_much_was_read_and_ground_truth_is_
                 "rejected_sum": [0], "incomplete": ev.incomplete}
     producer = {"offered": 50, "refused": 0, "stranded": 0, "refused_sum": 0, "stranded_sum": 0,
                 "offered_sum": 0, "landed": 50}
-    evidence = C.Evidence(counters={"events_ingested": 50, "events_dropped": 0},
-                          producers=[producer], delivery=delivery, flushes=[], shutdown=None,
-                          metrics={}, quiescent=True, capabilities={"witness": "redis streams"})
+    from busbench.load.generator import ProducerTruth
+    truth = {f: 0 for f in ProducerTruth.__dataclass_fields__}
+    truth.update(producer, next_seq=50)
+    evidence = C.Evidence.from_dict({
+        "counters": {"events_ingested": 50, "events_dropped": 0}, "producers": [truth],
+        "delivery": delivery, "flushes": [], "shutdown": None, "metrics": {}, "quiescent": True,
+        "capabilities": {"witness": "redis streams"}})
     for kind in ("ground_truth", "conservation"):
         spec = next(s for s in _specs() if s.kind == kind)
         verdict = C.evaluate(spec, evidence)

@@ -6,8 +6,9 @@ Both sides produce into librdkafka's mock cluster (one broker, 4 partitions, a f
 cluster per measurement, ``queue.buffering.max.messages`` above the message count so
 nothing is refused), partition = message index mod 4, 50-byte payloads:
 
-* kernels: ``KafkaTarget.produce`` (busbench's load loop: pacing, shard choice, payload
-  encoding, tallies, the gate) calling ``rd_kafka_produce`` by address, with busbench's
+* kernels: ``KafkaTarget.produce`` (busbench's one load loop, ``load.kernels.produce_ccall``:
+  pacing, shard choice, payload encoding, tallies, the gate) calling ``rd_kafka_produce``
+  by address as ``kernels.call_spec`` describes it, with busbench's
   delivery-report ``@cfunc`` set and served by the target's poll thread;
 * Python: ``confluent_kafka.Producer.produce(topic, value, partition=...)`` in a
   ``for`` loop per thread, one prebuilt ``bytes`` value (no encoding: this favours the
@@ -137,14 +138,15 @@ def overhead_rounds(messages: int, rounds: int) -> tuple[list, list]:
     try:
         t.lib.cdll.rd_kafka_mock_broker_set_down(t.mock, 1)
         payloads = PL.template_array(1)
-        KK.bare_produce(t.calls, PARTITIONS, 1, payloads)           # compiled before timing
+        call = (t.rkt, t.lib.addresses["rd_kafka_produce"], t.call.args[2].value)
+        KK.bare_produce(*call, PARTITIONS, 1, payloads)           # compiled before timing
         pstate = np.zeros(LK.S_LEN, np.int64)
         buffers = [np.zeros(64, np.int64) for _ in range(4)]
         by_shard = np.zeros(2 * PARTITIONS, np.int64)
 
         def bare() -> float:
             start = time.perf_counter_ns()
-            ok = KK.bare_produce(t.calls, PARTITIONS, messages, payloads)
+            ok = KK.bare_produce(*call, PARTITIONS, messages, payloads)
             assert ok == messages
             return (time.perf_counter_ns() - start) / messages
 

@@ -353,3 +353,40 @@ def test_a_stop_ends_every_loop_in_its_wait(fake_lib):
             assert truth.offered == 1 and truth.unsent == 0, f"{name}: {truth}"
     finally:
         target.shutdown(1.0)
+
+
+def test_a_closed_gate_lets_the_call_in_flight_end_and_turns_the_rest_away(fake_lib):
+    """The loop's gate (what lets the kafka target destroy its handle safely): while a
+    call is inside the C function the gate counts it in flight, closing the gate says
+    so, and once it has left the bus sees no further call: the producer's next events
+    are turned away, untouched, and the producer stops."""
+    f = np.zeros(5 + 8, np.int64)
+    f[0], f[1] = 0, 1_000_000_000        # the first call stalls 1 s (from any time)
+    f[4] = 1 << 40                       # every seq counts in f[5]: calls the bus saw
+    calls = CallSpec(address=fake_lib["fake_ingest"], args=(Arg.const(f.ctypes.data), Arg.VALUE,
+                                                          Arg.PTR, Arg.LEN)).to_array()
+    params = np.zeros(K.P_LEN, np.int64)
+    params[K.P_BATCH] = 4
+    params[K.P_MAX_EVENTS] = 1000
+    params[K.P_SHARDS] = 1
+    pstate = np.zeros(K.S_LEN, np.int64)
+    gate = K.new_gate()
+    th = threading.Thread(target=K.produce_ccall, args=(calls, params, pstate, K.empty_xstate(),
+                                                        np.zeros(16, np.int64), PL.template_array(4),
+                                                        np.zeros(4, np.int64), np.zeros(4, np.int64)),
+                          kwargs={"gate": gate})
+    th.start()
+    try:
+        end = time.monotonic() + 30.0
+        while K.gate_inflight(gate) == 0 and th.is_alive() and time.monotonic() < end:
+            time.sleep(0.001)
+        assert K.close_gate(gate) == 1             # the stalled call is inside
+        while K.gate_inflight(gate) != 0 and time.monotonic() < end:
+            time.sleep(0.001)
+        assert K.gate_inflight(gate) == 0
+        seen = int(f[5])
+    finally:
+        th.join(30.0)
+    assert not th.is_alive()
+    assert int(f[5]) == seen == pstate[K.S_LANDED] == pstate[K.S_OFFERED] == 4   # the batch in flight
+    assert pstate[K.S_TURNED_AWAY] == 4 and pstate[K.S_DONE] == 1                # the next one, untouched

@@ -15,6 +15,7 @@ producers are Python threads run ``load.pyloop``, which calls the same pieces
         m = n
         while m > 0:
             status, offered, ... = <the step>(m events, landed mask)   # names.INGEST_*
+                                         # (inside the target's gate, when it has one)
             m = after_call(...)          # tallies; events to retry (0: batch done)
         if pstate[S_DONE]: break
 
@@ -40,7 +41,7 @@ watchdog, shutdown's gate) counts the rest of its count as unsent.
 """
 import numpy as np
 
-from ..native.atomics import cpu_relax, load_relaxed, store_release
+from ..native.atomics import cpu_relax, exchange, fetch_add, load_acquire, load_relaxed, store_release
 from ..native.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
 from ..bus.config import DROPPED, FAILED, OK, SHUTTING_DOWN
 from ..native.ffi import ccall_i64
@@ -124,6 +125,12 @@ STOP_FLAG = 0   # index in the runner's stop array
  X_UNDECLARED,      # calls answered with an undeclared code
  ) = range(16)
 X_LEN = 16
+
+# gate: int64[GATE_LEN], shared by a target's producers (one 128-byte block per word):
+# a closed flag and the producers inside an ingest call (``gate_enter``); a target
+# frees its handle only once it closed the gate and no call is in flight
+G_CLOSED, G_INFLIGHT = 0, 16
+GATE_LEN = 32
 
 # steps: how ``produce`` makes an ingest call
 STEP_RING, STEP_CCALL = 0, 1
@@ -574,7 +581,7 @@ def ring_status(status):
 @kernel
 def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, values, t_int,
             landed, st, writer, order, shard_counts, calls, payload, ptrs, lens, refused_bits,
-            ambiguous_bits):
+            ambiguous_bits, gate):
     """THE producer loop: run one producer until its stop condition (GIL released).
 
     ``step`` says how an ingest call is made: STEP_RING pushes into the
@@ -584,7 +591,12 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
     ``(batch, width)`` uint8 buffer; ``ptrs``/``lens``: batch slots). Arrays a
     step does not use may be tiny (``no_bus()``, ``empty_foreign()``). Pacing,
     late and unsent, stop, deadline, retries, backoff and every tally are here
-    and in ``next_call`` / ``after_call``, the same for every target."""
+    and in ``next_call`` / ``after_call``, the same for every target.
+
+    ``gate`` (``new_gate()``, or empty: none): every ingest call is made inside
+    it (``gate_enter`` / ``gate_leave``); once the target closed it, the call's
+    events are turned away without touching the bus and the producer stops, so
+    the target may free what the call uses once ``gate_inflight`` reads 0."""
     ccall = step == STEP_CCALL
     if ccall:
         width = payload.shape[1]
@@ -604,13 +616,18 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
         status = INGEST_OK
         offered = n
         while m > 0:
-            if ccall:
+            if not gate_enter(gate):
+                # closed by the target: no call, the events turned away, the producer stops
+                status, offered, got, made = INGEST_CLOSED, 0, 0, 0
+            elif ccall:
                 write_payloads(calls, payload, values, t_int, m)
                 status, offered, got, made = c_step(calls, xstate, retry, m, landed, shards_buf,
                                                     values, ptrs, lens)
+                gate_leave(gate)
             else:
                 raw, _ = ingest_batch(st, writer, shards_buf, values, t_int, pstate[S_NOW], m,
                                       order, shard_counts, landed)
+                gate_leave(gate)
                 status = ring_status(raw)
                 offered = 0 if status == INGEST_CLOSED else m
                 got = 0
@@ -672,11 +689,53 @@ def no_bus() -> BusState:
 
 
 def empty_foreign(batch: int = 1, width: int = 1):
-    """(calls, payload, ptrs, lens, refused_bits, ambiguous_bits) for STEP_RING, or the
-    buffers of a STEP_CCALL producer (``batch`` events of ``width`` bytes)."""
+    """(calls, payload, ptrs, lens, refused_bits, ambiguous_bits, gate) for STEP_RING, or
+    the buffers of a STEP_CCALL producer (``batch`` events of ``width`` bytes); no gate."""
     return (np.zeros(C_LEN, np.int64), np.zeros((batch, width), np.uint8),
             np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(0, np.int64),
-            np.zeros(0, np.int64))
+            np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+# --------------------------------------------------------------------------- the gate
+def new_gate() -> np.ndarray:
+    """An open gate, for a target that must know when no producer is inside its ingest
+    call (before it frees the handle the call uses): shared by its producers."""
+    return np.zeros(GATE_LEN, np.int64)
+
+
+@kernel_inline
+def gate_enter(gate):
+    """Enter the gate for one ingest call: False (and not entered) once it is closed.
+    In-flight is raised before closed is read, and ``close_gate`` sets closed before it
+    reads in-flight, both sequentially consistent: either the call sees closed, or the
+    closer sees the call in flight (never neither)."""
+    if gate.size == 0:
+        return True
+    fetch_add(gate, G_INFLIGHT, 1)
+    if load_acquire(gate, G_CLOSED) != 0:
+        fetch_add(gate, G_INFLIGHT, -1)
+        return False
+    return True
+
+
+@kernel_inline
+def gate_leave(gate):
+    if gate.size != 0:
+        fetch_add(gate, G_INFLIGHT, -1)
+
+
+@kernel
+def close_gate(gate):
+    """Close the gate (an atomic exchange: a full barrier, so the in-flight count read
+    after it is not read before it); returns the calls in flight. From Python."""
+    exchange(gate, G_CLOSED, 1)
+    return load_acquire(gate, G_INFLIGHT)
+
+
+@kernel
+def gate_inflight(gate):
+    """The ingest calls inside the gate now (an acquire load). From Python."""
+    return load_acquire(gate, G_INFLIGHT)
 
 
 def empty_xstate() -> np.ndarray:
@@ -886,21 +945,25 @@ def events_buffers(batch: int) -> tuple:
 
 
 def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, zipf_cdf=None,
-                  by_shard=None, events=None, refused_bits=None, ambiguous_bits=None) -> int:
+                  by_shard=None, events=None, refused_bits=None, ambiguous_bits=None,
+                  gate=None) -> int:
     """``produce`` with STEP_CCALL, for a target calling a C ingest function
     (``calls``: ``load.ccall.CallSpec.to_array()``; ``payload``: ``(batch, width)``
     uint8, a ``text_payload.template_array`` for json). Buffers left out are made
-    here. Returns the events offered."""
+    here. ``gate``: ``new_gate()`` shared by the target's producers, when the target
+    must not free its handle while a call is inside it (``produce``). Returns the
+    events offered."""
     global _NO_BUS
     if _NO_BUS is None:
         _NO_BUS = no_bus()
     batch = int(params[P_BATCH])
     # the kernel does not check bounds: a buffer shorter than a batch would be written past
     if min(payload.shape[0], ptrs.shape[0], lens.shape[0]) < batch or xstate.shape[0] < X_LEN \
-            or calls.shape[0] < C_LEN:
+            or calls.shape[0] < C_LEN or (gate is not None and gate.shape[0] < GATE_LEN):
         raise ValueError(f"produce_ccall: buffers for {batch} events and an xstate of {X_LEN} "
                          f"expected, got payload {payload.shape}, ptrs {ptrs.shape}, lens "
-                         f"{lens.shape}, xstate {xstate.shape}, calls {calls.shape}")
+                         f"{lens.shape}, xstate {xstate.shape}, calls {calls.shape}"
+                         + ("" if gate is None else f", gate {gate.shape} ({GATE_LEN} expected)"))
     events = events if events is not None and events[0].shape[0] >= batch else events_buffers(batch)
     if by_shard is None:
         by_shard = np.zeros(2 * max(1, int(params[P_SHARDS])), np.int64)
@@ -910,5 +973,6 @@ def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, z
     produce(STEP_CCALL, params, pstate, xstate, by_shard, zipf_cdf, stop, *events, _NO_BUS, 0,
             none, none, calls, payload, ptrs, lens,
             none if refused_bits is None else refused_bits,
-            none if ambiguous_bits is None else ambiguous_bits)
+            none if ambiguous_bits is None else ambiguous_bits,
+            none if gate is None else gate)
     return int(pstate[S_OFFERED]) - before

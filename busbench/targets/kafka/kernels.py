@@ -1,21 +1,25 @@
-"""The kafka target's producer kernel and delivery-report callback (jitted).
+"""The kafka target's ingest call (as data) and delivery-report callback (jitted).
 
-The producer is busbench's one load loop (``load.kernels``: ``begin_step`` /
-``next_call`` / ingest / ``after_call``), the builtin target's shape: the load's
-key distribution chooses each event's shard and the shard *is* the partition
-handed to ``rd_kafka_produce`` explicitly, so per (producer, shard) evidence
-works as on the builtin bus. The ingest step calls ``rd_kafka_produce`` by
-address (``bus.ffi.ccall_i32``, every argument an int64) with
-``RD_KAFKA_MSG_F_COPY`` (busbench reuses its payload buffer), once per event,
-and on -1 asks ``rd_kafka_last_error()`` (thread-local) why: -184
-(QUEUE_FULL) is a refusal, any other code too, tallied apart in ``xstate``.
+The producer is busbench's one load loop (``load.kernels.produce_ccall``); the
+kafka target writes no loop of its own, only ``call_spec``: its ingest call,
+``rd_kafka_produce``, described as data (``load.ccall.CallSpec``). The load's key
+distribution chooses each event's shard and the shard *is* the partition handed
+to ``rd_kafka_produce`` explicitly, so per (producer, shard) evidence works as on
+the builtin bus. One call per event with ``RD_KAFKA_MSG_F_COPY`` (busbench reuses
+its payload buffer; ``block`` adds ``RD_KAFKA_MSG_F_BLOCK``); on -1 the loop asks
+``rd_kafka_last_error()`` (thread-local) why: -184 (QUEUE_FULL) is a refusal, -150
+(FATAL: the producer instance can take no more) closes it, any other code
+(unknown partition, message too large, a transactional state: a run librdkafka
+cannot serve) stops the producer and the target says which (``target.produce``).
 
-The payload is ``load.text_payload`` (50 bytes of JSON naming producer, seq and
-intended send time), what the log is read back against; ``msg_opaque`` carries
-``producer << SEQ_BITS | seq`` for the delivery report.
+The payload is the loop's ``json`` writer (``native.text_payload``: 50 bytes of
+JSON naming producer, seq and intended send time), what the log is read back
+against; ``msg_opaque`` carries the event's value ``producer << SEQ_BITS | seq``
+for the delivery report.
 
-A gate (``gate``: closed flag, calls in flight) lets the target destroy the
-producer only once no kernel is inside ``rd_kafka_produce`` on its handle.
+The loop's gate (``load.kernels.new_gate``: closed flag, calls in flight) lets the
+target destroy the producer only once no kernel is inside ``rd_kafka_produce`` on
+its handle.
 
 ``dr_msg_cb`` is a C callback compiled by Numba (``@cfunc``: no GIL), served by
 whoever calls ``rd_kafka_poll`` (the target's poll thread) or ``rd_kafka_flush``.
@@ -26,23 +30,13 @@ many failed.
 import numpy as np
 from numba import carray, cfunc, types
 
-from ...native.atomics import fetch_add, load_acquire
+from ...load.ccall import Arg, CallSpec, ErrorCode
+from ...native.atomics import fetch_add
 from ...native.ffi import ccall_i32
 from ...native.jit import kernel, kernel_inline
 from ...native import text_payload as PL
-from ...load.kernels import S_DONE, after_call, begin_step, next_call
-from ...common.names import INGEST_CLOSED, INGEST_FAILED, INGEST_OK, INGEST_REFUSED
 from ...native.payload import SEQ_BITS, SEQ_MASK, mix
-
-ERR_QUEUE_FULL = -184
-
-# calls: int64 array describing the ingest call
-(C_RKT, C_PRODUCE, C_LAST_ERROR, C_FLAGS, C_FAILED_STATUS, C_LEN) = range(6)
-# gate: int64 array, one 128-byte block per word
-G_CLOSED, G_INFLIGHT = 0, 16
-GATE_LEN = 32
-# xstate: a producer's tallies beyond pstate
-X_QUEUE_FULL, X_OTHER_ERRORS, X_LAST_ERROR, X_LEN = 0, 1, 2, 16
+from .abi import ERR_FATAL, ERR_QUEUE_FULL
 
 # delivery-report state: header, error table, cells per (partition, producer)
 (D_LEN, D_PRODUCERS, D_PARTITIONS, D_FOREIGN, D_REPORTS, D_ERR_OVERFLOW) = range(6)
@@ -53,69 +47,29 @@ D_CELLS = D_HEADER + 2 * D_ERR_SLOTS
 CELL = 5
 
 
-@kernel_inline
-def ingest(calls, gate, producer, shards_buf, values, t_int, m, landed, payloads, xstate):
-    """Offer ``m`` events, one ``rd_kafka_produce`` each; busbench's status."""
-    fetch_add(gate, G_INFLIGHT, 1)
-    if load_acquire(gate, G_CLOSED) != 0:
-        fetch_add(gate, G_INFLIGHT, -1)
-        return INGEST_CLOSED
-    rkt = calls[C_RKT]
-    fn = calls[C_PRODUCE]
-    flags = calls[C_FLAGS]
-    base = payloads.ctypes.data
-    all_landed = True
-    for i in range(m):
-        seq = values[i] & SEQ_MASK
-        PL.encode(payloads, i, producer, seq, t_int[i])
-        rc = ccall_i32(fn, (rkt, shards_buf[i], flags, base + i * PL.SIZE, np.int64(PL.SIZE),
-                            np.int64(0), np.int64(0), values[i]))
-        if rc == 0:
-            landed[i] = 1
-            continue
-        landed[i] = 0
-        all_landed = False
-        err = ccall_i32(calls[C_LAST_ERROR], ())
-        if err == ERR_QUEUE_FULL:
-            xstate[X_QUEUE_FULL] += 1
-        else:
-            xstate[X_OTHER_ERRORS] += 1
-            xstate[X_LAST_ERROR] = err
-    fetch_add(gate, G_INFLIGHT, -1)
-    if all_landed:
-        return INGEST_OK
-    return INGEST_FAILED if calls[C_FAILED_STATUS] != 0 else INGEST_REFUSED
+def call_spec(rkt: int, produce: int, last_error: int, flags: int) -> CallSpec:
+    """``int rd_kafka_produce(rkt, partition, msgflags, payload, len, key, keylen,
+    msg_opaque)`` as data: the event's shard is the partition, ``flags`` (``abi.MSG_F_*``),
+    no key, the event's value the opaque the delivery report carries back; -1 answered
+    by ``rd_kafka_last_error()``."""
+    return CallSpec(address=produce,
+                    args=(Arg.const(rkt), Arg.SHARD, Arg.const(flags), Arg.PTR, Arg.LEN,
+                          Arg.const(0), Arg.const(0), Arg.VALUE),
+                    returns=32, ok=(0,), refused=(ERR_QUEUE_FULL,), closed=(ERR_FATAL,),
+                    error_code=ErrorCode(address=last_error, when=-1),
+                    undeclared="stop", payload="json", name="rd_kafka_produce")
 
 
 @kernel
-def produce(calls, gate, producer, params, pstate, by_shard, zipf_cdf, stop,
-            shards_buf, values, t_int, landed, payloads, xstate):
-    """Run one producer until its stop condition (GIL released)."""
-    begin_step(pstate)
-    while True:
-        n = next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int)
-        if n == 0:
-            break
-        m = n
-        while m > 0:
-            status = ingest(calls, gate, producer, shards_buf, values, t_int, m, landed,
-                            payloads, xstate)
-            m = after_call(params, pstate, by_shard, stop, status, m, landed, values,
-                           shards_buf, t_int)
-        if pstate[S_DONE] != 0:
-            break
-
-
-@kernel
-def bare_produce(calls, partitions, count, payloads):
-    """The same call with nothing around it, round robin over ``partitions`` as the
-    benchmark's load (benchmarks: the kernels' own overhead); returns how many calls
-    returned 0."""
+def bare_produce(rkt, produce, flags, partitions, count, payloads):
+    """``rd_kafka_produce`` with nothing around it, round robin over ``partitions``,
+    as the benchmark's load (benchmarks: the loop's own overhead); returns how many
+    calls returned 0."""
     ok = 0
     base = payloads.ctypes.data
     for i in range(count):
-        rc = ccall_i32(calls[C_PRODUCE], (calls[C_RKT], i % partitions, calls[C_FLAGS], base,
-                                          np.int64(PL.SIZE), np.int64(0), np.int64(0), np.int64(i)))
+        rc = ccall_i32(produce, (rkt, i % partitions, flags, base, np.int64(PL.SIZE),
+                                 np.int64(0), np.int64(0), np.int64(i)))
         if rc == 0:
             ok += 1
     return ok

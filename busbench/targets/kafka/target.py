@@ -2,8 +2,10 @@
 
 Shapes (docs/targets/kafka.md has the user's view):
 
+* the producers are busbench's one load loop (``load.kernels.produce_ccall``)
+  calling ``rd_kafka_produce`` as ``kernels.call_spec`` describes it;
 * partitions are shards: the load's key distribution picks each event's
-  partition and the kernel hands it to ``rd_kafka_produce`` explicitly, so the
+  partition and the loop hands it to ``rd_kafka_produce`` explicitly, so the
   producers know per (producer, shard) what landed (``shard_known_to_producer``);
 * ``bus.capacity`` is ``queue.buffering.max.messages``; a QUEUE_FULL (-184) is a
   refusal the producer counts; ``block`` adds ``RD_KAFKA_MSG_F_BLOCK`` (safe
@@ -89,11 +91,12 @@ class KafkaTarget(Target):
         self.bootstrap = config.bootstrap
         self.rk = 0
         self.rkt = 0
-        self.gate = np.zeros(KK.GATE_LEN, np.int64)
+        self.gate = LK.new_gate()
         self.reports = KK.new_report_state(self.producers, self.shards)
-        self.xstate = [np.zeros(KK.X_LEN, np.int64) for _ in range(self.producers)]
-        self._payloads: dict[int, np.ndarray] = {}
-        self.calls = np.zeros(KK.C_LEN, np.int64)
+        self.xstate = [LK.empty_xstate() for _ in range(self.producers)]
+        self._buffers: dict[int, tuple] = {}      # producer -> (payload, ptrs, lens)
+        self.call = None                          # kernels.call_spec once started
+        self.calls = np.zeros(LK.C_LEN, np.int64)
         self._pstates: list = [None] * self.producers
         self._poll_thread: threading.Thread | None = None
         self._poll_stop = threading.Event()
@@ -189,18 +192,18 @@ class KafkaTarget(Target):
         self._prepared = True
 
     def _warm(self) -> None:
-        """Compile (or load from cache) the kernel: a closed gate turns it away before any call."""
-        gate = np.zeros(KK.GATE_LEN, np.int64)
-        gate[KK.G_CLOSED] = 1
+        """Compile (or load from cache) the one loop: a closed gate turns the event away
+        before any call (the call array is still empty)."""
+        gate = LK.new_gate()
+        LK.close_gate(gate)
+        LK.gate_inflight(gate)
         params = np.zeros(LK.P_LEN, np.int64)
         params[LK.P_BATCH] = 1
         params[LK.P_MAX_EVENTS] = 1
         params[LK.P_SHARDS] = 1
-        pstate = np.zeros(LK.S_LEN, np.int64)
-        events = [np.zeros(1, np.int64) for _ in range(4)]
-        KK.produce(self.calls, gate, 0, params, pstate, np.zeros(2, np.int64), np.ones(1),
-                   np.zeros(16, np.int64), *events[:3], events[3], PL.template_array(1),
-                   np.zeros(KK.X_LEN, np.int64))
+        LK.produce_ccall(np.zeros(LK.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
+                         LK.empty_xstate(), np.zeros(16, np.int64), PL.template_array(1),
+                         np.zeros(1, np.int64), np.zeros(1, np.int64), gate=gate)
 
     def producer_settings(self) -> dict:
         """The producer's librdkafka configuration: busbench's mapping, then the user's."""
@@ -248,14 +251,12 @@ class KafkaTarget(Target):
             where = KAFKA_DERIVED.get(e.key, f"target.kafka.config.{e.key}")
             raise TargetConfigError(where, f"librdkafka refused {e.key}: {e.why}"
                                     if e.key in KAFKA_DERIVED else e.why) from None
-        self.calls[KK.C_RKT] = self.rkt
-        self.calls[KK.C_PRODUCE] = lib.addresses["rd_kafka_produce"]
-        self.calls[KK.C_LAST_ERROR] = lib.addresses["rd_kafka_last_error"]
         flags = abi.MSG_F_COPY
         if self.config.backpressure == "block":
             flags |= abi.MSG_F_BLOCK
-        self.calls[KK.C_FLAGS] = flags
-        self.calls[KK.C_FAILED_STATUS] = int(self.config.backpressure == "fail_producer")
+        self.call = KK.call_spec(self.rkt, lib.addresses["rd_kafka_produce"],
+                                 lib.addresses["rd_kafka_last_error"], flags)
+        self.calls = self.call.to_array()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="busbench-kafka-poll",
                                              daemon=True)
         self._poll_thread.start()
@@ -313,27 +314,45 @@ class KafkaTarget(Target):
 
     # ------------------------------------------------------------------ producers
     def produce(self, p, params, pstate, by_shard, zipf_cdf, stop, events) -> None:
+        """Producer ``p``: busbench's one loop calling ``rd_kafka_produce`` (GIL released),
+        inside the target's gate (``shutdown`` destroys the handle only once it is closed
+        and no call is in flight)."""
         self._pstates[p] = pstate
         if pstate[LK.S_DONE]:
             return
-        shards_buf, values, t_int, landed = events
-        payloads = self._payloads.get(p)
-        if payloads is None or payloads.shape[0] < values.shape[0]:
-            payloads = self._payloads[p] = PL.template_array(values.shape[0])
+        if self.call is None:
+            raise RuntimeError("start() the target before producing")
+        params[LK.P_PRODUCER] = p              # the payloads and opaques name their producer
+        if self.config.backpressure != "fail_producer":
+            # QUEUE_FULL under drop_newest gives the event up: only fail_producer makes
+            # it a failure that load.on_fail: retry offers again (docs/targets/kafka.md)
+            params[LK.P_RETRY_FAILED] = 0
+        batch = int(params[LK.P_BATCH])
+        buffers = self._buffers.get(p)
+        if buffers is None or buffers[0].shape[0] < batch:
+            buffers = self._buffers[p] = (PL.template_array(batch), np.zeros(batch, np.int64),
+                                          np.zeros(batch, np.int64))
         try:
-            KK.produce(self.calls, self.gate, p, params, pstate, by_shard, zipf_cdf, stop,
-                       shards_buf, values, t_int, landed, payloads, self.xstate[p])
+            LK.produce_ccall(self.calls, params, pstate, self.xstate[p], stop, *buffers,
+                             zipf_cdf=zipf_cdf, by_shard=by_shard, events=events, gate=self.gate)
         finally:
             with self._stats_lock:
                 self._last_return = time.monotonic()
+        x = self.xstate[p]
+        if x[LK.X_UNDECLARED]:
+            raise abi.KafkaError(
+                f"rd_kafka_produce answered {self.lib.describe_err(int(x[LK.X_LAST_CODE]))}, which "
+                f"busbench does not expect of it ({self.call.describe()}): producer {p} stopped; "
+                f"librdkafka did not enqueue that message")
 
     def producer_stalling(self, p: int) -> bool:
         return False
 
     def producer_tallies(self, p: int) -> dict:
+        """Calls answered QUEUE_FULL, FATAL (closed), and another code (it stopped the producer)."""
         x = self.xstate[p]
-        return {"queue_full": int(x[KK.X_QUEUE_FULL]), "other_errors": int(x[KK.X_OTHER_ERRORS]),
-                "last_error": int(x[KK.X_LAST_ERROR])}
+        return {"queue_full": int(x[LK.X_REFUSALS]), "fatal": int(x[LK.X_CLOSED]),
+                "other_errors": int(x[LK.X_ERRORS]), "last_error": int(x[LK.X_LAST_CODE])}
 
     # ------------------------------------------------------------------ library's word
     def delivery_reports(self) -> dict:
@@ -396,13 +415,13 @@ class KafkaTarget(Target):
         mode = self.config.shutdown
         t0 = time.monotonic()
         details: dict = {"mode": mode}
-        self.gate[KK.G_CLOSED] = 1
+        LK.close_gate(self.gate)
         if not self._wait_inflight(max(grace_s, 1.0)):
             # a producer still inside rd_kafka_produce (F_BLOCK on a full queue): free room
             self.lib.cdll.rd_kafka_purge(self.rk, abi.PURGE_F_QUEUE | abi.PURGE_F_NON_BLOCKING)
             details["purged_to_unblock"] = True
             self._wait_inflight(5.0)
-        if self.gate[KK.G_INFLIGHT] != 0:
+        if LK.gate_inflight(self.gate) != 0:
             details["note"] = "a producer never left rd_kafka_produce: the handle is leaked, not destroyed"
             self._shut = True
             self.leaked.append("producer")
@@ -448,9 +467,9 @@ class KafkaTarget(Target):
 
     def _wait_inflight(self, timeout_s: float) -> bool:
         end = time.monotonic() + timeout_s
-        while self.gate[KK.G_INFLIGHT] != 0 and time.monotonic() < end:
+        while LK.gate_inflight(self.gate) != 0 and time.monotonic() < end:
             time.sleep(0.001)
-        return self.gate[KK.G_INFLIGHT] == 0
+        return LK.gate_inflight(self.gate) == 0
 
     def _stop_polling(self) -> None:
         self._poll_stop.set()
@@ -638,7 +657,7 @@ class KafkaTarget(Target):
         try:
             self.release_faults()
             if self.rk and not self._shut:
-                self.gate[KK.G_CLOSED] = 1
+                LK.close_gate(self.gate)
                 if self._wait_inflight(5.0):
                     self.lib.cdll.rd_kafka_purge(self.rk, abi.PURGE_F_QUEUE | abi.PURGE_F_INFLIGHT)
                     self._stop_polling()

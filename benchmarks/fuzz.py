@@ -11,6 +11,8 @@ failures, hangs (runs the watchdog had to end), tracebacks (status error), inval
 (a generated scenario refused), in all and per target, and wall time per run;
 writes each failing scenario's YAML and problems to --out. Exit 1 when anything
 but ok (or, for mutations, anything missed) was seen.
+Each run executes in a warm supervised child (busbench/run/supervisor.py): a crash
+costs that run and is counted (crashes); --no-isolate runs in this process.
 The strategies and judges are tests/fuzz/scenario_fuzz.py, shared with CI.
 """
 from __future__ import annotations
@@ -86,8 +88,8 @@ def fuzz_correct(examples, seed, out, provoke_known, targets=None):
 
 
 def _figures(counts) -> str:
-    return (f"ok {counts['ok']}, failures {counts['failure']}, hangs {counts['hang']}, tracebacks "
-            f"{counts['traceback']}, invalid {counts['invalid']}")
+    return (f"ok {counts['ok']}, failures {counts['failure']}, hangs {counts['hang']}, crashes "
+            f"{counts['crash']}, tracebacks {counts['traceback']}, invalid {counts['invalid']}")
 
 
 def fuzz_mutations(examples, seed, out):
@@ -114,7 +116,8 @@ def _fuzz_mutation(mutation, examples, seed, out, tally):
     one()
     manifested = tally["caught"] + tally["missed"]
     print(f"{mutation}: {sum(tally.values())} runs, manifested in {manifested}, caught "
-          f"{tally['caught']}, missed {tally['missed']}, hangs {tally['hang']}, tracebacks "
+          f"{tally['caught']}, missed {tally['missed']}, hangs {tally['hang']}, crashes "
+          f"{tally['crash']}, tracebacks "
           f"{tally['traceback']}, invalid {tally['invalid']}", flush=True)
     return sum(v for k, v in tally.items() if k not in ("caught", "not_manifested"))
 
@@ -142,13 +145,18 @@ def main(argv=None):
                     default=F.PROVOKE_KNOWN,
                     help="generate short flush timeouts, so that flushes time out honestly "
                          "(flush_barrier must pass them, flush_completes fail them)")
+    ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                    help="run in a warm supervised child (default), or in this process")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     bad = 0
-    if args.examples:
-        bad += fuzz_correct(args.examples, args.seed, args.out, args.provoke_known, args.targets)
-    if args.mutations:
-        bad += fuzz_mutations(args.mutations, args.seed, args.out)
+    from busbench.run.supervisor import Session
+    with Session(isolate=args.isolate) as session:
+        F.SESSION = session if args.isolate else None
+        if args.examples:
+            bad += fuzz_correct(args.examples, args.seed, args.out, args.provoke_known, args.targets)
+        if args.mutations:
+            bad += fuzz_mutations(args.mutations, args.seed, args.out)
     return 1 if bad else 0
 
 

@@ -389,7 +389,8 @@ def test_ctrl_c_during_warm_up_exits_130(tmp_path, short_ok, monkeypatch):
         raise KeyboardInterrupt
     import busbench.targets.builtin
     monkeypatch.setattr(busbench.targets.builtin, "warm_up", interrupted)
-    result = cli("run", short_ok, "--no-live", "--out", tmp_path / "out")
+    # in this process (the patch lives here); supervised, tests/test_supervised.py
+    result = cli("run", short_ok, "--no-live", "--out", tmp_path / "out", "--no-isolate")
     assert result.exit_code == 130, (result.exit_code, result.output)
 
 

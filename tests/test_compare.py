@@ -293,3 +293,35 @@ def test_spoiled_rounds_are_dropped_only_when_asked_and_always_reported():
     assert c.dropped_rounds == (6,)
     assert any("dropped as spoiled" in w for w in result.warnings)
     assert result.to_dict()["comparisons"][0]["dropped_rounds"] == list(c.dropped_rounds)
+
+
+def test_a_lost_round_is_dropped_for_every_variant_and_listed_with_its_reason():
+    """A run that crashed (supervisor: LostRound) costs its round, for both variants,
+    so that the rounds kept stay paired; the others go on."""
+    vs = variants(["bus.counters=padded,packed"])
+    fake = FakeRun({vs[0].label: 1.0, vs[1].label: 2.0})
+    calls = {"n": 0}
+
+    def run_once(variant):
+        calls["n"] += 1
+        if calls["n"] == 6:          # round 2's second run (after 2 warm-ups and round 1)
+            raise compare.LostRound("the bus crashed (SIGSEGV) during step 1 (run 1 s)")
+        return fake(variant)
+    result = run_comparison(vs, 4, run_once, "throughput")
+    assert all(len(values) == 4 for values in result.samples)       # four paired rounds kept
+    assert [r["round"] for r in result.lost_rounds] == [2]
+    assert "crashed (SIGSEGV)" in result.lost_rounds[0]["reason"]
+    assert any("round 2 lost" in w for w in result.warnings)
+    assert json.loads(json.dumps(result.to_dict()))["lost_rounds"][0]["round"] == 2
+    assert result.comparisons[0].ratio == pytest.approx(2.0, rel=0.05)
+
+
+def test_a_comparison_whose_rounds_keep_crashing_gives_up_naming_why():
+    vs = variants(["bus.counters=padded,packed"])
+
+    def run_once(variant):
+        if "packed" in variant.label:
+            raise compare.LostRound("the bus crashed (SIGABRT) during step 2 (flush)")
+        return 1e6
+    with pytest.raises(RuntimeError, match="rounds lost, the comparison gives up.*SIGABRT"):
+        run_comparison(vs, 3, run_once, "throughput")

@@ -33,6 +33,15 @@ def test_a_run_that_did_not_complete_ends_the_repeats():
     assert chosen.status == "error" and len(chosen.runs) == 2
 
 
+def test_a_run_that_crashed_is_that_runs_result_and_the_others_go_on():
+    others = iter([{"status": "crashed", "metrics": {}, "record": "r2.json"},
+                   {"status": "passed", "metrics": {"throughput": 3e6}}])
+    chosen = repeats.run_repeated(lambda: _result(), 3, lambda: next(others))
+    assert [run["status"] for run in chosen.runs] == ["passed", "crashed", "passed"]
+    assert chosen.status == "crashed" and chosen.exit_code == 3
+    assert "run 2 of 3 (a separate process) crashed" in chosen.error
+
+
 def test_records_give_one_value_per_counted_run_and_old_records_one_run():
     with_runs = _result()
     with_runs.runs = [repeats.run_summary(_result(throughput=v)) for v in (1e6, 2e6)]

@@ -92,3 +92,17 @@ def test_html_page_carries_the_same_verdicts_and_ratios_self_contained():
     assert '<td class="bad">FAIL</td><td class="ok">pass</td><td class="ok">pass</td>' in page
     assert '<td class="warn">n/o</td>' in page and "0.50x" in page and "1.00x" in page
     assert "<script" not in page and "http" not in page.split("<body>")[1]
+
+
+def test_a_crashed_run_is_its_cell_and_the_others_go_on():
+    def run_once(scenario, version):
+        if version == "0.44.1":
+            return M.RunOutcome({"flush_barrier": "not_evaluable"}, {"flush_barrier": "pass"},
+                                None, "crashed", "the bus crashed (SIGSEGV) during step 1",
+                                M.crash_text("crashed", {"signal": "SIGSEGV"}))
+        return M.RunOutcome({"flush_barrier": "passed"}, {"flush_barrier": "pass"}, 1e6, "passed")
+    result = M.run_matrix(["flush"], VERSIONS, 1, run_once)
+    md = M.render_markdown(result)
+    assert "| flush_barrier | pass | crashed (SIGSEGV) | pass |" in md
+    row = next(r for r in result.to_dict()["rows"] if r["version"] == "0.44.1")
+    assert row["crashes"] == ["crashed (SIGSEGV)"] and row["statuses"] == ["crashed"]

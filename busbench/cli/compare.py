@@ -12,7 +12,7 @@ import click
 from ..common import names as N
 from ..common.names import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from .completion import scenario_files
-from .shared import (UsageProblem, err, prepare_lines,
+from .shared import (UsageProblem, err, isolation_options, prepare_lines, session,
                      sigterm_as_interrupt, stdout_console)
 
 
@@ -42,15 +42,16 @@ from .shared import (UsageProblem, err, prepare_lines,
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a plot (needs busbench[plot]).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write an HTML report: the verdicts, and the last run of each variant overlaid.")
+@isolation_options
 def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_spoiled, pin,
-            overrides, json_path, markdown, plot, html_path):
+            overrides, json_path, markdown, plot, html_path, isolate, memory_limit):
     """Run variants of a scenario interleaved and compare a metric: the median of
     per-round ratios with a distribution-free interval, and the smallest change
     the comparison could see (e.g. --vary bus.counters=padded,packed)."""
     from ..verdicts import compare as cmp
     from ..reports import check_writable, write_atomic
     from ..evidence.result import environment
-    from ..run.runner import Runner
+    from ..run.supervisor import Job
     from ..scenario import ScenarioError, load_scenario
     from ..scenario.thresholds import METRICS
 
@@ -98,14 +99,21 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
 
     last_records = {}         # the last run of each variant, for --html
     say = prepare_lines("plain", console)     # the first run's compile notice
+    # one warm supervised child for every round: paired rounds stay in one process
+    runs = session(isolate, memory_limit, say)
 
     def run_once(variant):
-        result = Runner(loaded[variant.label], file, say=say, pin_threads=pin).run()
+        job = Job(file, tuple(overrides) + tuple(variant.overrides), pin=pin)
+        result = runs.run(loaded[variant.label], job)
         if html_path:
             last_records[variant.label] = result.to_dict()
         if result.status in N.RUN_INCOMPLETE:
             if result.status == N.RUN_INTERRUPTED:
                 raise KeyboardInterrupt
+            if result.status in (N.RUN_CRASHED, N.RUN_TIMED_OUT):
+                console.print(f"round lost: {variant.label}: {result.error}", highlight=False,
+                              markup=False)
+                raise cmp.LostRound(result.error or result.status)    # that round, not the rest
             raise RuntimeError(f"{variant.label}: {result.error}")
         value = result.metrics.get(metric)
         if value is None:
@@ -120,7 +128,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
 
     sc = next(iter(loaded.values()))
     busy = sc.load.producers + sc.bus.workers
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), runs:
         try:
             result = cmp.run_comparison(variants, repeat, run_once, metric, on_progress,
                                         busy_threads=busy,
@@ -148,6 +156,10 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         from .first_hour import write_html_report
         labels = [v.label for v in variants if v.label in last_records]
         console.print(f"report: {write_html_report(html_path, [last_records[k] for k in labels], labels, result.to_dict())}")
+    if result.lost_rounds:
+        err.print(f"{len(result.lost_rounds)} round(s) lost to a run that crashed or hung "
+                  f"(listed above); exit 3", markup=False, highlight=False)
+        sys.exit(EXIT_ERROR)
 
 
 def _precision_plan(precision_text, max_time):

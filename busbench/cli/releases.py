@@ -16,7 +16,8 @@ import click
 from ..common import names as N
 from ..common.names import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from .completion import scenario_files
-from .shared import UsageProblem, err, prepare_lines, sigterm_as_interrupt, stdout_console
+from .shared import (UsageProblem, err, isolation_options, prepare_lines, session,
+                     sigterm_as_interrupt, stdout_console)
 
 
 def _usage(message: str):
@@ -253,13 +254,16 @@ def _merge(files, json_path, markdown, html_path) -> None:
 @click.option("--markdown", type=click.Path(dir_okay=False), help="Write the matrix as Markdown.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write the matrix as a self-contained HTML page.")
+@isolation_options
 def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json_path, markdown,
-           html_path):
+           html_path, isolate, memory_limit):
     """Every check's verdict per release of a real bus, and throughput against the
     newest: SCENARIOS run against each release in one process, rounds interleaved
     (e.g. busbench matrix scenarios/net-mesh/*.yaml --versions 0.34.0..0.45.1).
     On CI: --plan N, then --job K --of N per CI job, then --merge parts/*.json
-    (docs/ci-matrix.md). Exit 0 when it ran (verdicts are findings), 2 usage,
+    (docs/ci-matrix.md). A run that crashed or hung is its cell's result ("crashed
+    (SIGSEGV)"), the others go on, and the exit code is then 3.
+    Exit 0 when it ran (verdicts are findings), 2 usage,
     3 could not run."""
     from ..reports import matrix as M
     from ..reports import check_writable
@@ -359,14 +363,16 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     if problems:
         _fail(problems)
 
-    from ..run.runner import Runner
+    from ..run.supervisor import Job
     from ..scenario import load_scenario
     say = prepare_lines("plain", console)
+    runs = session(isolate, memory_limit, say)      # one warm supervised child for every cell
 
     def run_once(name, version):
         file = by_name[name]
-        sc = load_scenario(file, overrides=[f"target.{kind.target}.version={version}"])
-        result = Runner(sc, file, say=say).run()
+        override = f"target.{kind.target}.version={version}"
+        sc = load_scenario(file, overrides=[override])
+        result = runs.run(sc, Job(file, (override,)))
         if result.status == N.RUN_INTERRUPTED:
             raise KeyboardInterrupt
         rec = result.to_dict()
@@ -376,7 +382,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
             verdicts[label], expected[label] = c["outcome"], c["expect"]
         value = result.metrics.get("throughput", result.metrics.get("ingest_rate"))
         return M.RunOutcome(verdicts, expected, float(value) if value is not None else None,
-                            result.status, result.error)
+                            result.status, result.error, M.crash_text(result.status, result.crash))
 
     def on_progress(name, version, rnd, outcome):
         console.print(f"[round {rnd}] {name} on {version}: {outcome.status}"
@@ -385,7 +391,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
 
     if job is not None:
         console.print(f"job {job.index}/{job.of}: {', '.join(job.scenarios)}", highlight=False)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), runs:
         try:
             result = M.run_matrix(list(by_name), versions, repeat, run_once, on_progress,
                                   not_comparable=lambda v: reasons.get(v), target=kind.target)
@@ -408,6 +414,13 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     _write_outputs(result, data, json_path, markdown, html_path, command)
     if ran == 0:
         err.print("error: no release could be driven; see the reasons above", markup=False)
+        sys.exit(EXIT_ERROR)
+    broken = [(c.scenario, c.version, r.crash) for c in result.cells.values() for r in c.runs
+              if r.crash]
+    if broken:
+        err.print(f"{len(broken)} run(s) crashed or hung: "
+                  + "; ".join(f"{s} on {v}: {why}" for s, v, why in broken[:3]) + "; exit 3",
+                  markup=False, highlight=False)
         sys.exit(EXIT_ERROR)
 
 

@@ -12,8 +12,8 @@ import click
 from ..common import names as N
 from ..common.names import EXIT_INTERRUPTED, EXIT_OK
 from .completion import scenario_files, set_keys
-from .shared import (UsageProblem, err, load_all, parse_percent, parse_timeout, prepare_lines,
-                     sigterm_as_interrupt, stdout_console)
+from .shared import (UsageProblem, err, isolation_options, load_all, parse_percent, parse_timeout,
+                     prepare_lines, session, sigterm_as_interrupt, stdout_console)
 
 
 @click.command()
@@ -52,8 +52,10 @@ from .shared import (UsageProblem, err, load_all, parse_percent, parse_timeout, 
               help="Deadline of each run (e.g. 10m); past it the run stops, is recorded as "
                    "timed_out and exits 3. Default: the scenario's timeout, else twice its "
                    "planned time plus a minute.")
+@isolation_options
 def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet, baseline,
-        max_regression, repeat, gate_metric, pin, allow_incomparable, timeout):
+        max_regression, repeat, gate_metric, pin, allow_incomparable, timeout, isolate,
+        memory_limit):
     """Run scenario FILES in order, evaluate their checks, write their records.
 
     Every file is validated before the first one runs. Each run writes
@@ -63,51 +65,59 @@ def run(files, overrides, seed, out_dir, junit, markdown, html_path, live, quiet
     from ..reports import check_writable
 
     timeout_s = parse_timeout(timeout)
-    scenarios = load_all(files, overrides, seed)
-    max_reg = parse_percent(max_regression)
-    gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
-    for path in [p for p in (junit, markdown, html_path) if p]:
-        try:
-            check_writable(path)
-        except OSError as e:
-            raise UsageProblem(f"cannot write {path}: {e}") from None
+    runs = session(isolate, memory_limit)
+    runs.prestart()          # the child imports the runner while this process validates
     try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        check_writable(Path(out_dir) / "probe.json")
-    except OSError as e:
-        raise UsageProblem(f"--out {out_dir}: {e}") from None
-
-    console = stdout_console()
-    mode = default_mode(sys.stdout.isatty(), quiet, live)
-    results, exit_code = [], EXIT_OK
-    with sigterm_as_interrupt():
+        scenarios = load_all(files, overrides, seed)
+        max_reg = parse_percent(max_regression)
+        gates = _prepare_gates(scenarios, baseline, gate_metric, allow_incomparable) if baseline else None
+        for path in [p for p in (junit, markdown, html_path) if p]:
+            try:
+                check_writable(path)
+            except OSError as e:
+                raise UsageProblem(f"cannot write {path}: {e}") from None
         try:
-            exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
-                                 repeat=repeat, pin=pin, metric=gate_metric,
-                                 overrides=overrides, seed=seed,
-                                 timeout_s=timeout_s, timeout=timeout)
-        except KeyboardInterrupt:
-            # Interrupted outside a run (e.g. while compiling): every run that
-            # started has already written its record.
-            err.print("interrupted")
-            exit_code = EXIT_INTERRUPTED
-    _write_reports(results, junit, markdown)
-    if html_path and results:
-        from .first_hour import write_html_report
-        console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            check_writable(Path(out_dir) / "probe.json")
+        except OSError as e:
+            raise UsageProblem(f"--out {out_dir}: {e}") from None
+
+        console = stdout_console()
+        mode = default_mode(sys.stdout.isatty(), quiet, live)
+        results, exit_code = [], EXIT_OK
+        with sigterm_as_interrupt():
+            try:
+                exit_code = _run_all(scenarios, mode, console, out_dir, gates, max_reg, results,
+                                     repeat=repeat, pin=pin, metric=gate_metric,
+                                     overrides=overrides, seed=seed,
+                                     timeout_s=timeout_s, timeout=timeout, isolate=isolate,
+                                     memory_text=memory_limit, session=runs)
+            except KeyboardInterrupt:
+                # Interrupted outside a run (e.g. while compiling): every run that
+                # started has already written its record.
+                err.print("interrupted")
+                exit_code = EXIT_INTERRUPTED
+        _write_reports(results, junit, markdown)
+        if html_path and results:
+            from .first_hour import write_html_report
+            console.print(f"report: {write_html_report(html_path, [r.to_dict() for r in results])}")
+    finally:
+        runs.close()
     sys.exit(exit_code)
 
 
 def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repeat=1, pin=False,
              metric="throughput", overrides=(), seed=None, timeout_s=None,
-             timeout=None) -> int:
+             timeout=None, isolate=False, memory_text=None, session=None) -> int:
     from ..verdicts import gating
     from ..reports.dashboard import make_progress
     from ..reports import json_report, write_atomic
     from ..reports import summary
     from ..run import repeat as repeats
-    from ..run.runner import Runner
+    from ..run.supervisor import Job
     say = prepare_lines(mode, console)
+    if session is not None:
+        session.say = say
     exit_code = EXIT_OK
     for source, scenario in scenarios:
         from ..targets.errors import TargetError
@@ -115,12 +125,20 @@ def _run_all(scenarios, mode, console, out_dir, gates, max_reg, results, *, repe
         def run_once(scenario=scenario, source=source):
             progress = make_progress(mode, console=console)
             with progress:
-                return Runner(scenario, source, progress=progress, say=say,
-                              pin_threads=pin, timeout_s=timeout_s).run()
+                if session is None or not isolate:
+                    from ..run.runner import Runner      # Numba: imported where the run is
+                    return Runner(scenario, source, progress=progress, say=say,
+                                  pin_threads=pin, timeout_s=timeout_s).run()
+                # one fresh supervised child per scenario (busbench/run/supervisor.py)
+                return session.run(scenario, Job(source, tuple(overrides), seed, timeout_s, pin),
+                                   progress, fresh=True)
 
         def run_isolated(source=source):
+            extra = ["--memory-limit", memory_text] if memory_text else []
+            if not isolate:
+                extra.append("--no-isolate")
             return repeats.run_isolated(source, overrides, seed, pin, Path(out_dir) / "repeats",
-                                        timeout=timeout)
+                                        timeout=timeout, extra_args=extra)
         try:
             result = repeats.run_repeated(run_once, repeat, run_isolated)
         except TargetError as e:       # the user can fix it (a library, a module): no record, exit 2

@@ -96,3 +96,38 @@ def prepare_lines(mode, console):
     long first run is never silent."""
     target = err if mode == "quiet" else console
     return lambda line: target.print(line, markup=False, highlight=False)
+
+
+def parse_memory(text):
+    """--memory-limit SIZE -> bytes (None when not given); a bad size is exit 2."""
+    from ..common.units import UnitError
+    from ..common.units import parse_memory as parse
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except UnitError as e:
+        raise UsageProblem(f"--memory-limit: {e}") from None
+
+
+def isolation_options(command):
+    """--memory-limit and --isolate/--no-isolate (run, compare, matrix)."""
+    command = click.option(
+        "--isolate/--no-isolate", default=True, show_default=True,
+        help="Run in a supervised child process (busbench/run/supervisor.py), so that a bus "
+             "that crashes, hangs holding the GIL or eats memory ends as a recorded verdict; "
+             "--no-isolate runs in this process (for gdb, perf, py-spy): a crash then takes "
+             "busbench with it.")(command)
+    return click.option(
+        "--memory-limit", "memory_limit", default=None, metavar="SIZE",
+        help="Run under this data-size limit (e.g. 2G; wins over a scenario's limits.memory); "
+             "past it the run is recorded crashed, out of memory, exit 3.")(command)
+
+
+def session(isolate: bool, memory_text, say=lambda line: None):
+    """The supervised child(ren) a command's runs execute in (``Session``)."""
+    from ..run.supervisor import Session
+    memory = parse_memory(memory_text)
+    if memory is not None and not isolate:
+        raise UsageProblem("--memory-limit needs a supervised child; drop --no-isolate")
+    return Session(isolate=isolate, memory_limit=memory, say=say)

@@ -19,17 +19,24 @@ COUNTER_NAMES = (EVENTS_INGESTED, EVENTS_DROPPED, BATCHES_DISPATCHED, EVENTS_DIS
 #: every name a target's counters() may hold
 ALL_COUNTERS = COUNTER_NAMES + (SHUTDOWN_WAS_LOSSY,)
 
+#: checksums are sums modulo 2**64 (native/payload.py); here so that the checks, which
+#: read only recorded numbers, need not import the jitted payload module (and Numba)
+CHECKSUM_MOD = 1 << 64
+
 # --- run statuses and the exit codes they map to (PRODUCT.md) -------------------
 RUN_PASSED, RUN_FAILED, RUN_ERROR, RUN_INTERRUPTED = "passed", "failed", "error", "interrupted"
 RUN_TIMED_OUT = "timed_out"      # the watchdog ended the run at its deadline (watchdog.py)
+RUN_CRASHED = "crashed"          # the supervised child died (a signal, an exit, out of memory)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {RUN_PASSED: EXIT_OK, RUN_FAILED: EXIT_FAILED, RUN_ERROR: EXIT_ERROR,
-              RUN_TIMED_OUT: EXIT_ERROR, RUN_INTERRUPTED: EXIT_INTERRUPTED}
+              RUN_TIMED_OUT: EXIT_ERROR, RUN_INTERRUPTED: EXIT_INTERRUPTED,
+              RUN_CRASHED: EXIT_ERROR}
 #: statuses of a run that could not complete: no verdict on the bus (JUnit errors, compare)
-RUN_INCOMPLETE = (RUN_ERROR, RUN_TIMED_OUT, RUN_INTERRUPTED)
+RUN_INCOMPLETE = (RUN_ERROR, RUN_TIMED_OUT, RUN_INTERRUPTED, RUN_CRASHED)
 #: what the live display says of a run in each status
 DISPLAY_STATUS = {RUN_PASSED: "finished", RUN_FAILED: "failed", RUN_ERROR: "error",
-                  RUN_TIMED_OUT: RUN_TIMED_OUT, RUN_INTERRUPTED: "interrupted"}
+                  RUN_TIMED_OUT: RUN_TIMED_OUT, RUN_INTERRUPTED: "interrupted",
+                  RUN_CRASHED: RUN_CRASHED}
 
 # --- check outcomes -------------------------------------------------------------
 PASSED, FAILED, NOT_EVALUABLE, NOT_OBSERVABLE = "passed", "failed", "not_evaluable", "not_observable"

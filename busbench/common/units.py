@@ -213,3 +213,31 @@ def format_count(count: float) -> str:
     """10_000_000 -> ``"10.0M"``; below a thousand the exact number (``"999"``)."""
     text, suffix = _three_digits(count, _SI_SCALES)
     return f"{text}{suffix}"
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} B"
+
+
+def parse_memory(text: str) -> int:
+    """``2G``, ``256M``, ``512MiB``, ``1.5GB`` -> bytes (binary units: 2G is 2 GiB)."""
+    s = str(text).strip().upper().replace(" ", "")
+    for suffix in ("IB", "B"):
+        if s.endswith(suffix) and len(s) > len(suffix) and s[-len(suffix) - 1] in "KMGT":
+            s = s[: -len(suffix)]
+            break
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if s and s[-1] in scale:
+            value = float(s[:-1]) * scale[s[-1]]
+        else:
+            value = float(s)
+    except ValueError:
+        raise UnitError(f"expected a size like 2G or 256M, got {text!r}") from None
+    if value < 16 << 20:
+        raise UnitError(f"expected at least 16M, got {text!r}")
+    return int(value)

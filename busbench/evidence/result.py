@@ -67,6 +67,11 @@ class RunResult:
     deadline: dict | None = None     # the watchdog's deadline: seconds, source, planned_s
     threads_left: list = field(default_factory=list)   # still alive after teardown (normally none)
     runs: list = field(default_factory=list)       # run --repeat N: each run's metrics (the gate's unit)
+    # the supervised child (run/supervisor.py): pid, peak RSS, memory limit, startup; None in-process
+    process: dict | None = None
+    # how the child died (status crashed, or killed at the deadline): signal or exit code,
+    # step, calls in flight, stderr tail, every thread's stack
+    crash: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +94,7 @@ class RunResult:
             "capabilities": self.capabilities, "backpressure": self.backpressure,
             "evidence_quiescent": True, "gate": self.gate, "runs": self.runs,
             "deadline": self.deadline, "threads_left": self.threads_left,
+            "process": self.process, "crash": self.crash,
             "throughput_samples": self.throughput_samples,
             "series_interval_s": self.series_interval_s, "series": self.series,
         }

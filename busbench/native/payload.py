@@ -21,7 +21,7 @@ from .jit import kernel, kernel_inline
 
 SEQ_BITS = 40
 SEQ_MASK = (1 << SEQ_BITS) - 1
-MOD = 1 << 64
+from ..common.names import CHECKSUM_MOD as MOD  # noqa: E402  (one home)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -84,12 +84,28 @@ class RunOutcome:
     verdicts: dict                  # check label -> outcome (passed/failed/not_evaluable/...)
     expected: dict                  # check label -> "pass" | "fail" (the scenario's declaration)
     throughput: Optional[float]
-    status: str                     # passed | failed | error | timed_out ...
+    status: str                     # passed | failed | error | timed_out | crashed ...
     error: Optional[str] = None
+    crash: Optional[str] = None     # "crashed (SIGSEGV)", "hung (killed)": the cell says so
 
     def as_dict(self) -> dict:
         return {"verdicts": self.verdicts, "expected": self.expected,
-                "throughput": self.throughput, "status": self.status, "error": self.error}
+                "throughput": self.throughput, "status": self.status, "error": self.error,
+                "crash": self.crash}
+
+
+def crash_text(status: str, crash: Optional[dict]) -> Optional[str]:
+    """How a run the supervisor recorded as crashed or killed shows in its cell."""
+    if status == "crashed":
+        crash = crash or {}
+        if crash.get("out_of_memory"):
+            return "crashed (out of memory)"
+        if crash.get("signal"):
+            return f"crashed ({crash['signal']})"
+        return f"crashed (exit code {crash.get('exit_code')})"
+    if status == "timed_out" and crash:
+        return "hung (killed)"
+    return None
 
 
 @dataclass
@@ -103,7 +119,13 @@ class Cell:
         """The check's outcome over the rounds: one word when they agree, else 'k/n failed'."""
         if self.not_comparable is not None:
             return NOT_COMPARABLE
-        outcomes = [r.verdicts.get(check) for r in self.runs if check in r.verdicts]
+        crashes = [r.crash for r in self.runs if r.crash]
+        outcomes = [r.verdicts.get(check) for r in self.runs if check in r.verdicts and not r.crash]
+        if crashes and not outcomes:
+            return crashes[0] if len(set(crashes)) == 1 and len(crashes) == 1 else \
+                f"{len(crashes)}/{len(self.runs)} {crashes[0]}"
+        if crashes:
+            return f"{len(crashes)}/{len(self.runs)} {crashes[0]}"
         if not outcomes:
             return NOT_EVALUABLE
         if len(set(outcomes)) == 1:
@@ -155,6 +177,7 @@ class MatrixResult:
                     "verdicts": {c: cell.verdict(c) for c in self.checks.get(sc, [])},
                     "throughputs": cell.throughputs, "vs_newest": self.ratio(sc, v),
                     "statuses": [r.status for r in cell.runs],
+                    "crashes": [r.crash for r in cell.runs if r.crash],
                     "errors": [r.error for r in cell.runs if r.error],
                     "runs": [r.as_dict() for r in cell.runs]})
         data = {"schema_version": 1, "kind": "matrix", "target": self.target,
@@ -176,7 +199,7 @@ class MatrixResult:
             cell = cells[(row["scenario"], row["version"])]
             cell.not_comparable = row.get("not_comparable")
             cell.runs = [RunOutcome(r["verdicts"], r["expected"], r["throughput"], r["status"],
-                                    r.get("error")) for r in row["runs"]]
+                                    r.get("error"), r.get("crash")) for r in row["runs"]]
         return cls(scenarios, versions, cells, {k: list(v) for k, v in data["checks"].items()},
                    int(data["repeat"]), data.get("target", "net-mesh"),
                    dict(data.get("provenance") or {}), list(data.get("notes") or []))
@@ -389,7 +412,8 @@ def _cell_text(result: MatrixResult, scenario: str, version: str, check: str) ->
 def _ratio_text(result: MatrixResult, scenario: str, version: str) -> str:
     r = result.ratio(scenario, version)
     if r is None or r["ratio_of_medians"] is None:
-        return "-"
+        crashes = [run.crash for run in result.cells[(scenario, version)].runs if run.crash]
+        return crashes[0] if crashes else "-"
     if version == result.newest:
         return "1.00x"
     return f"{r['ratio_of_medians']:.2f}x (paired {r['paired_min']:.2f}-{r['paired_max']:.2f})"

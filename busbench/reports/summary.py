@@ -8,6 +8,7 @@ from rich.text import Text
 from ..common.names import (
     COUNTER_NAMES,
     OUTCOME_WORDS,
+    RUN_CRASHED,
     RUN_ERROR,
     RUN_FAILED,
     RUN_INTERRUPTED,
@@ -19,14 +20,16 @@ from ..common.units import format_duration, format_rate
 from ..targets.base import exports
 
 STYLE = {RUN_PASSED: "green", RUN_FAILED: "red", RUN_ERROR: "red", RUN_TIMED_OUT: "red",
-         RUN_INTERRUPTED: "yellow"}
+         RUN_INTERRUPTED: "yellow", RUN_CRASHED: "red"}
 
 
 def not_evaluated(result) -> Text:
     """Instead of an empty checks table: why there are no verdicts."""
     what = "end checks" if result.checks else "checks"
     why = {"interrupted": "the run was interrupted before its end",
-           "error": f"the run could not complete ({result.error})"}.get(
+           "error": f"the run could not complete ({result.error})",
+           RUN_CRASHED: f"the run could not complete ({result.error})",
+           RUN_TIMED_OUT: "the run passed its deadline before its end"}.get(
         result.status, "the scenario declares no checks")
     return Text(f"{what}: not evaluated, {why}", "yellow")
 
@@ -77,8 +80,14 @@ def render(result):
     parts = [head, counters]
     if r.checks:
         parts.append(checks)
-    if not r.checks or r.status in ("interrupted", "error"):
+    if not r.checks or r.status in ("interrupted", "error", RUN_CRASHED):
         parts.append(not_evaluated(r))
     if r.error:
         parts.insert(1, Text(f"error: {r.error}", "red"))
+    crash = getattr(r, "crash", None)
+    if crash:
+        kept = [name for name, key in (("every thread's stack", "stacks"),
+                                       ("the child's stderr tail", "stderr_tail")) if crash.get(key)]
+        if kept:
+            parts.insert(2, Text(f"{' and '.join(kept)}: in the record (crash)", "dim"))
     return Group(*parts)

@@ -32,7 +32,10 @@ def run_summary(result) -> dict:
 
 # the record's status is the worst of its runs' (a status not listed, e.g. a
 # newer one, ranks as an error)
-_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_ERROR: 2, N.RUN_INTERRUPTED: 3}
+_SEVERITY = {N.RUN_PASSED: 0, N.RUN_FAILED: 1, N.RUN_TIMED_OUT: 2, N.RUN_ERROR: 2,
+             N.RUN_CRASHED: 2, N.RUN_INTERRUPTED: 3}
+#: statuses of a run that has no figure but does not stop the repeats (the bus crashed or hung)
+_GO_ON = (N.RUN_CRASHED, N.RUN_TIMED_OUT)
 
 
 def run_repeated(run_once, repeat: int, run_isolated=None):
@@ -46,7 +49,9 @@ def run_repeated(run_once, repeat: int, run_isolated=None):
     fixed within one. Runs of one process would make the gate's interval far
     too narrow. ``run_isolated`` returns a run summary (``run_summary`` of the
     child's record, plus its path). Without it (tests), every run is
-    ``run_once()``. A run that did not complete ends the repeats; the record's
+    ``run_once()``. A run that crashed or was killed at its deadline (the
+    supervisor's verdict on the bus) is that run's result and the others go on;
+    any other run that did not complete ends the repeats; the record's
     status is the worst of all runs, and ``error`` names a separate run that
     failed, with its record.
     """
@@ -55,7 +60,7 @@ def run_repeated(run_once, repeat: int, run_isolated=None):
     result = run_once()
     runs = [run_summary(result)]
     for _index in range(1, repeat):
-        if runs[-1]["status"] not in _COUNTED:
+        if runs[-1]["status"] not in _COUNTED + _GO_ON:
             break
         runs.append(run_isolated() if run_isolated is not None else run_summary(run_once()))
     result.runs = runs
@@ -68,7 +73,8 @@ def run_repeated(run_once, repeat: int, run_isolated=None):
     return result
 
 
-def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str | None = None) -> dict:
+def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str | None = None,
+                 extra_args=()) -> dict:
     """One run of ``source`` in a fresh ``python -m busbench run`` process; its summary.
 
     The child writes its own record under ``out_dir`` (kept, so a failed run
@@ -89,6 +95,7 @@ def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str 
             args.append("--pin")
         if timeout is not None:      # the child keeps the parent's deadline
             args += ["--timeout", str(timeout)]
+        args += list(extra_args)
         proc = subprocess.run(args, check=False, capture_output=True, text=True, env=env)
         records = sorted(Path(scratch).glob("*.json"))
         if not records:

@@ -284,6 +284,8 @@ class Runner:
             self.t0 = sampler.t0 = time.monotonic()
             self.watchdog.on_expire = [self._release_everything]
             self.watchdog.start()
+            if hasattr(t, "readback_deadline"):     # the witness is read back within the deadline
+                t.readback_deadline = time.monotonic() + self.deadline.seconds
             t.start()
             if self.pinning is not None:
                 self.gen.thread_setup = self.pinning.pin_current_producer

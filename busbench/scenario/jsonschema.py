@@ -42,6 +42,9 @@ COUNT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": _pattern(u
 FRACTION = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": _pattern(units._PERCENT)}],
             "description": "a fraction (0.1) or a percentage (10%)"}
 NUMBER = {"type": "number"}
+MEMORY = {"anyOf": [{"type": "integer", "minimum": 16 << 20},
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[KMGTkmgt]?([Ii]?[Bb])?\s*$"}],
+          "description": "a size in bytes, or with a binary unit: 256M, 2G (at least 16M)"}
 
 #: the parsers of schema.py's value types (BeforeValidators) -> what a user writes
 def _value_type(metadata) -> dict | None:
@@ -50,7 +53,7 @@ def _value_type(metadata) -> dict | None:
         func = getattr(func, "func", func)          # functools.partial(parse_duration, ...)
         for parser, schema in ((units.parse_duration, DURATION), (units.parse_rate, RATE),
                                (sections._whole_number, COUNT), (units.parse_fraction, FRACTION),
-                               (sections._number, NUMBER)):
+                               (sections._number, NUMBER), (sections._memory, MEMORY)):
             if func is parser:
                 return schema
     return None

@@ -22,7 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
 from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec
 from .kafka import KAFKA_FAULTS, KAFKA_REFUSES, KafkaTargetSpec
 from .quiescence import unsettled_checks
-from .sections import Choice, Count, Duration, DurationOrZero, Fraction, Number, OneKey, Rate, Section  # noqa: F401
+from .sections import Choice, Count, Duration, DurationOrZero, Fraction, Memory, Number, OneKey, Rate, Section  # noqa: F401
 from .sections import keys_expected_in, only_keys  # noqa: F401  (only_keys: re-exported)
 from .sections import one_of as _one_of
 from .sections import tag_of_kind as _tag_of_kind
@@ -605,6 +605,15 @@ NET_MESH_REFUSES = {
     "mutations": "mutations are faults of the reference bus",
 }
 
+# --- limits -----------------------------------------------------------------------------
+
+
+class Limits(Section):
+    """What the supervised child process may use (busbench/run/supervisor.py)."""
+    # address space and data size of the child; past it the run ends crashed, out of memory
+    memory: Memory | None = None
+
+
 # --- the scenario ---------------------------------------------------------------------
 
 
@@ -620,6 +629,7 @@ class Scenario(Section):
     checks: tuple[CheckSpec, ...] = ()
     # The watchdog's deadline for the whole run (busbench.run.watchdog); None: planned time + slack.
     timeout: Duration | None = None
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

@@ -46,6 +46,17 @@ Count = Annotated[int, BeforeValidator(_whole_number)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 Number = Annotated[float, BeforeValidator(_number)]
 
+
+def _memory(value: Any) -> int:
+    from ..common.units import UnitError, parse_memory
+    if isinstance(value, bool):
+        raise UnitError(f"expected a size like 2G or 256M, got {value!r}")
+    return parse_memory(value)
+
+
+#: a size in bytes: 2G, 256M (binary units), or a number of bytes
+Memory = Annotated[int, BeforeValidator(_memory)]
+
 # --- shared machinery -----------------------------------------------------------
 
 

@@ -44,6 +44,10 @@ def _signed(value: int) -> int:
     return value - MOD if value >= 1 << 63 else value
 
 
+#: reading the witness back past the run's deadline still gets this long (a final look)
+READBACK_FLOOR_S = 1.0
+
+
 class _Adapted(Target):
     """What the three drivers share: producer tallies, the pstate registry, claims."""
 
@@ -151,6 +155,9 @@ class NetMeshRunTarget(_Adapted):
         self._cache_generation = -1
         self._evictions_at_flush: list = []
         self._final = None              # the streams as read after shutdown
+        # monotonic time by which reading the witness back must end (the runner sets it
+        # to the run's deadline); None: the stream reader's own budget
+        self.readback_deadline: float | None = None
 
     @classmethod
     def from_scenario(cls, scenario) -> NetMeshRunTarget:
@@ -237,7 +244,7 @@ class NetMeshRunTarget(_Adapted):
             details["tips"] = "from the wall clock: Redis did not answer at flush return"
         if self.driver.config.adapter == "redis" and not claim.timed_out and mark is not None:
             # only what was in Redis at the return (the tips): bounded even under load
-            evidence = self.driver.delivery(until=mark.tips)
+            evidence = self.driver.delivery(until=mark.tips, budget_s=self._readback_budget())
             # what the flush record reads next (its witness); producers still running
             # under load keep the generation, their return makes the next read fresh
             self._delivery_cache, self._cache_generation = evidence, self._generation
@@ -266,6 +273,14 @@ class NetMeshRunTarget(_Adapted):
         return claim
 
     # ------------------------------------------------------------------ evidence
+    def _readback_budget(self) -> float:
+        """Seconds the streams may take to read back: what is left of the run's deadline
+        (at least READBACK_FLOOR_S), at most the reader's own budget."""
+        from .netmesh.streams import READ_BUDGET_S
+        if self.readback_deadline is None:
+            return READ_BUDGET_S
+        return min(READ_BUDGET_S, max(READBACK_FLOOR_S, self.readback_deadline - time.monotonic()))
+
     def _stream_evidence(self):
         """The streams read back: cached while nothing could have changed them, and for
         good once read after shutdown (the record is written after Redis is stopped)."""
@@ -273,7 +288,7 @@ class NetMeshRunTarget(_Adapted):
             return self._final
         if self._cache_generation == self._generation and self._delivery_cache is not None:
             return self._delivery_cache
-        evidence = self.driver.delivery()
+        evidence = self.driver.delivery(budget_s=self._readback_budget())
         self._delivery_cache, self._cache_generation = evidence, self._generation
         if self._shut and evidence is not None:
             self._final = evidence
@@ -295,7 +310,8 @@ class NetMeshRunTarget(_Adapted):
             evicted_sum=[0] * self.producers if attributed else None,
             rejected_sum=[0] * self.producers if attributed else None,
             duplicates=sum(p.duplicates for p in ev.producers),
-            received_and_dropped=sum(p.refused_delivered for p in ev.producers))
+            received_and_dropped=sum(p.refused_delivered for p in ev.producers),
+            incomplete=ev.incomplete)
 
     # ------------------------------------------------------------------ faults
     def arm_fault(self, fault) -> dict:

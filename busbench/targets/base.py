@@ -212,6 +212,9 @@ class Delivery:
     duplicates: int | None = None       # from per-event bitmaps, when kept
     received_and_dropped: int | None = None
     beyond_bitmap: int = 0
+    # the witness was read back only in part (a budget ran out): why; checks needing it
+    # are then not evaluable. None: its tallies are whole
+    incomplete: str | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

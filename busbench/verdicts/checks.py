@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 
 from ..common import names as N
 from ..common.names import FAILED, NOT_EVALUABLE, NOT_OBSERVABLE, PASSED
+from ..common.names import CHECKSUM_MOD as MOD
 from ..evidence.types import Evidence
-from ..native.payload import MOD
 
 __all__ = [
     "CHECKS",
@@ -86,6 +86,11 @@ def _not_observable_counters(spec, ev, names, at):
 def conservation(spec, ev: Evidence, at="end") -> Verdict:
     c = dict(ev.counters)
     stand_in = ""
+    if N.EVENTS_DISPATCHED not in c and ev.delivery is not None \
+            and ev.delivery.get("incomplete"):
+        return _verdict(spec, NOT_EVALUABLE, f"{ev.delivery['incomplete']}: what the witness "
+                        "received stands in for events_dispatched, and it was not all read",
+                        {}, at)
     if N.EVENTS_DISPATCHED not in c and ev.delivery is not None:
         # The bus does not export events_dispatched: what its witness received stands
         # in for it (net-mesh: what reached Redis), and the verdict says so.
@@ -136,6 +141,9 @@ def ground_truth(spec, ev: Evidence, at="end") -> Verdict:
     if not ev.quiescent:
         return _verdict(spec, NOT_EVALUABLE, f"{ev.unquiet or 'producers were still running'}: "
                         "events in flight cannot be told from lost ones", {}, at)
+    if d.get("incomplete"):
+        return _verdict(spec, NOT_EVALUABLE, f"{d['incomplete']}: an event not read back cannot "
+                        "be told from a lost one", {}, at)
     if d.get("evicted_by_shard") is None or d.get("rejected_by_shard") is None:
         return _verdict(spec, NOT_OBSERVABLE, _reason(ev, "drops", "the target does not "
                         "attribute the events it dropped to producers: a drop cannot be told from "

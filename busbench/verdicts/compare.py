@@ -135,6 +135,8 @@ class ComparisonResult:
     warmup_settled: bool | None = None  # None: one fixed warm-up round ("once")
     stopping: dict | None = None  # --precision: the plan, why it stopped, time spent
     noise: dict = field(default_factory=dict)  # the noise-reduction switches used
+    # rounds lost to a run that ended without a figure (a crash, a hang): each with its reason
+    lost_rounds: tuple = ()
 
     @property
     def varied_keys(self) -> tuple[str, ...]:
@@ -184,6 +186,7 @@ class ComparisonResult:
             "repeat": self.repeat,
             "confidence": self.confidence,
             "warmup_rounds": self.warmup_rounds,
+            "lost_rounds": [dict(r) for r in self.lost_rounds],
             "warmup_settled": self.warmup_settled,
             "stopping": self.stopping,
             "noise_reduction": dict(self.noise),
@@ -328,6 +331,16 @@ def _compare_pair(reference: Sequence[float], values: Sequence[float], index: in
                       description=precision.describe(estimate, higher_is_better))
 
 
+class LostRound(Exception):
+    """A run ended without a figure through no fault of the comparison (the bus
+    crashed, or hung and was killed): its round is dropped for every variant, so
+    that the rounds left stay paired, and listed with this reason."""
+
+
+#: a comparison gives up when this many rounds were lost (at least, and at least ``repeat``)
+MIN_LOST_TO_GIVE_UP = 3
+
+
 def run_comparison(variants: Sequence[Variant], repeat: int,
                    run_once: Callable[[Variant], float], metric_name: str,
                    on_progress: Callable[[Progress], None] | None = None, *,
@@ -374,12 +387,25 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
             on_progress(Progress(done, total, entry, variant, value))
         return value
 
+    lost: list[dict] = []
+
+    def give_up_if_lost_too_much():
+        if len(lost) >= max(MIN_LOST_TO_GIVE_UP, repeat if plan is None else 0):
+            raise RuntimeError(f"{len(lost)} rounds lost, the comparison gives up: "
+                               + "; ".join(f"round {r['round']}, {r['variant']}: {r['reason']}"
+                                           for r in lost[:3]))
+
     # Warm-up: once, or until every variant's rate settles (bounded).
     warmup_rounds, settled = 0, None
     while True:
         warmup_rounds += 1
         for index in round_order(len(variants), warmup_rounds):
-            warmup_values[index].append(measure(ScheduleEntry(WARMUP_ROUND, index)))
+            try:
+                warmup_values[index].append(measure(ScheduleEntry(WARMUP_ROUND, index)))
+            except LostRound as exc:
+                lost.append({"round": "warm-up", "variant": variants[index].label,
+                             "reason": str(exc)})
+                give_up_if_lost_too_much()
         if warmup == "once":
             break
         settled = _settled(warmup_values)
@@ -387,12 +413,23 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
             break
 
     stopped_by: dict[int, str] = {}
-    round_number, round_s = 0, 0.0
+    round_number, round_s, attempt = 0, 0.0, 0
     while True:
         round_number += 1
+        attempt += 1
         round_started = clock()
-        for index in round_order(len(variants), round_number):
-            samples[index].append(measure(ScheduleEntry(round_number, index)))
+        taken: dict[int, float] = {}
+        try:
+            for index in round_order(len(variants), round_number):
+                taken[index] = measure(ScheduleEntry(round_number, index))
+        except LostRound as exc:
+            # the round is lost for every variant: the rounds kept stay paired
+            lost.append({"round": attempt, "variant": variants[index].label, "reason": str(exc)})
+            round_number -= 1
+            give_up_if_lost_too_much()
+            continue
+        for index, value in taken.items():
+            samples[index].append(value)
         round_s = clock() - round_started
         if plan is None:
             if round_number >= repeat:
@@ -430,6 +467,9 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
     if settled is False:
         warnings.append(f"warm-up did not settle within {MAX_WARMUP_ROUNDS} rounds (last two "
                         f"figures more than {SETTLE_TOLERANCE:.0%} apart): the machine is drifting.")
+    for r in lost:
+        warnings.append(f"round {r['round']} lost ({r['variant']}): {r['reason']}; the other "
+                        f"variants' runs of that round were dropped with it.")
     for c in comparisons:
         if c.dropped_rounds:
             warnings.append(f"{variants[c.variant_index].label}: rounds {list(c.dropped_rounds)} "
@@ -452,13 +492,14 @@ def run_comparison(variants: Sequence[Variant], repeat: int,
         metric=metric_name, higher_is_better=higher_is_better, repeat=round_number,
         confidence=confidence, variants=variants,
         samples=tuple(tuple(values) for values in samples),
-        warmup_samples=tuple(values[-1] for values in warmup_values),
+        warmup_samples=tuple(values[-1] if values else math.nan for values in warmup_values),
         summaries=summaries, median_intervals=median_intervals,
         comparisons=tuple(comparisons), warnings=tuple(warnings),
         cpu_governor=stats.read_cpu_governor(), environment=dict(environment or {}),
         metric_description=metric_description, warmup_rounds=warmup_rounds,
         warmup_settled=settled, stopping=stopping,
-        noise={"warmup": warmup, "drop_spoiled": drop_spoiled, **(noise or {})})
+        noise={"warmup": warmup, "drop_spoiled": drop_spoiled, **(noise or {})},
+        lost_rounds=tuple(lost))
 
 
 # ---------------------------------------------------------------- renderers

@@ -51,6 +51,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from busbench.run import watchdog as W
+from busbench.common.names import RUN_CRASHED as CRASHED
 from busbench.common.names import RUN_ERROR as ERROR
 from busbench.common.names import RUN_TIMED_OUT as TIMED_OUT
 from busbench.reports import json_report, junit, markdown, summary
@@ -378,6 +379,24 @@ def busbench_threads() -> list:
     return [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith("busbench-")]
 
 
+#: benchmarks/fuzz.py runs each scenario in a warm supervised child (a busbench.run.supervisor
+#: Session); None: in this process (the CI tests, which also count the threads left)
+SESSION = None
+
+
+def _run(scenario, text: str, timeout_s: float):
+    if SESSION is None:
+        return Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
+    import tempfile
+
+    from busbench.run.supervisor import Job
+    with tempfile.TemporaryDirectory(prefix="busbench-fuzz-") as folder:
+        path = f"{folder}/fuzz.yaml"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return SESSION.run(scenario, Job(path, timeout_s=timeout_s))
+
+
 def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
     """Run one scenario with a deadline: ``timeout_s``, else the larger of
     RUN_TIMEOUT_S and PLAN_FACTOR x its planned time (a rare shape, thousands
@@ -392,11 +411,14 @@ def run_scenario(data: dict, timeout_s: float | None = None) -> Outcome:
         timeout_s = max(RUN_TIMEOUT_S, PLAN_FACTOR * W.planned_seconds(scenario))
     before = {t for t in threading.enumerate() if t.is_alive()}
     t0 = time.monotonic()
-    result = Runner(scenario, "<fuzz>", timeout_s=timeout_s).run()
+    result = _run(scenario, text, timeout_s)
     wall = time.monotonic() - t0
-    # this run's threads only: one left by an earlier run was judged there, not again here
-    left = [t.name for t in threading.enumerate()
-            if t.is_alive() and t.name.startswith("busbench-") and t not in before]
+    if SESSION is not None:          # the run's threads lived in the child: its own count
+        left = list(result.threads_left)
+    else:
+        # this run's threads only: one left by an earlier run was judged there, not again here
+        left = [t.name for t in threading.enumerate()
+                if t.is_alive() and t.name.startswith("busbench-") and t not in before]
     # Every output a user gets is rendered: a traceback there is a traceback too.
     # The record judged is the JSON a user would read, not the live object.
     try:
@@ -544,7 +566,8 @@ def honest_not_observable(record, verdict) -> bool:
 
 
 def judge_correct(outcome: Outcome) -> tuple[str, list]:
-    """("ok" | "failure" | "hang" | "traceback" | "invalid", problems) for a run on the correct bus."""
+    """("ok" | "failure" | "hang" | "crash" | "traceback" | "invalid", problems) for a run on the
+    correct bus."""
     if outcome.record is None:
         return "invalid", [f"a valid scenario was refused: {outcome.load_error}"]
     r = outcome.record
@@ -552,6 +575,8 @@ def judge_correct(outcome: Outcome) -> tuple[str, list]:
         return "traceback", [f"rendering the reports failed: {outcome.render_error}"]
     if r["status"] == TIMED_OUT:
         return "hang", [r["error"]]
+    if r["status"] == CRASHED:
+        return "crash", [r["error"]]
     if r["status"] == ERROR:
         return "traceback", [r["error"]]
     problems = []
@@ -816,7 +841,7 @@ def strategy_for(mutation: str):
 
 
 def judge_mutation(mutation: str, outcome: Outcome) -> tuple[str, str]:
-    """("caught" | "missed" | "not_manifested" | "hang" | "traceback" | "invalid", detail)."""
+    """("caught" | "missed" | "not_manifested" | "hang" | "crash" | "traceback" | "invalid", detail)."""
     if outcome.record is None:
         return "invalid", outcome.load_error
     r = outcome.record
@@ -824,6 +849,8 @@ def judge_mutation(mutation: str, outcome: Outcome) -> tuple[str, str]:
         return "traceback", outcome.render_error
     if r["status"] == TIMED_OUT:
         return "hang", r["error"]
+    if r["status"] == CRASHED:
+        return "crash", r["error"]
     if r["status"] == ERROR:
         return "traceback", r["error"]
     probe = MUTATIONS[mutation]

@@ -20,12 +20,12 @@ def test_the_offline_fuzzer_prints_runs_failures_hangs_and_tracebacks(tmp_path):
                           check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = re.search(r"correct bus: (\d+) runs .*: ok (\d+), failures (\d+), hangs (\d+), "
-                     r"tracebacks (\d+), invalid (\d+)", proc.stdout)
+                     r"crashes (\d+), tracebacks (\d+), invalid (\d+)", proc.stdout)
     assert line, proc.stdout
-    runs, ok, failures, hangs, tracebacks, invalid = map(int, line.groups())
-    assert runs == 4 and ok == 4 and failures == hangs == tracebacks == invalid == 0
+    runs, ok, failures, hangs, crashes, tracebacks, invalid = map(int, line.groups())
+    assert runs == 4 and ok == 4 and failures == hangs == crashes == tracebacks == invalid == 0
     per_target = re.findall(r"^  (builtin|c_bus|python_bus): (\d+) runs: ok (\d+), failures 0, hangs 0, "
-                            r"tracebacks 0, invalid 0", proc.stdout, re.MULTILINE)
+                            r"crashes 0, tracebacks 0, invalid 0", proc.stdout, re.MULTILINE)
     assert [t for t, _, _ in per_target] == list(F.available_targets()), proc.stdout
     assert sum(int(n) for _, n, _ in per_target) == 4 and all(n == k for _, n, k in per_target)
     for mutation in ("no_inflight_gate", "refusal_not_ingested"):

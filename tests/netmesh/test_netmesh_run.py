@@ -85,7 +85,8 @@ def test_a_missing_extra_is_a_clear_message(tmp_path, monkeypatch, no_redis_left
     monkeypatch.setattr(abi.importlib.util, "find_spec",
                         lambda name, *a: None if name == "net" else real(name, *a))
     monkeypatch.chdir(ROOT)
-    result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live")
+    # --no-isolate: the patched lookup lives in this process
+    result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live", "--no-isolate")
     out = flat(result.output)
     assert result.exit_code == 3, out
     assert "net-mesh is not installed" in out and "pip install -e '.[net-mesh]'" in out
@@ -97,7 +98,8 @@ def test_a_missing_redis_client_names_the_extra_before_any_server_starts(tmp_pat
     import sys
     monkeypatch.setitem(sys.modules, "redis", None)      # `import redis` now fails
     monkeypatch.chdir(ROOT)
-    result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live")
+    # --no-isolate: the missing module is missing in this process only
+    result = cli("run", QUICKSTART, "--out", tmp_path, "--no-live", "--no-isolate")
     out = flat(result.output)
     assert result.exit_code == 3, out
     assert "the redis client is not installed" in out and "pip install -e '.[net-mesh]'" in out

@@ -150,3 +150,42 @@ def test_streams_of_a_given_url_are_deleted_at_close(server):
         t.close()
     assert not c.exists(stream_key(t.prefix, 0), stream_key(t.prefix, 1))
     c.close()
+
+
+def test_a_read_back_past_its_budget_says_how_much_was_read_and_ground_truth_is_not_evaluable(server):
+    """Issue 17: the witness is read within the run's deadline; past it the evidence
+    says "witness read-back incomplete: N of M entries read" and the checks that
+    need the witness are not evaluable (never failed on a partial count)."""
+    from busbench.verdicts import checks as C
+    c = server.client()
+    for seq in range(50):
+        c.xadd(stream_key("b", 0), _entry(0, seq, 0))
+    ev = read_streams(c, "b", 1, np.array([50]), batch=10, budget_s=0.0)
+    c.close()
+    assert not ev.complete and ev.expected == 50 and ev.entries < 50
+    assert ev.incomplete == f"witness read-back incomplete: {ev.entries:,} of 50 entries read"
+    delivery = {"witness": "redis streams", "received_by_shard": [[ev.entries]],
+                "last_seq_by_shard": [[-1]], "received_sum": [0], "order_violations": 0,
+                "evicted_by_shard": [[0]], "rejected_by_shard": [[0]], "evicted_sum": [0],
+                "rejected_sum": [0], "incomplete": ev.incomplete}
+    producer = {"offered": 50, "refused": 0, "stranded": 0, "refused_sum": 0, "stranded_sum": 0,
+                "offered_sum": 0, "landed": 50}
+    from busbench.load.generator import ProducerTruth
+    truth = {f: 0 for f in ProducerTruth.__dataclass_fields__}
+    truth.update(producer, next_seq=50)
+    evidence = C.Evidence.from_dict({
+        "counters": {"events_ingested": 50, "events_dropped": 0}, "producers": [truth],
+        "delivery": delivery, "flushes": [], "shutdown": None, "metrics": {}, "quiescent": True,
+        "capabilities": {"witness": "redis streams"}})
+    for kind in ("ground_truth", "conservation"):
+        spec = next(s for s in _specs() if s.kind == kind)
+        verdict = C.evaluate(spec, evidence)
+        assert verdict.outcome == "not_evaluable", verdict
+        assert "witness read-back incomplete" in verdict.evidence
+
+
+def _specs():
+    from busbench.scenario import load_scenario_text
+    sc = load_scenario_text("name: x\ndescription: x\nsteps: [{run: 1s}]\n"
+                            "checks: [conservation, ground_truth]\n", "<test>")
+    return sc.checks

@@ -19,8 +19,11 @@ reached Redis, independent of net-mesh's counters:
   was read right after the return; entries are read up to that id).
 
 Reading is bounded: ``XRANGE ... COUNT`` in batches, up to each stream's last
-id when reading starts, within a time budget; memory per producer is its
-seen-bitmap (1 bit per seq it sent, capped) plus fixed tallies.
+id when reading starts, within a time budget (what is left of the run's
+deadline, see adapted.py); memory per producer is its seen-bitmap (1 bit per
+seq it sent, capped) plus fixed tallies and one batch. A read cut short by the
+budget says so (``incomplete``: "witness read-back incomplete: N of M entries
+read"), and the checks that need the witness are then not evaluable.
 """
 from __future__ import annotations
 
@@ -107,6 +110,16 @@ class StreamEvidence:
     notes: tuple = field(default_factory=tuple)
     received_by_shard: tuple = ()  # per shard, per producer: entries received (duplicates included)
     last_seq_by_shard: tuple = ()  # per shard, per producer: highest seq received (-1: none)
+    expected: int | None = None    # entries the streams held when reading began (XLEN)
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why the witness's tallies are partial (and the checks reading them not
+        evaluable), or None when every stream was read to its end."""
+        if self.complete:
+            return None
+        of = f" of {self.expected:,}" if self.expected is not None else ""
+        return f"witness read-back incomplete: {self.entries:,}{of} entries read"
 
     def as_dict(self) -> dict:
         return {"producers": [p.as_dict() for p in self.producers],
@@ -114,7 +127,8 @@ class StreamEvidence:
                 "entries": self.entries, "malformed": self.malformed,
                 "per_shard": list(self.per_shard), "complete": self.complete,
                 "duplicates_exact": self.duplicates_exact, "read_s": self.read_s,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "expected": self.expected,
+                "incomplete": self.incomplete}
 
 
 def _seen_words(next_seq: np.ndarray, max_bytes: int) -> tuple[int, bool]:
@@ -152,6 +166,9 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
     entries = malformed = 0
     per_shard = []
     complete = True
+    expected = 0
+    for shard in range(shards):           # M of "N of M entries read": what is there now
+        expected += int(client.xlen(stream_key(prefix, shard)))
     notes = []
     by_shard = []
     for shard in range(shards):
@@ -175,7 +192,8 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
         for _ in range(max_rounds):
             if time.monotonic() - start > budget_s:
                 complete = False
-                notes.append(f"stream {key}: read budget of {budget_s:.0f} s spent before its end")
+                notes.append(f"stream {key}: read budget of {budget_s:.3g} s (the run's deadline) "
+                             f"spent before its end")
                 break
             chunk = client.xrange(key, lower, end_id, count=batch)
             if not chunk:
@@ -240,6 +258,7 @@ def read_streams(client, prefix: str, shards: int, next_seq, refused=None, ambig
                           malformed=malformed, per_shard=tuple(per_shard), complete=complete,
                           duplicates_exact=exact and not out[:, NK.E_BEYOND_SEEN].any(),
                           read_s=time.monotonic() - start, notes=tuple(notes),
+                          expected=None if until is not None else expected,
                           received_by_shard=tuple(tuple(int(x) for x in row) for row in by_shard),
                           last_seq_by_shard=tuple(tuple(int(x) for x in last_seq[s * producers:
                                                                                 (s + 1) * producers])

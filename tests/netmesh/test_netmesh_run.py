@@ -80,9 +80,9 @@ def test_stall_producer_with_the_binding_driver_is_refused(tmp_path):
 def test_a_missing_extra_is_a_clear_message(tmp_path, monkeypatch, no_redis_left):
     import importlib.util
 
-    from busbench.targets.netmesh import abi
+    from busbench.native import libraries
     real = importlib.util.find_spec
-    monkeypatch.setattr(abi.importlib.util, "find_spec",
+    monkeypatch.setattr(libraries.importlib.util, "find_spec",
                         lambda name, *a: None if name == "net" else real(name, *a))
     monkeypatch.chdir(ROOT)
     # --no-isolate: the patched lookup lives in this process

@@ -7,17 +7,8 @@ import pytest
 from rich.console import Console
 
 from busbench.verdicts import compare, precision, stats
-from busbench.verdicts.compare import (
-    CompareUsageError,
-    PlotUnavailable,
-    parse_vary,
-    render_markdown,
-    render_plot,
-    render_table,
-    run_comparison,
-    schedule,
-    variants,
-)
+from busbench.reports.compare import PlotUnavailable, render_markdown, render_plot, render_table
+from busbench.verdicts.compare import CompareUsageError, parse_vary, run_comparison, schedule, variants
 
 
 def test_parse_vary_splits_key_and_values_keeping_strings():

@@ -48,6 +48,7 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
     """Run variants of a scenario interleaved and compare a metric: the median of
     per-round ratios with a distribution-free interval, and the smallest change
     the comparison could see (e.g. --vary bus.counters=padded,packed)."""
+    from ..reports import compare as compare_report
     from ..verdicts import compare as cmp
     from ..reports import check_writable, write_atomic
     from ..evidence.result import environment
@@ -74,8 +75,8 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
             raise UsageProblem(f"cannot write {path}: {e}") from None
     if plot:
         try:
-            cmp.ensure_plot_available()
-        except cmp.PlotUnavailable as e:
+            compare_report.ensure_plot_available()
+        except compare_report.PlotUnavailable as e:
             raise UsageProblem(str(e)) from None
     loaded = {}
     problems = []
@@ -142,15 +143,15 @@ def compare(file, vary, repeat, metric, precision_text, max_time, warmup, drop_s
         except RuntimeError as e:
             err.print(f"[bold red]error:[/] {e}")
             sys.exit(EXIT_ERROR)
-    console.print(cmp.render_table(result))     # its caption carries the warnings
-    for line in cmp.describe_lines(result):
+    console.print(compare_report.render_table(result))     # its caption carries the warnings
+    for line in compare_report.describe_lines(result):
         console.print(line, highlight=False)
     if json_path:
         write_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
     if markdown:
-        write_atomic(markdown, cmp.render_markdown(result))
+        write_atomic(markdown, compare_report.render_markdown(result))
     if plot:
-        cmp.render_plot(result, plot)
+        compare_report.render_plot(result, plot)
         console.print(f"plot: {plot}")
     if html_path:
         from .first_hour import write_html_report

@@ -7,7 +7,7 @@ import json
 
 from cli_helpers import cli, flat
 
-from busbench.reports import matrix as M
+from busbench.verdicts import matrix as M
 
 NETMESH = ["scenarios/net-mesh/quickstart.yaml", "scenarios/net-mesh/flush_quiescent.yaml",
            "scenarios/net-mesh/shutdown_without_flush.yaml"]

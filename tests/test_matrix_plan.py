@@ -1,4 +1,4 @@
-"""A matrix fanned out over a CI system's matrix (busbench/reports/matrix.py): the plan
+"""A matrix fanned out over a CI system's matrix (busbench/verdicts/matrix.py, rendered by busbench/reports/matrix.py): the plan
 (at most N jobs, each scenario whole across its releases, a GitHub Actions
 include list), one job, and the merge of the parts: joined row by row, saying
 where each row was measured, refusing a row from two machines or two runs."""
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from busbench.reports import matrix as M
+from busbench.reports import matrix as MR
+from busbench.verdicts import matrix as M
 
 VERSIONS = ["0.40.0", "0.44.1", "0.45.1"]
 ESTIMATES = {"flush": 3.0, "shutdown": 1.0, "quickstart": 1.0, "backpressure": 2.0}
@@ -82,9 +83,9 @@ def test_parts_from_two_machines_merge_row_by_row_saying_where_each_came_from():
     assert "parts/a.json (job 1/2, host runner-a, runner gh-1, AMD EPYC 7763" in merged.provenance[s1]
     assert "parts/b.json (job 2/2, host runner-b" in merged.provenance[s2]
     assert any("different machines" in n and "cpu_model differs" in n for n in merged.notes)
-    md = M.render_markdown(merged)
+    md = MR.render_markdown(merged)
     assert f"Measured by {merged.provenance[s1]}." in md and "| flush_barrier | FAIL | pass | pass |" in md
-    page = M.render_html(merged)
+    page = MR.render_html(merged)
     assert "runner-b" in page and "cpu_model differs" in page
     assert merged.to_dict()["provenance"][s2] == merged.provenance[s2]
 
@@ -126,10 +127,10 @@ def test_a_missing_job_is_said_not_hidden():
     merged = M.merge_parts([("a.json", _part(jobs[0], ESTIMATES, MACHINE_A))])
     assert merged.notes == ["incomplete: job(s) 2, 3 of 3 are missing; their scenarios are not in "
                             "this matrix"]
-    assert merged.notes[0] in M.render_markdown(merged)
+    assert merged.notes[0] in MR.render_markdown(merged)
 
 
 def test_a_part_read_back_renders_as_the_matrix_that_wrote_it():
     result = M.run_matrix(["flush"], VERSIONS, 2, scripted({"0.40.0": 1.0, "0.44.1": 1.0, "0.45.1": 2.0}))
     again = M.MatrixResult.from_dict(json.loads(json.dumps(result.to_dict())))
-    assert M.render_markdown(again) == M.render_markdown(result)
+    assert MR.render_markdown(again) == MR.render_markdown(result)

@@ -3,7 +3,7 @@
 plan, as one CI job, and the merge of the jobs' parts).
 
 Which bus a release belongs to is the scenario's target (busbench/targets/release_cache.py);
-the matrix logic is busbench/reports/matrix.py. A user's mistake is one line and
+the matrix logic is busbench/verdicts/matrix.py (its renderers busbench/reports/matrix.py). A user's mistake is one line and
 exit 2, never a traceback.
 """
 from __future__ import annotations
@@ -192,29 +192,30 @@ def _read_part(path: str):
 
 
 def _write_outputs(result, data, json_path, markdown, html_path, command) -> None:
-    from ..reports import matrix as M
+    from ..reports import matrix as MR
     from ..reports import write_atomic
     console = stdout_console()
     if json_path:
         write_atomic(json_path, json.dumps(data, indent=1) + "\n")
         console.print(f"json: {json_path}", highlight=False)
     if markdown:
-        write_atomic(markdown, M.render_markdown(result))
+        write_atomic(markdown, MR.render_markdown(result))
         console.print(f"markdown: {markdown}", highlight=False)
     if html_path:
-        write_atomic(html_path, M.render_html(result, command))
+        write_atomic(html_path, MR.render_html(result, command))
         console.print(f"html: {html_path}", highlight=False)
 
 
 def _merge(files, json_path, markdown, html_path) -> None:
-    from ..reports import matrix as M
+    from ..reports import matrix as MR
+    from ..verdicts import matrix as M
     parts = [(f, _read_part(f)) for f in files]
     try:
         result = M.merge_parts(parts)
     except M.MatrixMergeError as e:
         raise _usage(f"--merge: {e}") from None
     console = stdout_console()
-    console.print(M.render_table(result))
+    console.print(MR.render_table(result))
     for sc in result.scenarios:
         console.print(f"{sc}: measured by {result.provenance[sc]}", markup=False, highlight=False)
     data = result.to_dict()
@@ -265,7 +266,8 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
     (SIGSEGV)"), the others go on, and the exit code is then 3.
     Exit 0 when it ran (verdicts are findings), 2 usage,
     3 could not run."""
-    from ..reports import matrix as M
+    from ..reports import matrix as MR
+    from ..verdicts import matrix as M
     from ..reports import check_writable
     from ..targets import release_cache as RC
 
@@ -398,7 +400,7 @@ def matrix(files, versions_spec, repeat, fetch, plan_n, job_k, of_n, merge, json
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
-    console.print(M.render_table(result))
+    console.print(MR.render_table(result))
     ran = sum(len(c.runs) for c in result.cells.values())
     command = ("busbench matrix " + " ".join(files) + f" --versions {versions_spec} --repeat {repeat}"
                + (f" --job {job.index} --of {job.of}" if job else ""))

@@ -976,3 +976,41 @@ def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, z
             none if ambiguous_bits is None else ambiguous_bits,
             none if gate is None else gate)
     return int(pstate[S_OFFERED]) - before
+
+
+# --------------------------------------------------------------------------- a cold cache, in two halves
+def _signatures():
+    """The types ``produce`` calls its C step and tallies with (every array an int64
+    vector but the payload buffer), so they can be compiled before ``produce`` is,
+    in another process (targets/coldstart.py), and ``produce``'s own compile then
+    loads them from the on-disk cache. A test checks these are the types
+    ``produce`` really uses (tests/test_first_hour.py)."""
+    import numba
+    from numba import types
+    v = types.Array(types.int64, 1, "C")
+    payload = types.Array(types.uint8, 2, "C")
+    i, b = types.int64, types.boolean
+    return {
+        "c_step": (v, v, b, i, v, v, v, v, v),
+        "write_payloads": (v, payload, v, v, i),
+        "settle_foreign": (i, i, v, v, v, v, v, i),
+        "renumber": (v, v, v, v, v, v, i, i),
+        "after_call": (v, v, v, v, v, i, i, i, i, i, v, v, v, v, b),
+        "ingest_batch": (numba.typeof(no_bus()), i, v, v, v, i, i, v, v, v),
+    }
+
+
+#: compiled by the helper process while this one compiles the rest (the C step is
+#: about half of ``produce``'s first compile since it serves every target)
+FOREIGN_STEP = ("c_step", "write_payloads", "settle_foreign", "renumber")
+#: compiled here first, while the helper compiles FOREIGN_STEP: the tallies and the
+#: reference bus's ring push (about as long together as FOREIGN_STEP)
+TALLIES = ("after_call", "ingest_batch")
+
+
+def precompile(names) -> None:
+    """Compile the named callees of ``produce`` by signature (into the on-disk cache),
+    without running them."""
+    signatures = _signatures()
+    for name in names:
+        globals()[name].compile(signatures[name])

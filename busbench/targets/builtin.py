@@ -124,6 +124,7 @@ def compile_kernels(announce=None, helper: bool | None = None) -> coldstart.Cold
     cold cache ``python -m busbench.targets.builtin`` compiles the worker side."""
     from ..bus import kernels
     return coldstart.compile_kernels(announce, helper, producer_side=warm_producer_side,
+                                     producer_prelude=lambda: K.precompile(K.TALLIES),
                                      everything=warm_everything, worker_kernel=kernels.worker_loop,
                                      helper_module=HELPER_MODULE)
 
@@ -288,5 +289,9 @@ class BuiltinTarget(Target):
 
 
 if __name__ == "__main__":
-    # The helper process (coldstart.compile_kernels): fill the on-disk cache with the worker side.
+    # The helper process (coldstart.compile_kernels): fill the on-disk cache with the load
+    # loop's C step (saying so as soon as it is there: this process's parent waits for it
+    # before it compiles ``produce``), then with the worker side.
+    K.precompile(K.FOREIGN_STEP)
+    print(coldstart.READY, flush=True)
     warm_worker_side()

@@ -24,6 +24,7 @@ each kernel serves every scenario and the cache is shared by all of them.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -46,6 +47,9 @@ def compiled_message(what: str, seconds: float) -> str:
 
 BUILTIN_KERNELS = "Numba kernels"
 COMPILING_MESSAGE = compiling_message(BUILTIN_KERNELS)
+#: what the helper prints once its first share (compiled before the worker side, while
+#: this process compiles ``producer_prelude``) is in the on-disk cache
+READY = "ready"
 #: the child compiling the worker side is given this long before it is killed
 CHILD_TIMEOUT_S = 600.0
 
@@ -155,21 +159,42 @@ def _spawn_worker_side(helper_module: str) -> subprocess.Popen | None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     try:
         return subprocess.Popen([sys.executable, "-m", helper_module], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL)
     except OSError:
         return None
+
+
+def _await_ready(child: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait until the helper says READY (its first share is in the on-disk cache),
+    it ends, or ``timeout_s`` passes. False: go on without it (this process then
+    compiles that share itself)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([child.stdout], [], [], left)
+        if ready:
+            line = child.stdout.readline()
+            if not line:
+                return False             # ended without saying it
+            if line.strip() == READY.encode():
+                return True
 
 
 def _stop(child: subprocess.Popen) -> None:
     if child.poll() is None:
         child.kill()
     child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
 
 
 def compile_kernels(announce: Callable[[str], None] | None = None,
                     helper: bool | None = None, *,
                     producer_side: Callable[[], None],
+                    producer_prelude: Callable[[], None] | None = None,
                     everything: Callable[[], None],
                     worker_kernel,
                     helper_module: str) -> ColdStart:
@@ -180,7 +205,10 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
     worker side, has no cache yet and there are two cores). The target hands
     in ``producer_side()`` (compiles only the producer side), ``everything()``
     (runs every kernel once) and ``helper_module``, whose ``python -m`` fills
-    the on-disk cache with the worker side."""
+    the on-disk cache with the worker side. With ``producer_prelude`` the
+    helper first compiles a share of the producer side and prints READY: this
+    process compiles the prelude meanwhile, waits for READY, then compiles the
+    producer side, loading that share from the cache."""
     with _lock:
         if helper_module in _warm:
             return ColdStart(0.0, 0, False)
@@ -195,6 +223,9 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
                     watch.first()
             try:
                 if child is not None:
+                    if producer_prelude is not None:
+                        producer_prelude()
+                        _await_ready(child, CHILD_TIMEOUT_S)
                     producer_side()
                     try:
                         child.wait(timeout=CHILD_TIMEOUT_S)

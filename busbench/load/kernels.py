@@ -841,7 +841,7 @@ def call_c(calls, i, n, shards_buf, values, ptrs, lens):
     return rc
 
 
-@kernel_inline
+@kernel
 def _listed(calls, rc, at, count):
     for i in range(count):
         if calls[at + i] == rc:
@@ -849,7 +849,7 @@ def _listed(calls, rc, at, count):
     return False
 
 
-@kernel_inline
+@kernel
 def classify(calls, rc):
     """What a return code means, by the call's declaration (TAKEN ... UNDECLARED)."""
     if _listed(calls, rc, C_CODES, calls[C_N_OK]):
@@ -861,7 +861,7 @@ def classify(calls, rc):
     return UNDECLARED
 
 
-@kernel_inline
+@kernel
 def undeclared(calls, xstate, rc, events):
     xstate[X_UNDECLARED] += 1
     xstate[X_LAST_CODE] = rc

@@ -7,7 +7,9 @@ does, so finding the file is kept apart from loading it (``ffi``).
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import os
 from pathlib import Path
 
 
@@ -29,3 +31,29 @@ def given_file(path, error: type[Exception], what: str) -> Path:
     if not p.is_file():
         raise error(f"{what} {p} does not exist")
     return p
+
+
+def open_by_path(so: Path, symbols: dict, error: type[Exception], what: str, lacking_hint: str = "",
+                 optional=()) -> tuple:
+    """Load ``so`` with ``RTLD_LOCAL`` (several releases of one library can live in
+    one process), type each of ``symbols`` (name -> (restype, argtypes)) and take
+    its address for the kernels. Returns (the CDLL, {name: address}, the optional
+    symbols it lacks); ``error`` names ``what`` when it cannot load or lacks a
+    required symbol."""
+    try:
+        cdll = ctypes.CDLL(str(so), mode=os.RTLD_LOCAL)
+    except OSError as e:
+        raise error(f"cannot load {what} {so}: {e}") from e
+    absent = [name for name in symbols if not hasattr(cdll, name)]
+    lacking = [name for name in absent if name not in optional]
+    if lacking:
+        raise error(f"{what} {so} lacks the C ABI symbol(s) {', '.join(lacking)}: busbench cannot "
+                    f"drive it{lacking_hint}")
+    addresses = {}
+    for name, (restype, argtypes) in symbols.items():
+        if name in absent:
+            continue
+        fn = getattr(cdll, name)
+        fn.restype, fn.argtypes = restype, argtypes
+        addresses[name] = ctypes.cast(fn, ctypes.c_void_p).value
+    return cdll, addresses, tuple(absent)

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata as md
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...common.names import EXIT_ERROR
-from ...native.libraries import given_file, package_folders
+from ...native.libraries import given_file, open_by_path, package_folders
 from ..errors import TargetError
 
 REQUIRED_VERSION = "2.16.1"       # the confluent-kafka release the kafka extra pins
@@ -195,19 +194,9 @@ def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_V
     with _lock:
         lib = _loaded.get(key)
         if lib is None:
-            try:
-                cdll = ctypes.CDLL(key, mode=os.RTLD_LOCAL)
-            except OSError as e:
-                raise KafkaError(f"cannot load librdkafka {so}: {e}") from e
-            lacking = [name for name in SYMBOLS if not hasattr(cdll, name)]
-            if lacking:
-                raise KafkaError(f"librdkafka {so} lacks {', '.join(lacking)}: busbench cannot drive it")
-            for name, (restype, argtypes) in SYMBOLS.items():
-                fn = getattr(cdll, name)
-                fn.restype, fn.argtypes = restype, argtypes
+            cdll, addresses, _ = open_by_path(so, SYMBOLS, KafkaError, "librdkafka")
             reported = (cdll.rd_kafka_version_str() or b"?").decode(errors="replace")
             version = known_version or (installed_version() if path is None else None) or reported
-            addresses = {name: ctypes.cast(getattr(cdll, name), ctypes.c_void_p).value for name in SYMBOLS}
             lib = KafkaLib(so, cdll, version, reported, addresses)
             _loaded[key] = lib
     if expect_version is not None and lib.version != expect_version:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +82,7 @@ SYMBOLS = {
 KERNEL_SYMBOLS = ("net_ingest_raw", "net_ingest_raw_batch")
 
 
-from ...native.libraries import given_file, package_folders  # noqa: E402
+from ...native.libraries import given_file, open_by_path, package_folders  # noqa: E402
 from ..errors import NetMeshConfigError, NetMeshError  # noqa: F401, E402  (one home: targets/errors.py)
 
 
@@ -205,21 +204,9 @@ def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_V
     with _lock:
         lib = _loaded.get(key)
         if lib is None:
-            try:
-                cdll = ctypes.CDLL(key, mode=os.RTLD_LOCAL)
-            except OSError as e:
-                raise NetMeshError(f"cannot load net-mesh library {so}: {e}") from e
-            absent = [name for name in SYMBOLS if not hasattr(cdll, name)]
-            lacking = [name for name in absent if name not in OPTIONAL]
-            if lacking:
-                raise NetMeshError(f"net-mesh library {so} lacks the C ABI symbol(s) "
-                                   f"{', '.join(lacking)}: busbench cannot drive it "
-                                   f"({INSTALL_HINT}, or a release: busbench releases fetch net-mesh X)")
-            for name, (restype, argtypes) in SYMBOLS.items():
-                if name in absent:
-                    continue
-                fn = getattr(cdll, name)
-                fn.restype, fn.argtypes = restype, argtypes
+            cdll, addresses, absent = open_by_path(
+                so, SYMBOLS, NetMeshError, "net-mesh library",
+                f" ({INSTALL_HINT}, or a release: busbench releases fetch net-mesh X)", OPTIONAL)
             raw = cdll.net_version()
             reported = raw.decode(errors="replace") if raw else "?"
             if known_version is not None:
@@ -230,9 +217,7 @@ def load(path: str | Path | None = None, expect_version: str | None = REQUIRED_V
                 version, source = _manifest_version(so), "release cache manifest (wheel metadata)"
             else:
                 version, source = reported, "net_version() (no wheel metadata for this library)"
-            addresses = {name: ctypes.cast(getattr(cdll, name), ctypes.c_void_p).value
-                         for name in SYMBOLS if name not in absent}
-            lib = NetMeshLib(so, cdll, version, addresses, reported, source, tuple(absent))
+            lib = NetMeshLib(so, cdll, version, addresses, reported, source, absent)
             _loaded[key] = lib
     if expect_version is not None and lib.version != expect_version:
         raise NetMeshError(f"net-mesh {lib.version} (by {lib.version_source}) found at {so}, "

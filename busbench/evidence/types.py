@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from ..common.strict import field_values
 from ..load.generator import ProducerTruth
 from .result import SCHEMA_VERSION
 
@@ -55,16 +56,7 @@ def _lists(table):
 
 def _keys(cls, d, what: str) -> dict:
     """``d``'s values for ``cls``'s fields; every field present, no other key."""
-    if not isinstance(d, dict):
-        raise EvidenceFormatError(f"{what}: expected an object, got {type(d).__name__}")
-    names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in d]
-    unknown = sorted(k for k in d if k not in names)
-    if missing or unknown:
-        said = ([f"missing {', '.join(missing)}"] if missing else []) \
-            + ([f"unknown {', '.join(unknown)}"] if unknown else [])
-        raise EvidenceFormatError(f"{what}: {'; '.join(said)}")
-    return {n: d[n] for n in names}
+    return field_values(cls, d, what, EvidenceFormatError)
 
 
 # --------------------------------------------------------------------------- flush

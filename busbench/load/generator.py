@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..bus.layout import aligned_zeros
+from ..common.strict import field_values
 from ..native.payload import MOD, RangeChecksum, as_checksum
 from . import kernels as K
 
@@ -59,14 +60,7 @@ class ProducerTruth:
     @classmethod
     def from_dict(cls, d: dict) -> ProducerTruth:
         """Strict: every field present, no other key (ValueError naming them)."""
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in d]
-        unknown = sorted(k for k in d if k not in names)
-        if missing or unknown:
-            said = ([f"missing {', '.join(missing)}"] if missing else []) \
-                + ([f"unknown {', '.join(unknown)}"] if unknown else [])
-            raise ValueError(f"producer tallies: {'; '.join(said)}")
-        return cls(**{n: d[n] for n in names})
+        return cls(**field_values(cls, d, "producer tallies"))
 
 
 class LoadGenerator:

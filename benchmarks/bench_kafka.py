@@ -79,18 +79,23 @@ def run_kernels(producers: int, messages: int) -> float:
         threads = [threading.Thread(target=t.produce, args=(p, params, pstate, by_shard, np.ones(PARTITIONS),
                                                             np.zeros(16, np.int64), buffers))
                    for p, params, pstate, by_shard, buffers in jobs]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed = time.perf_counter() - start
+        elapsed = _run_all(threads)
         landed = sum(int(j[2][LK.S_LANDED]) for j in jobs)
         assert landed == share * producers, f"kernels: {landed} landed of {share * producers}"
         t.flush(30.0)
         return landed / elapsed
     finally:
         t.close()
+
+
+def _run_all(threads) -> float:
+    """Start every thread, join them all: the seconds it took."""
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - start
 
 
 def run_python(producers: int, messages: int) -> float:
@@ -116,12 +121,7 @@ def run_python(producers: int, messages: int) -> float:
                     poll(0)
 
         threads = [threading.Thread(target=loop) for _ in range(producers)]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed = time.perf_counter() - start
+        elapsed = _run_all(threads)
         left = producer.flush(30.0)
         assert left == 0 and reports[0] == share * producers, f"python: {left} messages not delivered"
         del producer, threads               # its handle is destroyed before the cluster

@@ -86,8 +86,7 @@ def planned_seconds(scenario) -> float:
         elif kind == "sleep":
             total += step.duration / 1e9
         elif kind == "fault":
-            # kafka's faults may have no duration (broker stays down) or none at all
-            total += (getattr(step.fault, "after", 0) + (getattr(step.fault, "duration", 0) or 0)) / 1e9
+            total += step.fault.planned_ns / 1e9
         elif kind == "shutdown":
             total += step.grace / 1e9 + drain
             shut_down = True

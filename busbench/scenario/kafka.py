@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field
 
 from ..common.units import parse_duration
 from .errors import InvalidValue, show
-from .sections import Count, Duration, DurationOrZero, OneKey
+from .sections import Count, Duration, DurationOrZero, FaultSpec, OneKey, TimedFaultSpec
 
 KAFKA_VERSION = "2.16.1"          # the confluent-kafka release the kafka extra pins
 
@@ -92,7 +92,7 @@ class KafkaTargetSpec(OneKey):
 # --- faults through the mock cluster's API ---------------------------------------------
 
 
-class BrokerDownFault(OneKey):
+class BrokerDownFault(TimedFaultSpec):
     """kafka: the mock broker goes down ``after`` into the next run; up again after ``for``
     (stays down when absent)."""
     tag: ClassVar[str] = "broker_down"
@@ -100,7 +100,7 @@ class BrokerDownFault(OneKey):
     duration: Duration | None = Field(default=None, alias="for")
 
 
-class BrokerRttFault(OneKey):
+class BrokerRttFault(TimedFaultSpec):
     """kafka: the mock broker answers ``rtt`` late from ``after`` into the next run, for ``for``."""
     tag: ClassVar[str] = "broker_rtt"
     rtt: Duration = parse_duration("100ms")
@@ -108,7 +108,7 @@ class BrokerRttFault(OneKey):
     duration: Duration | None = Field(default=None, alias="for")
 
 
-class ProduceErrorsFault(OneKey):
+class ProduceErrorsFault(FaultSpec):
     """kafka: the next ``requests`` produce requests fail with broker error ``error``
     (default 6, NOT_LEADER_OR_FOLLOWER, retriable)."""
     tag: ClassVar[str] = "produce_errors"
@@ -117,7 +117,7 @@ class ProduceErrorsFault(OneKey):
     after: DurationOrZero = 0
 
 
-class KillClusterFault(OneKey):
+class KillClusterFault(FaultSpec):
     """kafka: the whole mock cluster is destroyed ``after`` into the next run (its log with it)."""
     tag: ClassVar[str] = "kill_cluster"
     after: DurationOrZero = 0

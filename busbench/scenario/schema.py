@@ -23,6 +23,7 @@ from .foreign import FOREIGN_REFUSES, CAbiTargetSpec, PythonTargetSpec
 from .kafka import KAFKA_FAULTS, KAFKA_REFUSES, KafkaTargetSpec
 from .quiescence import unsettled_checks
 from .sections import Choice, Count, Duration, DurationOrZero, Fraction, Memory, Number, OneKey, Rate, Section  # noqa: F401
+from .sections import FaultSpec, TimedFaultSpec
 from .sections import keys_expected_in, only_keys  # noqa: F401  (only_keys: re-exported)
 from .sections import one_of as _one_of
 from .sections import tag_of_kind as _tag_of_kind
@@ -495,7 +496,7 @@ class SleepStep(OneKey):
         return settings["duration"]
 
 
-class StallProducerFault(OneKey):
+class StallProducerFault(TimedFaultSpec):
     """Producer ``producer`` stops mid-push for ``for``, starting ``after`` into the next run."""
     tag: ClassVar[str] = "stall_producer"
     producer: Annotated[Count, Field(ge=0)]
@@ -503,14 +504,14 @@ class StallProducerFault(OneKey):
     duration: Duration = Field(alias="for")
 
 
-class StallAdapterFault(OneKey):
+class StallAdapterFault(TimedFaultSpec):
     """The adapter blocks for ``for``, starting ``after`` into the next run."""
     tag: ClassVar[str] = "stall_adapter"
     after: DurationOrZero = 0
     duration: Duration = Field(alias="for")
 
 
-class KillAdapterFault(OneKey):
+class KillAdapterFault(FaultSpec):
     """net-mesh target: kill the redis-server ``after`` into the next run; restart it
     ``restart_after`` later (never, when absent)."""
     tag: ClassVar[str] = "kill_adapter"

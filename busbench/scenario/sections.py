@@ -129,6 +129,24 @@ class OneKey(Choice):
         return {self.tag: self._compact(handler(self))}
 
 
+class FaultSpec(OneKey):
+    """A fault a ``fault:`` step arms: it starts ``after`` into the next run."""
+
+    @property
+    def planned_ns(self) -> int:
+        """How far into the next run it reaches in the planned time (the run deadline's
+        estimate): its start, for a fault with no end of its own."""
+        return self.after
+
+
+class TimedFaultSpec(FaultSpec):
+    """A fault that ends ``duration`` after it starts (when it says so)."""
+
+    @property
+    def planned_ns(self) -> int:
+        return self.after + (self.duration or 0)
+
+
 def tag_of_one_key(value: Any, what: str, example: str) -> tuple[Any, tuple]:
     """``"flush"`` or ``{"flush": {...}}`` -> ``("flush", path of the tag)``."""
     if isinstance(value, str):

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..common import names as N
+from ..common.pythonpath import child_env
 from ..verdicts.gating import COUNTED as _COUNTED
 
 #: what each run keeps in the record's ``runs`` list
@@ -81,9 +82,7 @@ def run_isolated(source: str, overrides, seed, pin: bool, out_dir, timeout: str 
     can be read); the same busbench package as this process is imported.
     """
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = child_env()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".run-") as scratch:
         args = [sys.executable, "-m", "busbench", "run", str(source), "--no-live", "-q",
                 "--out", scratch]

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common import names as N
+from ..common.pythonpath import child_env
 from ..common.units import format_bytes, parse_memory  # noqa: F401 -- re-exported
 from ..evidence.result import RunResult, StepRecord
 from ..verdicts import checks as C
@@ -174,14 +175,11 @@ class Child:
         self.marks_path = self.tmp / "marks.bin"
         self.marks_path.write_bytes(bytes(16))
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ)
+        env = child_env()
         env["TMPDIR"] = str(self.tmp)          # the child's temp files go with its directory
         if self.memory_limit:
             # OpenBLAS (numpy's) sizes a buffer per core at import: one thread, one buffer
             env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        package_root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"]
-                                            if env.get("PYTHONPATH") else "")
         t0 = time.monotonic()
         with open(self.stderr_path, "wb") as stderr:
             try:

@@ -7,15 +7,16 @@ is handed what to compile by its target (builtin.py for the reference bus and
 its load loop); this module knows no target.
 
 A fresh install has no Numba cache, so the first run compiles every kernel
-(measured on a 2-core machine: ~8 s, half of it ``produce`` and what it calls,
-a third ``worker_loop`` and what it calls). Numba compiles under one global
-lock per process, so threads cannot share that work; a second *process* can.
-On a cold cache, ``compile_kernels`` starts ``python -m <the target's module>``
-(``busbench.targets.builtin``) to compile the worker side (``worker_loop``, ``dispatch``, the adapters) into
-the on-disk cache while this process compiles the producer side; this process
-then loads the worker side from the cache the child wrote. With one core, a
-machine whose cores are all busy, or the worker side already cached,
-everything is compiled here.
+(measured on a 2-core machine, one process: 10.7 s, 6.9 s of it ``produce``
+and what it calls, 3.3 s ``worker_loop`` and what it calls). Numba compiles
+under one global lock per process, so threads cannot share that work; a second
+*process* can. On a cold cache, ``compile_kernels`` starts ``python -m <the
+target's module>`` (``busbench.targets.builtin``), which compiles a share of
+the producer side first (the tallies, by signature) and says READY, then the
+worker side (``worker_loop``, ``dispatch``, the adapters), into the on-disk
+cache, while this process compiles the ring push, then ``produce``, loading
+the helper's share from the cache. With one core, a machine whose cores are
+all busy, or the worker side already cached, everything is compiled here.
 
 Every kernel a scenario can reach is compiled whatever the scenario: modes,
 adapters and layouts are runtime values (STYLE.md), so one specialization of
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numba.core import event
+
+from ..common.pythonpath import child_env
 
 
 def compiling_message(what: str) -> str:
@@ -154,9 +157,7 @@ def _a_core_is_free() -> bool:
 
 def _spawn_worker_side(helper_module: str) -> subprocess.Popen | None:
     """``python -m <helper_module>`` importing this very copy of busbench."""
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env = child_env()
     try:
         return subprocess.Popen([sys.executable, "-m", helper_module], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ Both sides produce into librdkafka's mock cluster (one broker, 4 partitions, a f
 cluster per measurement, ``queue.buffering.max.messages`` above the message count so
 nothing is refused), partition = message index mod 4, 50-byte payloads:
 
-* kernels: ``KafkaTarget.produce`` (busbench's one load loop, ``load.kernels.produce_ccall``:
+* kernels: ``KafkaTarget.produce`` (busbench's one load loop, ``load.foreign.produce_ccall``:
   pacing, shard choice, payload encoding, tallies, the gate) calling ``rd_kafka_produce``
   by address as ``kernels.call_spec`` describes it, with busbench's
   delivery-report ``@cfunc`` set and served by the target's poll thread;

@@ -26,6 +26,7 @@ import pytest
 
 from busbench.common import names as N
 from busbench.bus.config import BusConfig
+from busbench.load import foreign as LF
 from busbench.load import kernels as K
 from busbench.load import pyloop
 from busbench.native import text_payload as PL
@@ -181,7 +182,7 @@ def _ccall(fake_lib):
     payload, ptrs, lens = PL.template_array(BATCH), np.zeros(BATCH, np.int64), np.zeros(BATCH, np.int64)
 
     def produce(p, params, pstate, by_shard, zipf_cdf, stop, events):
-        K.produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens,
+        LF.produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens,
                         zipf_cdf=zipf_cdf, by_shard=by_shard, events=events)
 
     def arm(t0):
@@ -292,7 +293,7 @@ def test_a_kafka_shaped_call_routes_shard_and_error_code(fake_lib):
 
         def produce(p, params, pstate, by_shard, zipf_cdf, stop, events, xstate=xstate,
                     payload=payload):
-            K.produce_ccall(calls, params, pstate, xstate, stop, payload, np.zeros(16, np.int64),
+            LF.produce_ccall(calls, params, pstate, xstate, stop, payload, np.zeros(16, np.int64),
                             np.zeros(16, np.int64), zipf_cdf=zipf_cdf, by_shard=by_shard,
                             events=events)
 
@@ -330,7 +331,7 @@ def test_a_stop_ends_every_loop_in_its_wait(fake_lib):
 
     def c_produce(p, params, pstate, by_shard, zipf_cdf, stop, events):
         batch = int(params[K.P_BATCH])
-        K.produce_ccall(calls, params, pstate, K.empty_xstate(), stop, PL.template_array(batch),
+        LF.produce_ccall(calls, params, pstate, K.empty_xstate(), stop, PL.template_array(batch),
                         np.zeros(batch, np.int64), np.zeros(batch, np.int64), events=events)
 
     def py_produce(p, params, pstate, by_shard, zipf_cdf, stop, events):
@@ -371,7 +372,7 @@ def test_a_closed_gate_lets_the_call_in_flight_end_and_turns_the_rest_away(fake_
     params[K.P_SHARDS] = 1
     pstate = np.zeros(K.S_LEN, np.int64)
     gate = K.new_gate()
-    th = threading.Thread(target=K.produce_ccall, args=(calls, params, pstate, K.empty_xstate(),
+    th = threading.Thread(target=LF.produce_ccall, args=(calls, params, pstate, K.empty_xstate(),
                                                         np.zeros(16, np.int64), PL.template_array(4),
                                                         np.zeros(4, np.int64), np.zeros(4, np.int64)),
                           kwargs={"gate": gate})

@@ -2,11 +2,12 @@
 kernel for every target, per load model (open or closed loop, a runtime value).
 
 A target supplies only its ingest step, chosen by a runtime value: the
-reference bus's ring push (``STEP_RING``), or a C function called by address
-(``STEP_CCALL``, described by ``load.ccall.CallSpec``: net-mesh, c-abi, the
-next real bus), with the payload writer the description names. Targets whose
-producers are Python threads run ``load.pyloop``, which calls the same pieces
-(``py_next`` / ``py_after``). The loop is::
+reference bus's ring push (``STEP_RING``), or the foreign step called by
+address (``STEP_FOREIGN``, ``load.foreign``: a bus's C function called as a
+``load.ccall.CallSpec`` describes it: net-mesh, c-abi, Kafka), with the payload
+writer the description names. Targets whose producers are Python threads run
+``load.pyloop``, which calls the same pieces (``load.foreign.py_next`` /
+``py_after``). The loop is::
 
     begin_step(pstate)
     while True:
@@ -57,40 +58,6 @@ from ..common.names import (
     INGEST_STRANDED,
 )
 from ..native.payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
-from ..native import hex_payload, text_payload
-from .ccall import (
-    A_CONST,
-    A_LEN,
-    A_LENS,
-    A_N,
-    A_PTR,
-    A_PTRS,
-    A_SHARD,
-    A_SHARDS,
-    A_VALUE,
-    A_VALUES,
-    C_ADDR,
-    C_ARITY,
-    C_BATCH,
-    C_BATCH_COUNT,
-    C_BITS,
-    C_CODES,
-    C_ERR_ADDR,
-    C_ERR_BITS,
-    C_ERR_WHEN,
-    C_KINDS,
-    C_LEN,
-    C_N_CLOSED,
-    C_N_OK,
-    C_N_REFUSED,
-    C_PAYLOAD,
-    C_UNDECLARED,
-    C_VALUES,
-    COUNT_UNKNOWN,
-    MAX_CODES,
-    PAYLOAD_HEX,
-    UNDECLARED_STOP,
-)
 
 # Key distributions (which shard each event goes to).
 UNIFORM, ROUND_ROBIN, HOT, ZIPF = 0, 1, 2, 3
@@ -133,11 +100,19 @@ G_CLOSED, G_INFLIGHT = 0, 16
 GATE_LEN = 32
 
 # steps: how ``produce`` makes an ingest call
-STEP_RING, STEP_CCALL = 0, 1
+STEP_RING, STEP_FOREIGN = 0, 1
+# frame: int64[FRAME_LEN], what ``produce`` hands the foreign step it calls by address
+# (``load.foreign``): the step's address, the arrays it works on (address, length), and
+# what it answers beyond its status
+(F_STEP, F_CALLS, F_PAYLOAD, F_ROWS, F_WIDTH, F_PTRS, F_LENS, F_REFUSED, F_REFUSED_LEN,
+ F_AMBIGUOUS, F_AMBIGUOUS_LEN,                    # set by the target's side (load.foreign)
+ F_XSTATE, F_SHARDS, F_VALUES, F_T_INT, F_LANDED, F_BATCH, F_RETRY,     # set by produce
+ F_OFFERED, F_GOT, F_MADE,                        # the step's answer
+ FRAME_LEN) = range(22)
+# the foreign step's two calls per ingest call: make it, then settle its events after the tallies
+PHASE_CALL, PHASE_SETTLE = 0, 1
 # landed mask values, per event of a call
 NOT_LANDED, LANDED, LOST = 0, 1, 2
-# a C code's class
-TAKEN, REFUSED, CLOSED, UNDECLARED = 0, 1, 2, 3
 
 
 
@@ -497,36 +472,6 @@ def given_up(status, again, landed, offered):
 
 
 @kernel_inline
-def set_bit(bits, seq):
-    """Set ``seq``'s bit; 0 when the bitmap is too small to hold it (1 without a bitmap)."""
-    if bits.size == 0:
-        return 1
-    word = seq >> 6
-    if word < bits.size:
-        bits[word] |= np.int64(1) << (seq & 63)
-        return 1
-    return 0
-
-
-@kernel
-def settle_foreign(status, again, xstate, refused_bits, ambiguous_bits, values, landed, offered):
-    """A foreign bus's per-event evidence after a call: the events given up
-    (checksum, bitmap) and the events of a batch whose fate is unknown (bitmap)."""
-    if status == INGEST_AMBIGUOUS:
-        for i in range(offered):
-            if set_bit(ambiguous_bits, values[i] & SEQ_MASK) == 0:
-                xstate[X_BEYOND_BITMAP] += 1
-    elif given_up(status, again, landed, offered):
-        s = xstate[X_REFUSED_SUM]
-        for i in range(offered):
-            if landed[i] == NOT_LANDED:
-                s = add_wrap(s, mix(values[i] & SEQ_MASK))
-                if set_bit(refused_bits, values[i] & SEQ_MASK) == 0:
-                    xstate[X_BEYOND_BITMAP] += 1
-        xstate[X_REFUSED_SUM] = s
-
-
-@kernel_inline
 def publish_watermark(xstate, done_seq, landed):
     """Seqlock: odd version while the pair changes, so a reader never mixes two calls."""
     v = xstate[X_VERSION]
@@ -580,31 +525,39 @@ def ring_status(status):
 
 @kernel
 def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, values, t_int,
-            landed, st, writer, order, shard_counts, calls, payload, ptrs, lens, refused_bits,
-            ambiguous_bits, gate):
+            landed, st, writer, order, shard_counts, frame, gate):
     """THE producer loop: run one producer until its stop condition (GIL released).
 
     ``step`` says how an ingest call is made: STEP_RING pushes into the
     reference bus ``st`` as ``writer`` (``order``/``shard_counts``: its
-    scratch); STEP_CCALL calls the C function ``calls`` describes
-    (``load.ccall.CallSpec``), with payloads written into ``payload`` (a
-    ``(batch, width)`` uint8 buffer; ``ptrs``/``lens``: batch slots). Arrays a
-    step does not use may be tiny (``no_bus()``, ``empty_foreign()``). Pacing,
-    late and unsent, stop, deadline, retries, backoff and every tally are here
-    and in ``next_call`` / ``after_call``, the same for every target.
+    scratch); STEP_FOREIGN calls the foreign step at ``frame[F_STEP]`` (a C
+    function, ``load.foreign``: it writes the payloads and calls the bus's C
+    ingest function as a ``load.ccall.CallSpec`` describes), handing it
+    ``frame``, which names the arrays it works on. The foreign step is compiled
+    apart, and only by a target that uses it: this kernel calls it by address,
+    as it calls a bus's C function, so a run of the reference bus never
+    compiles it. Arrays a step does not use may be tiny (``no_bus()``, an
+    empty ``frame``). Pacing, late and unsent, stop, deadline, retries, backoff
+    and every tally are here and in ``next_call`` / ``after_call``, the same
+    for every target.
 
     ``gate`` (``new_gate()``, or empty: none): every ingest call is made inside
     it (``gate_enter`` / ``gate_leave``); once the target closed it, the call's
     events are turned away without touching the bus and the producer stops, so
     the target may free what the call uses once ``gate_inflight`` reads 0."""
-    ccall = step == STEP_CCALL
+    ccall = step == STEP_FOREIGN
+    fn = np.int64(0)
+    at = np.int64(0)
     if ccall:
-        width = payload.shape[1]
-        base = payload.ctypes.data
-        for i in range(min(ptrs.shape[0], payload.shape[0])):
-            ptrs[i] = base + i * width
-            lens[i] = width
-    retry = params[P_RETRY_FAILED] != 0
+        fn = frame[F_STEP]
+        at = np.int64(frame.ctypes.data)
+        frame[F_XSTATE] = xstate.ctypes.data
+        frame[F_SHARDS] = shards_buf.ctypes.data
+        frame[F_VALUES] = values.ctypes.data
+        frame[F_T_INT] = t_int.ctypes.data
+        frame[F_LANDED] = landed.ctypes.data
+        frame[F_BATCH] = landed.shape[0]
+        frame[F_RETRY] = 1 if params[P_RETRY_FAILED] != 0 else 0
     begin_step(pstate)
     while True:
         if ccall:
@@ -620,9 +573,8 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
                 # closed by the target: no call, the events turned away, the producer stops
                 status, offered, got, made = INGEST_CLOSED, 0, 0, 0
             elif ccall:
-                write_payloads(calls, payload, values, t_int, m)
-                status, offered, got, made = c_step(calls, xstate, retry, m, landed, shards_buf,
-                                                    values, ptrs, lens)
+                status = ccall_i64(fn, (at, PHASE_CALL, m, 0, 0, 0))
+                offered, got, made = frame[F_OFFERED], frame[F_GOT], frame[F_MADE]
                 gate_leave(gate)
             else:
                 raw, _ = ingest_batch(st, writer, shards_buf, values, t_int, pstate[S_NOW], m,
@@ -635,8 +587,7 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
             again = after_call(params, pstate, xstate, by_shard, stop, status, m, offered, got,
                                made, landed, values, shards_buf, t_int, ccall)
             if ccall:
-                settle_foreign(status, max(again, 0), xstate, refused_bits, ambiguous_bits,
-                               values, landed, offered)
+                ccall_i64(fn, (at, PHASE_SETTLE, m, status, max(again, 0), offered))
             elif given_up(status, max(again, 0), landed, offered):
                 # Given up: tell the verify adapter's bitmaps (when on) it was dropped.
                 for i in range(offered):
@@ -654,46 +605,12 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
             break
 
 
-# --------------------------------------------------------------------------- Python loop's pieces
-@kernel
-def py_next(params, pstate, xstate, zipf_cdf, stop, shards_buf, values, t_int):
-    """``load.pyloop``: pace and fill the next call's events (stall fault first)."""
-    stall_if_armed(xstate, stop)
-    return next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int)
-
-
-@kernel
-def py_after(params, pstate, xstate, by_shard, stop, status, m, offered, got, made, landed,
-             values, shards_buf, t_int, refused_bits, ambiguous_bits):
-    """``load.pyloop``: tally a Python ingest call as ``produce`` tallies a C one."""
-    again = after_call(params, pstate, xstate, by_shard, stop, status, m, offered, got, made,
-                       landed, values, shards_buf, t_int, True)
-    settle_foreign(status, max(again, 0), xstate, refused_bits, ambiguous_bits, values, landed,
-                   offered)
-    if again < 0:
-        again = renumber(params, pstate, values, shards_buf, t_int, landed, m, offered)
-    return again
-
-
-@kernel
-def py_end_batch(pstate, xstate, status, values, offered, m):
-    publish_watermark(xstate, done_upto(status, values, offered, m, pstate[S_NEXT_SEQ]), pstate[S_LANDED])
-
-
 def no_bus() -> BusState:
     """A BusState of tiny arrays, for ``produce`` with a step other than STEP_RING
     (the same types as a real bus's, so the one kernel serves both)."""
     one = np.zeros(1, np.int64)
     hist = np.zeros((1, 1), np.int64)
     return BusState(*[hist if f in ("hist_int", "hist_sent") else one for f in BusState._fields])
-
-
-def empty_foreign(batch: int = 1, width: int = 1):
-    """(calls, payload, ptrs, lens, refused_bits, ambiguous_bits, gate) for STEP_RING, or
-    the buffers of a STEP_CCALL producer (``batch`` events of ``width`` bytes); no gate."""
-    return (np.zeros(C_LEN, np.int64), np.zeros((batch, width), np.uint8),
-            np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(0, np.int64),
-            np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 # --------------------------------------------------------------------------- the gate
@@ -763,249 +680,35 @@ def unsent(params, pstate, now):
     batch = params[P_BATCH]
     return max(0, (due // batch) * batch - sent)
 
-# --------------------------------------------------------------------------- the C-call step
-@kernel
-def invoke(addr, bits, arity, a0, a1, a2, a3, a4, a5, a6, a7):
-    """Call the C function at ``addr`` with ``arity`` int64 arguments; its return read
-    at ``bits`` (32: the low half of the register, sign-extended, as native.ffi.ccall_i32
-    reads an ``int``: on x86-64 and AArch64 the upper half is not defined)."""
-    if arity == 0:
-        r = ccall_i64(addr, ())
-    elif arity == 1:
-        r = ccall_i64(addr, (a0,))
-    elif arity == 2:
-        r = ccall_i64(addr, (a0, a1))
-    elif arity == 3:
-        r = ccall_i64(addr, (a0, a1, a2))
-    elif arity == 4:
-        r = ccall_i64(addr, (a0, a1, a2, a3))
-    elif arity == 5:
-        r = ccall_i64(addr, (a0, a1, a2, a3, a4))
-    elif arity == 6:
-        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5))
-    elif arity == 7:
-        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6))
-    else:
-        r = ccall_i64(addr, (a0, a1, a2, a3, a4, a5, a6, a7))
-    if bits == 64:
-        return r
-    low = r & 0xFFFFFFFF
-    return low - 0x100000000 if low >= 0x80000000 else low
-
-
-@kernel
-def arg_value(calls, k, i, n, shards_buf, values, ptrs, lens):
-    """Argument ``k`` for a call on events [i, i + n) (load.ccall's kinds)."""
-    if k >= calls[C_ARITY]:
-        return np.int64(0)
-    kind = calls[C_KINDS + k]
-    if kind == A_CONST:
-        return calls[C_VALUES + k]
-    if kind == A_PTR:
-        return ptrs[i]
-    if kind == A_LEN:
-        return lens[i]
-    if kind == A_SHARD:
-        return shards_buf[i]
-    if kind == A_VALUE:
-        return values[i]
-    if kind == A_PTRS:
-        return ptrs.ctypes.data + 8 * i
-    if kind == A_LENS:
-        return lens.ctypes.data + 8 * i
-    if kind == A_N:
-        return np.int64(n)
-    if kind == A_SHARDS:
-        return shards_buf.ctypes.data + 8 * i
-    if kind == A_VALUES:
-        return values.ctypes.data + 8 * i
-    return np.int64(0)
-
-
-@kernel
-def call_c(calls, i, n, shards_buf, values, ptrs, lens):
-    """Make the described call for events [i, i + n); the code, or the error-code
-    function's answer when the call returned the declared sentinel."""
-    rc = invoke(calls[C_ADDR], calls[C_BITS], calls[C_ARITY],
-                arg_value(calls, 0, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 1, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 2, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 3, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 4, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 5, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 6, i, n, shards_buf, values, ptrs, lens),
-                arg_value(calls, 7, i, n, shards_buf, values, ptrs, lens))
-    if calls[C_ERR_ADDR] != 0 and rc == calls[C_ERR_WHEN]:
-        z = np.int64(0)
-        rc = invoke(calls[C_ERR_ADDR], calls[C_ERR_BITS], 0, z, z, z, z, z, z, z, z)
-    return rc
-
-
-@kernel
-def _listed(calls, rc, at, count):
-    for i in range(count):
-        if calls[at + i] == rc:
-            return True
-    return False
-
-
-@kernel
-def classify(calls, rc):
-    """What a return code means, by the call's declaration (TAKEN ... UNDECLARED)."""
-    if _listed(calls, rc, C_CODES, calls[C_N_OK]):
-        return TAKEN
-    if _listed(calls, rc, C_CODES + MAX_CODES, calls[C_N_REFUSED]):
-        return REFUSED
-    if _listed(calls, rc, C_CODES + 2 * MAX_CODES, calls[C_N_CLOSED]):
-        return CLOSED
-    return UNDECLARED
-
-
-@kernel
-def undeclared(calls, xstate, rc, events):
-    xstate[X_UNDECLARED] += 1
-    xstate[X_LAST_CODE] = rc
-    xstate[X_ERRORS] += events
-    return INGEST_ERROR if calls[C_UNDECLARED] == UNDECLARED_STOP else INGEST_REFUSED
-
-
-@kernel
-def c_step(calls, xstate, retry, m, landed, shards_buf, values, ptrs, lens):
-    """Offer events [0, m) through the C function ``calls`` describes. Fills
-    ``landed`` and returns (status, events offered, events taken when the status
-    is AMBIGUOUS, calls made)."""
-    if calls[C_BATCH] == 0:
-        status = INGEST_OK
-        for i in range(m):
-            rc = call_c(calls, i, 1, shards_buf, values, ptrs, lens)
-            what = classify(calls, rc)
-            if what == TAKEN:
-                landed[i] = LANDED
-            elif what == REFUSED:
-                landed[i] = NOT_LANDED
-                xstate[X_REFUSALS] += 1
-                status = INGEST_FAILED
-                if retry:
-                    return status, i + 1, 0, i + 1     # retried before the rest, in order
-            elif what == CLOSED:
-                xstate[X_CLOSED] += 1
-                return INGEST_CLOSED, i, 0, i + 1
-            else:
-                landed[i] = LOST
-                verdict = undeclared(calls, xstate, rc, 1)
-                if verdict == INGEST_ERROR:
-                    return verdict, i + 1, 0, i + 1
-                if status == INGEST_OK:
-                    status = verdict
-        return status, m, 0, m
-    rc = call_c(calls, 0, m, shards_buf, values, ptrs, lens)
-    if rc == m:
-        for i in range(m):
-            landed[i] = LANDED
-        return INGEST_OK, m, m, 1
-    if 0 <= rc < m:
-        xstate[X_REFUSALS] += 1
-        if calls[C_BATCH_COUNT] == COUNT_UNKNOWN:
-            return INGEST_AMBIGUOUS, m, rc, 1
-        for i in range(m):
-            landed[i] = LANDED if i < rc else NOT_LANDED
-        return INGEST_FAILED, m, rc, 1
-    what = classify(calls, rc) if rc < 0 else UNDECLARED
-    if what == CLOSED:
-        xstate[X_CLOSED] += 1
-        return INGEST_CLOSED, 0, 0, 1
-    if what == REFUSED:
-        xstate[X_REFUSALS] += 1
-        for i in range(m):
-            landed[i] = NOT_LANDED
-        return INGEST_FAILED, m, 0, 1
-    for i in range(m):
-        landed[i] = LOST
-    return undeclared(calls, xstate, rc, m), m, 0, 1
-
-
-@kernel
-def write_payloads(calls, payload, values, t_int, m):
-    """The payloads of events [0, m), by the writer ``calls`` names."""
-    if calls[C_PAYLOAD] == PAYLOAD_HEX:
-        for i in range(m):
-            hex_payload.encode(payload, i, values[i] >> SEQ_BITS, values[i] & SEQ_MASK, t_int[i])
-    else:
-        for i in range(m):
-            text_payload.encode(payload, i, values[i] >> SEQ_BITS, values[i] & SEQ_MASK, t_int[i])
-
-
 # --------------------------------------------------------------------------- from Python
-_NO_BUS = None
-
-
 def events_buffers(batch: int) -> tuple:
     """One call's events: (shards, values, intended times, landed mask), ``batch`` each."""
     return tuple(np.zeros(batch, np.int64) for _ in range(4))
 
 
-def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, zipf_cdf=None,
-                  by_shard=None, events=None, refused_bits=None, ambiguous_bits=None,
-                  gate=None) -> int:
-    """``produce`` with STEP_CCALL, for a target calling a C ingest function
-    (``calls``: ``load.ccall.CallSpec.to_array()``; ``payload``: ``(batch, width)``
-    uint8, a ``text_payload.template_array`` for json). Buffers left out are made
-    here. ``gate``: ``new_gate()`` shared by the target's producers, when the target
-    must not free its handle while a call is inside it (``produce``). Returns the
-    events offered."""
-    global _NO_BUS
-    if _NO_BUS is None:
-        _NO_BUS = no_bus()
-    batch = int(params[P_BATCH])
-    # the kernel does not check bounds: a buffer shorter than a batch would be written past
-    if min(payload.shape[0], ptrs.shape[0], lens.shape[0]) < batch or xstate.shape[0] < X_LEN \
-            or calls.shape[0] < C_LEN or (gate is not None and gate.shape[0] < GATE_LEN):
-        raise ValueError(f"produce_ccall: buffers for {batch} events and an xstate of {X_LEN} "
-                         f"expected, got payload {payload.shape}, ptrs {ptrs.shape}, lens "
-                         f"{lens.shape}, xstate {xstate.shape}, calls {calls.shape}"
-                         + ("" if gate is None else f", gate {gate.shape} ({GATE_LEN} expected)"))
-    events = events if events is not None and events[0].shape[0] >= batch else events_buffers(batch)
-    if by_shard is None:
-        by_shard = np.zeros(2 * max(1, int(params[P_SHARDS])), np.int64)
-    zipf_cdf = zipf_cdf if zipf_cdf is not None else np.ones(max(1, int(params[P_SHARDS])))
-    none = np.zeros(0, np.int64)
-    before = int(pstate[S_OFFERED])
-    produce(STEP_CCALL, params, pstate, xstate, by_shard, zipf_cdf, stop, *events, _NO_BUS, 0,
-            none, none, calls, payload, ptrs, lens,
-            none if refused_bits is None else refused_bits,
-            none if ambiguous_bits is None else ambiguous_bits,
-            none if gate is None else gate)
-    return int(pstate[S_OFFERED]) - before
-
-
 # --------------------------------------------------------------------------- a cold cache, in two halves
 def _signatures():
-    """The types ``produce`` calls its C step and tallies with (every array an int64
-    vector but the payload buffer), so they can be compiled before ``produce`` is,
-    in another process (targets/coldstart.py), and ``produce``'s own compile then
-    loads them from the on-disk cache. A test checks these are the types
-    ``produce`` really uses (tests/test_first_hour.py)."""
+    """The types ``produce`` calls its biggest pieces with (every array an int64
+    vector), so they can be compiled before ``produce`` is, some in another
+    process (targets/coldstart.py), and ``produce``'s own compile then loads them
+    from the on-disk cache. A test checks these are the types ``produce`` really
+    uses (tests/test_first_hour.py)."""
     import numba
     from numba import types
     v = types.Array(types.int64, 1, "C")
-    payload = types.Array(types.uint8, 2, "C")
     i, b = types.int64, types.boolean
     return {
-        "c_step": (v, v, b, i, v, v, v, v, v),
-        "write_payloads": (v, payload, v, v, i),
-        "settle_foreign": (i, i, v, v, v, v, v, i),
-        "renumber": (v, v, v, v, v, v, i, i),
         "after_call": (v, v, v, v, v, i, i, i, i, i, v, v, v, v, b),
+        "renumber": (v, v, v, v, v, v, i, i),
         "ingest_batch": (numba.typeof(no_bus()), i, v, v, v, i, i, v, v, v),
     }
 
 
-#: compiled by the helper process while this one compiles the rest (the C step is
-#: about half of ``produce``'s first compile since it serves every target)
-FOREIGN_STEP = ("c_step", "write_payloads", "settle_foreign", "renumber")
-#: compiled here first, while the helper compiles FOREIGN_STEP: the tallies and the
-#: reference bus's ring push (about as long together as FOREIGN_STEP)
-TALLIES = ("after_call", "ingest_batch")
+#: compiled by the helper process first, while this one compiles HERE_FIRST (about as
+#: long together); the helper then goes on to the worker side
+HELPER_FIRST = ("after_call", "renumber")
+#: compiled here first: the reference bus's ring push
+HERE_FIRST = ("ingest_batch",)
 
 
 def precompile(names) -> None:

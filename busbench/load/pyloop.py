@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import foreign as F
 from . import kernels as K
 
 _NONE = np.zeros(0, np.int64)
@@ -36,19 +37,19 @@ def run(step, params, pstate, xstate, by_shard, zipf_cdf, stop, events, *, refus
     before = int(pstate[K.S_OFFERED])
     K.begin_step(pstate)
     while True:
-        n = K.py_next(params, pstate, xstate, zipf_cdf, stop, shards_buf, values, t_int)
+        n = F.py_next(params, pstate, xstate, zipf_cdf, stop, shards_buf, values, t_int)
         if n == 0:
             break
         m = n
         while True:
             status, offered, got, made = step(values, t_int, m, landed)
-            again = K.py_after(params, pstate, xstate, by_shard, stop, status, m, offered, got,
+            again = F.py_after(params, pstate, xstate, by_shard, stop, status, m, offered, got,
                                made, landed, values, shards_buf, t_int, refused_bits,
                                ambiguous_bits)
             if again == 0:
                 break
             m = again
-        K.py_end_batch(pstate, xstate, status, values, offered, m)
+        F.py_end_batch(pstate, xstate, status, values, offered, m)
         if pstate[K.S_DONE]:
             break
         if between_calls is not None:

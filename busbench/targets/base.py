@@ -57,7 +57,7 @@ Adding a target:
    keeps every tally. A bus with a C ingest function describes the call as data
    (``load.ccall.CallSpec(...).to_array()``: address, arguments such as the
    handle, payload, length or the event's shard, return codes) and runs
-   ``load.kernels.produce_ccall`` (see ``cabi.py``, ``netmesh/target.py``); a
+   ``load.foreign.produce_ccall`` (see ``cabi.py``, ``netmesh/target.py``); a
    bus with a Python API hands ``load.pyloop.run`` its ingest step (see
    ``python_target.py``). Either way the step answers ``names.INGEST_*`` and
    fills the landed mask.

@@ -124,7 +124,7 @@ def compile_kernels(announce=None, helper: bool | None = None) -> coldstart.Cold
     cold cache ``python -m busbench.targets.builtin`` compiles the worker side."""
     from ..bus import kernels
     return coldstart.compile_kernels(announce, helper, producer_side=warm_producer_side,
-                                     producer_prelude=lambda: K.precompile(K.TALLIES),
+                                     producer_prelude=lambda: K.precompile(K.HERE_FIRST),
                                      everything=warm_everything, worker_kernel=kernels.worker_loop,
                                      helper_module=HELPER_MODULE)
 
@@ -157,7 +157,7 @@ class BuiltinTarget(Target):
                          for _ in range(config.producers)]
         # the one producer kernel's arguments for a foreign bus, unused by the ring push
         self._no_xstate = K.empty_xstate()
-        self._no_foreign = K.empty_foreign()
+        self._no_frame = np.zeros(0, np.int64)
         verify = config.adapter == "verify"
         self.capabilities = Capabilities(
             counters=frozenset(N.ALL_COUNTERS), witness="verify adapter" if verify else None,
@@ -190,7 +190,7 @@ class BuiltinTarget(Target):
             self._scratch[p] = (order, shard_counts)
         K.produce(K.STEP_RING, params, pstate, self._no_xstate, by_shard, zipf_cdf, stop,
                   shards_buf, values, t_int, landed, self.bus.state, p, order, shard_counts,
-                  *self._no_foreign)
+                  self._no_frame, self._no_frame)
 
     def producer_stalling(self, p: int) -> bool:
         return self.bus.producer_stalling(p)
@@ -289,9 +289,9 @@ class BuiltinTarget(Target):
 
 
 if __name__ == "__main__":
-    # The helper process (coldstart.compile_kernels): fill the on-disk cache with the load
-    # loop's C step (saying so as soon as it is there: this process's parent waits for it
+    # The helper process (coldstart.compile_kernels): fill the on-disk cache with its share
+    # of the load loop (saying so as soon as it is there: this process's parent waits for it
     # before it compiles ``produce``), then with the worker side.
-    K.precompile(K.FOREIGN_STEP)
+    K.precompile(K.HELPER_FIRST)
     print(coldstart.READY, flush=True)
     warm_worker_side()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bus.layout import COUNTER_NAMES
+from ..load import foreign as LF
 from ..load import kernels as LK
 from ..native import text_payload as PL
 from ..load.ccall import Arg, CallSpec
@@ -181,7 +182,7 @@ class CAbiTarget(SinkEvidence):
         params = np.zeros(LK.P_LEN, np.int64)
         params[LK.P_BATCH] = 1
         params[LK.P_MAX_EVENTS] = 0          # returns before calling the bus
-        LK.produce_ccall(np.zeros(LK.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
+        LF.produce_ccall(np.zeros(LF.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
                          LK.empty_xstate(), np.zeros(16, np.int64), PL.template_array(1),
                          np.zeros(1, np.int64), np.zeros(1, np.int64))
 
@@ -245,7 +246,7 @@ class CAbiTarget(SinkEvidence):
             pstate[LK.S_TURNED_AWAY] += batch     # the handle is gone: no call may use it
             pstate[LK.S_DONE] = 1
             return 0
-        offered = LK.produce_ccall(self._calls, params, pstate, self.xstate[p], stop, *buffers,
+        offered = LF.produce_ccall(self._calls, params, pstate, self.xstate[p], stop, *buffers,
                                    zipf_cdf=zipf_cdf, by_shard=by_shard, events=events)
         x = self.xstate[p]
         if x[LK.X_UNDECLARED]:

@@ -1,6 +1,6 @@
 """The kafka target's ingest call (as data) and delivery-report callback (jitted).
 
-The producer is busbench's one load loop (``load.kernels.produce_ccall``); the
+The producer is busbench's one load loop (``load.foreign.produce_ccall``); the
 kafka target writes no loop of its own, only ``call_spec``: its ingest call,
 ``rd_kafka_produce``, described as data (``load.ccall.CallSpec``). The load's key
 distribution chooses each event's shard and the shard *is* the partition handed

@@ -2,7 +2,7 @@
 
 Shapes (docs/targets/kafka.md has the user's view):
 
-* the producers are busbench's one load loop (``load.kernels.produce_ccall``)
+* the producers are busbench's one load loop (``load.foreign.produce_ccall``)
   calling ``rd_kafka_produce`` as ``kernels.call_spec`` describes it;
 * partitions are shards: the load's key distribution picks each event's
   partition and the loop hands it to ``rd_kafka_produce`` explicitly, so the
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...common import names as N
+from ...load import foreign as LF
 from ...load import kernels as LK
 from ...native import text_payload as PL
 from ...native.payload import MOD
@@ -96,7 +97,7 @@ class KafkaTarget(Target):
         self.xstate = [LK.empty_xstate() for _ in range(self.producers)]
         self._buffers: dict[int, tuple] = {}      # producer -> (payload, ptrs, lens)
         self.call = None                          # kernels.call_spec once started
-        self.calls = np.zeros(LK.C_LEN, np.int64)
+        self.calls = np.zeros(LF.C_LEN, np.int64)
         self._pstates: list = [None] * self.producers
         self._poll_thread: threading.Thread | None = None
         self._poll_stop = threading.Event()
@@ -201,7 +202,7 @@ class KafkaTarget(Target):
         params[LK.P_BATCH] = 1
         params[LK.P_MAX_EVENTS] = 1
         params[LK.P_SHARDS] = 1
-        LK.produce_ccall(np.zeros(LK.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
+        LF.produce_ccall(np.zeros(LF.C_LEN, np.int64), params, np.zeros(LK.S_LEN, np.int64),
                          LK.empty_xstate(), np.zeros(16, np.int64), PL.template_array(1),
                          np.zeros(1, np.int64), np.zeros(1, np.int64), gate=gate)
 
@@ -333,7 +334,7 @@ class KafkaTarget(Target):
             buffers = self._buffers[p] = (PL.template_array(batch), np.zeros(batch, np.int64),
                                           np.zeros(batch, np.int64))
         try:
-            LK.produce_ccall(self.calls, params, pstate, self.xstate[p], stop, *buffers,
+            LF.produce_ccall(self.calls, params, pstate, self.xstate[p], stop, *buffers,
                              zipf_cdf=zipf_cdf, by_shard=by_shard, events=events, gate=self.gate)
         finally:
             with self._stats_lock:

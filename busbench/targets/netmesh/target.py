@@ -33,6 +33,7 @@ import numpy as np
 from ...common import names as N
 from ...load import pyloop
 from ...native import hex_payload
+from ...load import foreign as LF
 from ...load import kernels as K
 from ...native.payload import SEQ_BITS, SEQ_MASK
 from ...scenario.errors import closest
@@ -311,7 +312,7 @@ class NetMeshTarget:
         bits = np.zeros(1, np.int64)
         for call in (NK.SINGLE, NK.BATCH):
             b = _ProducerBuffers(1, bits, bits)
-            K.produce_ccall(NK.call_spec(call, 0, *self._kernel_fns()).to_array(), params,
+            LF.produce_ccall(NK.call_spec(call, 0, *self._kernel_fns()).to_array(), params,
                             np.zeros(K.S_LEN, np.int64), b.nm, stop, b.payload, b.ptrs, b.lens,
                             refused_bits=bits, ambiguous_bits=bits)
             if b.nm[NK.NM_LAST_ERROR] != abi.NET_ERR_NULL_POINTER:
@@ -378,7 +379,7 @@ class NetMeshTarget:
             if not self.handle:
                 raise NetMeshError("produce before start()")
             calls = NK.call_spec(CALLS[self.config.call], self.handle, *self._kernel_fns())
-            return K.produce_ccall(calls.to_array(), params, pstate, b.nm, stop, b.payload, b.ptrs,
+            return LF.produce_ccall(calls.to_array(), params, pstate, b.nm, stop, b.payload, b.ptrs,
                                    b.lens, zipf_cdf=zipf_cdf, by_shard=by_shard, events=events,
                                    refused_bits=b.refused, ambiguous_bits=b.ambiguous)
         finally:

@@ -335,19 +335,18 @@ class Child:
                 now = time.monotonic()
                 if messages:
                     story.last_heard = now
-                for m in messages:
+                for k, m in enumerate(messages):
                     outcome = self._hear(m, story, progress, scenario)
                     if outcome is not None:
                         kind, value = outcome
+                        # the job's last line may have come in the same read as its outcome
+                        if not any(later.get("t") == "done" for later in messages[k + 1:]):
+                            self._drain_done(1.0)
                         if kind == "result":
-                            result = result_from_dict(value)
-                            self._drain_done(1.0)
-                            return self._finish(result, story, interrupted_at)
+                            return self._finish(result_from_dict(value), story, interrupted_at)
                         if kind == "usage":
-                            self._drain_done(1.0)
                             raise UsageFromChild(*value)
                         if kind in ("failed", "interrupted"):
-                            self._drain_done(1.0)
                             status = N.RUN_INTERRUPTED if kind == "interrupted" else N.RUN_ERROR
                             return self._partial(scenario, job, story, status, value or "interrupted")
                 self._sample_memory()

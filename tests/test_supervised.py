@@ -461,3 +461,15 @@ def test_a_done_read_with_the_result_is_not_waited_for_again(monkeypatch):
     monkeypatch.setattr(child, "_messages", _OneRead([{"t": "result", "record": {"ok": 2}}]))
     assert child.run(None, job) == {"ok": 2}
     assert drained == [1.0]
+
+
+def test_the_supervisor_starts_the_child_before_importing_numba():
+    """The parent starts the child as soon as it can (``Session.prestart``), so the
+    child's imports overlap the parent's; importing the supervisor must not pull in
+    Numba (~0.2-0.3 s) first, as it did through the verdict and evidence types."""
+    code = ("import sys\nimport busbench.run.supervisor\n"
+            "from busbench.cli import shared\n"
+            "print(sorted(m for m in ('numba', 'llvmlite', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -38,12 +38,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..common import names as N
 from ..common.pythonpath import child_env
 from ..common.units import format_bytes, parse_memory  # noqa: F401 -- re-exported
-from ..evidence.result import RunResult, StepRecord
-from ..verdicts import checks as C
+if TYPE_CHECKING:
+    # imported where used: they bring in Numba, and this module is imported before the
+    # child is started (the sooner the child starts, the more of its start overlaps ours)
+    from ..evidence.result import RunResult
+    from ..verdicts import checks as C
 
 #: past the deadline, a child whose heartbeat has been silent this long is killed
 KILL_GRACE_S = 3.0
@@ -393,6 +397,7 @@ class Child:
                 return
 
     def _hear(self, m: dict, story: _Story, progress, scenario):
+        from ..evidence.result import StepRecord
         kind = m.get("t")
         if kind == "say":
             self.say(m["line"])
@@ -454,6 +459,7 @@ class Child:
     def _out_of_memory(self, result: RunResult, story: _Story, scenario=None) -> RunResult:
         """An error under a memory limit that looks like running out of it (a MemoryError,
         a thread that could not start, a peak near the limit) is the crash it is."""
+        from ..verdicts import checks as C
         if self.memory_limit and result.status == N.RUN_ERROR and result.error \
                 and (any(w in result.error for w in _OOM_WORDS) or self._near_limit()):
             result.status = N.RUN_CRASHED
@@ -538,6 +544,7 @@ class Child:
     def _partial(self, scenario, job, story: _Story, status, message, crash=None,
                  killed=False) -> RunResult:
         """A record of what the parent heard, for a run that did not end by itself."""
+        from ..evidence.result import RunResult
         if killed or (crash is None and not self.alive):
             sig, code = self._death()
             crash = self._crash_info(story, sig, code)
@@ -578,6 +585,7 @@ class Child:
 
 def result_from_dict(d: dict) -> RunResult:
     """A record (``to_dict``) back into a RunResult: what a supervised child sent."""
+    from ..evidence.result import RunResult, StepRecord
     from dataclasses import fields
 
     from ..verdicts.checks import Verdict
@@ -615,6 +623,7 @@ def _where(story: _Story) -> str:
 
 
 def _verdict(d: dict) -> C.Verdict:
+    from ..verdicts import checks as C
     from dataclasses import fields
     names = {f.name for f in fields(C.Verdict)}
     return C.Verdict(**{k: v for k, v in d.items() if k in names})
@@ -625,6 +634,7 @@ def _judge(scenario, story: _Story, message: str) -> list:
     checks of the steps it did not reach and its end checks, judged on the
     evidence received where it suffices (a flush's record, a shutdown claim),
     else not evaluable, naming why."""
+    from ..verdicts import checks as C
     from ..scenario.schema import CheckStep
     verdicts = list(story.verdicts)
     reached = {s.index for s in story.steps}

@@ -341,10 +341,11 @@ def test_cold_first_run_says_it_compiles_then_warm_runs_do_not(tmp_path):
 
 @pytest.mark.slow
 def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
-    """On a cold cache the load loop's tallies and the worker side are compiled by
-    `python -m busbench.targets.builtin`; this process compiles the ring push and
-    ``produce`` and loads those from the cache the helper wrote (no compile event for
-    them here). A run of the reference bus never compiles the foreign step."""
+    """On a cold cache a forked helper compiles the worker side's bulk (``dispatch``,
+    by signature) and the load loop (``produce``); this process compiles the ring step
+    and the worker side around ``dispatch``, loading the helper's share from the cache
+    (no compile event for it here). A run of the reference bus never compiles the
+    foreign step (load.foreign)."""
     code = ("from numba.core import event\n"
             "names = []\n"
             "class L(event.Listener):\n"
@@ -353,20 +354,49 @@ def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
             "event.register('numba:compile', L())\n"
             "from busbench.targets import builtin\n"
             "cold = builtin.compile_kernels(helper=True)\n"
-            "print(cold.helper_process, cold.compiled, 'worker_loop' in names, 'produce' in names,\n"
-            "      sorted({'after_call', 'renumber', 'c_step', 'write_payloads', 'settle_foreign'}\n"
-            "             & set(names)) or '-',\n"
-            "      sorted(n for n in ('ingest_batch',) if names.count(n) != 1) or '-')\n")
+            "print(cold.helper_process, cold.compiled,\n"
+            "      sorted({'ingest_batch', 'worker_loop'} - set(names)) or '-',\n"
+            "      sorted({'dispatch', 'produce', 'after_call', 'c_step', 'write_payloads',\n"
+            "              'settle_foreign'} & set(names)) or '-',\n"
+            "      sorted(n for n in set(names) if names.count(n) != 1) or '-')\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    helper, compiled, worker_loop_here, produce_here, helpers_here, ring_twice = done.stdout.split()
-    assert helper == "True" and produce_here == "True"
-    assert worker_loop_here == "False", "worker_loop was compiled here, not loaded from the helper's cache"
-    # the tallies are the helper's share, compiled by signature (load.kernels.precompile): a
-    # signature that is not the one produce calls them with would be compiled again here;
-    # and the foreign step (load.foreign) is compiled by nobody
-    assert helpers_here == "-", f"compiled here: {helpers_here}"
-    assert ring_twice == "-", f"compiled here more than once: {ring_twice}"
-    assert 0 < int(compiled)
+    helper, compiled, missing_here, compiled_here, twice = done.stdout.split()
+    assert helper == "True" and 0 < int(compiled)
+    assert missing_here == "-", f"not compiled here: {missing_here}"
+    # ``dispatch`` is compiled by signature (builtin.precompile_dispatch): a signature that
+    # is not the one worker_loop calls it with would be compiled again here; and the
+    # foreign step is compiled by nobody
+    assert compiled_here == "-", f"compiled here: {compiled_here}"
+    assert twice == "-", f"compiled here more than once: {twice}"
+
+
+@pytest.mark.slow
+def test_a_c_bus_compiles_the_loop_here_and_its_step_and_sink_in_helpers(tmp_path):
+    """A C bus's cold start (coldstart.compile_foreign_loop): the load loop here, the
+    foreign step and the c-abi sink in forked helpers (loaded here from the cache), and
+    nothing of the reference bus (its ring step, its workers) anywhere."""
+    code = ("from numba.core import event\n"
+            "names = []\n"
+            "class L(event.Listener):\n"
+            "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
+            "    def on_end(self, e): pass\n"
+            "event.register('numba:compile', L())\n"
+            "from busbench.targets import coldstart\n"
+            "from busbench.load import foreign, ring\n"
+            "from busbench.targets.sink import C_SINK\n"
+            "cold = coldstart.compile_foreign_loop(helper=True, sink=True)\n"
+            "print(cold.helper_process, foreign.STEP.compiled, C_SINK.compiled, ring.STEP.compiled,\n"
+            "      sorted({'produce', 'after_call'} - set(names)) or '-',\n"
+            "      sorted({'c_step', 'write_payloads', 'settle_foreign', 'ingest_batch',\n"
+            "              'worker_loop', 'dispatch'} & set(names)) or '-')\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    helper, step, sink, ring_step, missing_here, compiled_here = done.stdout.split()
+    assert (helper, step, sink, ring_step) == ("True", "True", "True", "False")
+    assert missing_here == "-", f"not compiled here: {missing_here}"
+    assert compiled_here == "-", f"compiled here: {compiled_here}"

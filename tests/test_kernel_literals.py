@@ -17,6 +17,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "busbench"
 JIT_DECORATORS = {"kernel", "kernel_inline", "njit", "jit", "cfunc"}
+#: ``native.jit.LazyCFunc(signature, body)``: the body is compiled when first asked for
+LAZY = {"LazyCFunc"}
 
 
 def _decorator_name(node: ast.expr) -> str | None:
@@ -55,10 +57,11 @@ def literal_calls(texts: dict[str, str]) -> list[str]:
     trees = {path: ast.parse(text, path) for path, text in texts.items()}
     kernels, jitted = set(), []
     for path, tree in trees.items():
-        compiled_later = set()        # ``cfunc(sig)(fn)``: a body compiled by a call
+        compiled_later = set()        # ``cfunc(sig)(fn)``, ``LazyCFunc(sig, fn)``: compiled by a call
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) \
-                    and _decorator_name(node.func) in JIT_DECORATORS:
+            if isinstance(node, ast.Call) and (
+                    (isinstance(node.func, ast.Call) and _decorator_name(node.func) in JIT_DECORATORS)
+                    or _callee(node) in LAZY):
                 compiled_later.update(a.id for a in node.args if isinstance(a, ast.Name))
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef):
@@ -101,6 +104,13 @@ def test_the_reader_sees_the_package_kernels():
     assert broken != texts["busbench/load/foreign.py"]
     found = literal_calls({**texts, "busbench/load/foreign.py": broken})
     assert len(found) == 1 and "arg_value(... 1 ...) in call_c" in found[0]
+    # ... and in a step's body, compiled through LazyCFunc
+    broken = texts["busbench/load/foreign.py"].replace(
+        "    write_payloads(calls, payload, values, t_int, m)\n",
+        "    write_payloads(calls, payload, values, t_int, 3)\n")
+    assert broken != texts["busbench/load/foreign.py"]
+    found = literal_calls({**texts, "busbench/load/foreign.py": broken})
+    assert len(found) == 1 and "write_payloads(... 3 ...) in _foreign_step" in found[0]
 
 
 def test_it_fails_on_each_kind_of_literal():
@@ -135,6 +145,11 @@ def body(x):
 
 step = cfunc("int64(int64)")(body)
 
+def lazy_body(x):
+    return callee(x, 4)     # compiled below, when first asked for
+
+LAZY_STEP = LazyCFunc("int64(int64)", lazy_body)
+
 def from_python(x):
     return callee(x, 0)     # fine: Python passes int64
 '''
@@ -142,4 +157,5 @@ def from_python(x):
     assert [f.split(": ", 1)[1] for f in found] == [
         "callee(... 0 ...) in caller", "callee(... -1 ...) in caller",
         "callee(... True ...) in caller", "callee(... LIMIT ...) in caller",
-        "callee(... 2 ...) in caller", "callee(... 3 ...) in body"]
+        "callee(... 2 ...) in caller", "callee(... 3 ...) in body",
+        "callee(... 4 ...) in lazy_body"]

@@ -1,7 +1,7 @@
 """The environment of a Python child process that must import this very copy of busbench.
 
 busbench starts ``python -m busbench...`` children (a supervised run, a
-``--repeat`` run, the cold start's compiling helper). They must import the
+``--repeat`` run). They must import the
 same package as their parent, also when it is not installed and the child
 runs in another directory: the folder that holds the package goes first on
 the child's ``PYTHONPATH``.

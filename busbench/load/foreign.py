@@ -10,7 +10,7 @@ the events' payloads and calls the bus's C ingest function as a
 the arguments, the meaning of the return codes are runtime values), classifies
 what the bus answered, and after ``produce`` tallied the call settles the
 events given up or of unknown fate. It is compiled apart and only when a
-target first asks for its address (``step_address``): a run of the reference
+target first asks for its address (``STEP.address``): a run of the reference
 bus never compiles it, and ``produce`` is the same one kernel for every
 target. The arrays it works on travel in ``frame`` (``load.kernels.F_*``:
 address and length each), filled by ``new_frame`` on the target's side and by
@@ -20,13 +20,10 @@ address and length each), filled by ``new_frame`` on the target's side and by
 every C target. ``py_next`` / ``py_after`` / ``py_end_batch`` are what
 ``load.pyloop`` (producers that are Python threads) calls between its calls.
 """
-import threading
-
 import numpy as np
-from numba import carray, cfunc, types
 
-from ..native.ffi import as_voidptr, ccall_i64
-from ..native.jit import kernel, kernel_inline
+from ..native.ffi import ccall_i64, view
+from ..native.jit import LazyCFunc, kernel, kernel_inline
 from ..native.payload import SEQ_BITS, SEQ_MASK, add_wrap, mix
 from ..native import hex_payload, text_payload
 from ..common.names import (
@@ -87,12 +84,12 @@ from .kernels import (
     F_RETRY,
     F_ROWS,
     F_SHARDS,
-    F_STEP,
     F_T_INT,
     F_VALUES,
     F_WIDTH,
     F_XSTATE,
     FRAME_LEN,
+    STEP_SIGNATURE,
     GATE_LEN,
     LANDED,
     LOST,
@@ -103,7 +100,6 @@ from .kernels import (
     S_LANDED,
     S_NEXT_SEQ,
     S_OFFERED,
-    STEP_FOREIGN,
     X_BEYOND_BITMAP,
     X_CLOSED,
     X_ERRORS,
@@ -117,11 +113,11 @@ from .kernels import (
     events_buffers,
     given_up,
     next_call,
-    no_bus,
     produce,
     publish_watermark,
     renumber,
     stall_if_armed,
+    new_frame as loop_frame,
 )
 
 # a C code's class
@@ -362,33 +358,28 @@ def write_payloads(calls, payload, values, t_int, m):
 
 
 # --------------------------------------------------------------------------- the step, by address
-#: ``int64 step(frame address, phase, m, status, again, offered)``
-STEP_SIGNATURE = types.int64(types.int64, types.int64, types.int64, types.int64, types.int64,
-                             types.int64)
-
-
 def _foreign_step(at, phase, m, status, again, offered):
     """PHASE_CALL: write the payloads of events [0, m) and make the call; returns its
     status, with the events offered, taken (AMBIGUOUS) and calls made in the frame.
-    PHASE_SETTLE (``status``, ``again``, ``offered``: after_call's view of that call):
-    the events given up, or of unknown fate, into the checksums and bitmaps."""
-    frame = carray(as_voidptr(at), (FRAME_LEN,), np.int64)
+    PHASE_SETTLE: the events given up, or of unknown fate, into the checksums and
+    bitmaps."""
+    frame = view(at, (FRAME_LEN,), np.int64)
     n = frame[F_BATCH]
-    xstate = carray(as_voidptr(frame[F_XSTATE]), (X_LEN,), np.int64)
-    values = carray(as_voidptr(frame[F_VALUES]), (n,), np.int64)
-    landed = carray(as_voidptr(frame[F_LANDED]), (n,), np.int64)
+    xstate = view(frame[F_XSTATE], (X_LEN,), np.int64)
+    values = view(frame[F_VALUES], (n,), np.int64)
+    landed = view(frame[F_LANDED], (n,), np.int64)
     if phase == PHASE_SETTLE:
         settle_foreign(status, again, xstate,
-                       carray(as_voidptr(frame[F_REFUSED]), (frame[F_REFUSED_LEN],), np.int64),
-                       carray(as_voidptr(frame[F_AMBIGUOUS]), (frame[F_AMBIGUOUS_LEN],), np.int64),
+                       view(frame[F_REFUSED], (frame[F_REFUSED_LEN],), np.int64),
+                       view(frame[F_AMBIGUOUS], (frame[F_AMBIGUOUS_LEN],), np.int64),
                        values, landed, offered)
         return np.int64(0)
-    calls = carray(as_voidptr(frame[F_CALLS]), (C_LEN,), np.int64)
-    shards_buf = carray(as_voidptr(frame[F_SHARDS]), (n,), np.int64)
-    t_int = carray(as_voidptr(frame[F_T_INT]), (n,), np.int64)
-    ptrs = carray(as_voidptr(frame[F_PTRS]), (n,), np.int64)
-    lens = carray(as_voidptr(frame[F_LENS]), (n,), np.int64)
-    payload = carray(as_voidptr(frame[F_PAYLOAD]), (frame[F_ROWS], frame[F_WIDTH]), np.uint8)
+    calls = view(frame[F_CALLS], (C_LEN,), np.int64)
+    shards_buf = view(frame[F_SHARDS], (n,), np.int64)
+    t_int = view(frame[F_T_INT], (n,), np.int64)
+    ptrs = view(frame[F_PTRS], (n,), np.int64)
+    lens = view(frame[F_LENS], (n,), np.int64)
+    payload = view(frame[F_PAYLOAD], (frame[F_ROWS], frame[F_WIDTH]), np.uint8)
     write_payloads(calls, payload, values, t_int, m)
     got_status, got_offered, got, made = c_step(calls, xstate, frame[F_RETRY] != 0, m, landed,
                                                 shards_buf, values, ptrs, lens)
@@ -398,18 +389,8 @@ def _foreign_step(at, phase, m, status, again, offered):
     return got_status
 
 
-_step = None
-_step_lock = threading.Lock()
-
-
-def step_address() -> int:
-    """The foreign step's address: compiled (or loaded from Numba's cache) on the
-    first call in a process, once."""
-    global _step
-    with _step_lock:
-        if _step is None:
-            _step = cfunc(STEP_SIGNATURE, nopython=True, cache=True)(_foreign_step)
-        return _step.address
+#: the foreign step, compiled on first use
+STEP = LazyCFunc(STEP_SIGNATURE, _foreign_step)
 
 
 def new_frame(calls, payload, ptrs, lens, refused_bits, ambiguous_bits) -> np.ndarray:
@@ -419,8 +400,7 @@ def new_frame(calls, payload, ptrs, lens, refused_bits, ambiguous_bits) -> np.nd
     k = min(ptrs.shape[0], rows)
     ptrs[:k] = payload.ctypes.data + np.arange(k, dtype=np.int64) * width
     lens[:k] = width
-    frame = np.zeros(FRAME_LEN, np.int64)
-    frame[F_STEP] = step_address()
+    frame = loop_frame(STEP.address, foreign=True)
     frame[F_CALLS] = calls.ctypes.data
     frame[F_PAYLOAD], frame[F_ROWS], frame[F_WIDTH] = payload.ctypes.data, rows, width
     frame[F_PTRS], frame[F_LENS] = ptrs.ctypes.data, lens.ctypes.data
@@ -430,8 +410,6 @@ def new_frame(calls, payload, ptrs, lens, refused_bits, ambiguous_bits) -> np.nd
 
 
 # --------------------------------------------------------------------------- from Python
-_NO_BUS = None
-
 
 def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, zipf_cdf=None,
                   by_shard=None, events=None, refused_bits=None, ambiguous_bits=None,
@@ -442,9 +420,6 @@ def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, z
     here. ``gate``: ``new_gate()`` shared by the target's producers, when the target
     must not free its handle while a call is inside it (``produce``). Returns the
     events offered."""
-    global _NO_BUS
-    if _NO_BUS is None:
-        _NO_BUS = no_bus()
     batch = int(params[P_BATCH])
     # the kernel does not check bounds: a buffer shorter than a batch would be written past
     if min(payload.shape[0], ptrs.shape[0], lens.shape[0]) < batch or xstate.shape[0] < X_LEN \
@@ -462,6 +437,6 @@ def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, z
                       none if refused_bits is None else refused_bits,
                       none if ambiguous_bits is None else ambiguous_bits)
     before = int(pstate[S_OFFERED])
-    produce(STEP_FOREIGN, params, pstate, xstate, by_shard, zipf_cdf, stop, *events, _NO_BUS, 0,
-            none, none, frame, none if gate is None else gate)
+    produce(params, pstate, xstate, by_shard, zipf_cdf, stop, *events, frame,
+            none if gate is None else gate)
     return int(pstate[S_OFFERED]) - before

@@ -1,13 +1,13 @@
 """THE producer loop (``produce``) and its pieces, as jitted functions: one
 kernel for every target, per load model (open or closed loop, a runtime value).
 
-A target supplies only its ingest step, chosen by a runtime value: the
-reference bus's ring push (``STEP_RING``), or the foreign step called by
-address (``STEP_FOREIGN``, ``load.foreign``: a bus's C function called as a
-``load.ccall.CallSpec`` describes it: net-mesh, c-abi, Kafka), with the payload
-writer the description names. Targets whose producers are Python threads run
-``load.pyloop``, which calls the same pieces (``load.foreign.py_next`` /
-``py_after``). The loop is::
+A target supplies only its ingest step, a C function the loop calls by
+address (a runtime value, like the modes): the reference bus's ring push
+(``load.ring``) or the foreign step (``load.foreign``: a bus's C function
+called as a ``load.ccall.CallSpec`` describes it: net-mesh, c-abi, Kafka),
+each compiled only by a process whose target uses it. Targets whose producers
+are Python threads run ``load.pyloop``, which calls the same pieces
+(``load.foreign.py_next`` / ``py_after``). The loop is::
 
     begin_step(pstate)
     while True:
@@ -44,10 +44,8 @@ import numpy as np
 
 from ..native.atomics import cpu_relax, exchange, fetch_add, load_acquire, load_relaxed, store_release
 from ..native.clock import backoff, monotonic_ns, sleep_ns, yield_cpu
-from ..bus.config import DROPPED, FAILED, OK, SHUTTING_DOWN
 from ..native.ffi import ccall_i64
 from ..native.jit import kernel, kernel_inline
-from ..bus.kernels import BusState, ingest_batch, mark_dropped
 from ..common.names import (
     INGEST_AMBIGUOUS,
     INGEST_CLOSED,
@@ -99,17 +97,21 @@ X_LEN = 16
 G_CLOSED, G_INFLIGHT = 0, 16
 GATE_LEN = 32
 
-# steps: how ``produce`` makes an ingest call
-STEP_RING, STEP_FOREIGN = 0, 1
-# frame: int64[FRAME_LEN], what ``produce`` hands the foreign step it calls by address
-# (``load.foreign``): the step's address, the arrays it works on (address, length), and
-# what it answers beyond its status
-(F_STEP, F_CALLS, F_PAYLOAD, F_ROWS, F_WIDTH, F_PTRS, F_LENS, F_REFUSED, F_REFUSED_LEN,
- F_AMBIGUOUS, F_AMBIGUOUS_LEN,                    # set by the target's side (load.foreign)
- F_XSTATE, F_SHARDS, F_VALUES, F_T_INT, F_LANDED, F_BATCH, F_RETRY,     # set by produce
+# frame: int64[FRAME_LEN], what ``produce`` hands the step it calls by address (the
+# target's: ``load.ring`` for the reference bus, ``load.foreign`` for a C function):
+# the step's address, the arrays it works on (address, length), what it answers
+# beyond its status
+(F_STEP, F_FOREIGN,                               # set by the target's side
+ F_CALLS, F_PAYLOAD, F_ROWS, F_WIDTH, F_PTRS, F_LENS, F_REFUSED, F_REFUSED_LEN,
+ F_AMBIGUOUS, F_AMBIGUOUS_LEN,                    # ... for the foreign step (load.foreign)
+ F_BUS, F_WRITER, F_ORDER, F_ORDER_LEN, F_SHARD_COUNTS, F_SHARD_COUNTS_LEN,  # ... the ring's
+ F_XSTATE, F_SHARDS, F_VALUES, F_T_INT, F_LANDED, F_BATCH, F_RETRY, F_NOW,  # set by produce
  F_OFFERED, F_GOT, F_MADE,                        # the step's answer
- FRAME_LEN) = range(22)
-# the foreign step's two calls per ingest call: make it, then settle its events after the tallies
+ FRAME_LEN) = range(30)
+#: ``int64 step(frame address, phase, m, status, again, offered)``: a step's C signature
+STEP_SIGNATURE = "int64(int64, int64, int64, int64, int64, int64)"
+# a step's two calls per ingest call: make it (events [0, m)), then settle its events
+# after the tallies (``status``, ``again``, ``offered``: after_call's view of the call)
 PHASE_CALL, PHASE_SETTLE = 0, 1
 # landed mask values, per event of a call
 NOT_LANDED, LANDED, LOST = 0, 1, 2
@@ -509,58 +511,44 @@ def done_upto(status, values, offered, m, seq_end):
     return seq_end
 
 
-@kernel_inline
-def ring_status(status):
-    """The reference bus's status codes as busbench's (names.INGEST_*)."""
-    if status == OK:
-        return INGEST_OK
-    if status == DROPPED:
-        return INGEST_REFUSED
-    if status == FAILED:
-        return INGEST_FAILED
-    if status == SHUTTING_DOWN:
-        return INGEST_CLOSED
-    return INGEST_STRANDED
-
-
 @kernel
-def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, values, t_int,
-            landed, st, writer, order, shard_counts, frame, gate):
+def produce(params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, values, t_int, landed,
+            frame, gate):
     """THE producer loop: run one producer until its stop condition (GIL released).
 
-    ``step`` says how an ingest call is made: STEP_RING pushes into the
-    reference bus ``st`` as ``writer`` (``order``/``shard_counts``: its
-    scratch); STEP_FOREIGN calls the foreign step at ``frame[F_STEP]`` (a C
-    function, ``load.foreign``: it writes the payloads and calls the bus's C
-    ingest function as a ``load.ccall.CallSpec`` describes), handing it
-    ``frame``, which names the arrays it works on. The foreign step is compiled
-    apart, and only by a target that uses it: this kernel calls it by address,
-    as it calls a bus's C function, so a run of the reference bus never
-    compiles it. Arrays a step does not use may be tiny (``no_bus()``, an
-    empty ``frame``). Pacing, late and unsent, stop, deadline, retries, backoff
-    and every tally are here and in ``next_call`` / ``after_call``, the same
-    for every target.
+    An ingest call is the target's *step*, a C function this kernel calls by
+    address (``frame[F_STEP]``), as it calls a bus's own C functions: the
+    reference bus's ring push (``load.ring``) or the foreign step
+    (``load.foreign``: payloads written, the bus's C ingest function called as a
+    ``load.ccall.CallSpec`` describes). ``frame`` (``FRAME_LEN``, filled by the
+    step's ``new_frame``) names the arrays the step works on; this kernel adds
+    those of each call. A step is compiled apart, and only by a target that
+    uses it, so this one kernel serves every target and a process compiles the
+    steps of its own target only. A step makes the call (PHASE_CALL: status
+    returned, events offered / taken / calls made in the frame), then settles
+    the call's events once they are tallied (PHASE_SETTLE). Pacing, late and
+    unsent, stop, deadline, retries, backoff and every tally are here and in
+    ``next_call`` / ``after_call``, the same for every target;
+    ``frame[F_FOREIGN]`` says whether the bus is foreign (busbench keeps its
+    accepted-events checksum, a flush watermark and the stall fault itself).
 
     ``gate`` (``new_gate()``, or empty: none): every ingest call is made inside
     it (``gate_enter`` / ``gate_leave``); once the target closed it, the call's
     events are turned away without touching the bus and the producer stops, so
     the target may free what the call uses once ``gate_inflight`` reads 0."""
-    ccall = step == STEP_FOREIGN
-    fn = np.int64(0)
-    at = np.int64(0)
-    if ccall:
-        fn = frame[F_STEP]
-        at = np.int64(frame.ctypes.data)
-        frame[F_XSTATE] = xstate.ctypes.data
-        frame[F_SHARDS] = shards_buf.ctypes.data
-        frame[F_VALUES] = values.ctypes.data
-        frame[F_T_INT] = t_int.ctypes.data
-        frame[F_LANDED] = landed.ctypes.data
-        frame[F_BATCH] = landed.shape[0]
-        frame[F_RETRY] = 1 if params[P_RETRY_FAILED] != 0 else 0
+    foreign = frame[F_FOREIGN] != 0
+    fn = frame[F_STEP]
+    at = np.int64(frame.ctypes.data)
+    frame[F_XSTATE] = xstate.ctypes.data
+    frame[F_SHARDS] = shards_buf.ctypes.data
+    frame[F_VALUES] = values.ctypes.data
+    frame[F_T_INT] = t_int.ctypes.data
+    frame[F_LANDED] = landed.ctypes.data
+    frame[F_BATCH] = landed.shape[0]
+    frame[F_RETRY] = 1 if params[P_RETRY_FAILED] != 0 else 0
     begin_step(pstate)
     while True:
-        if ccall:
+        if foreign:
             stall_if_armed(xstate, stop)
         n = next_call(params, pstate, zipf_cdf, stop, shards_buf, values, t_int)
         if n == 0:
@@ -569,48 +557,37 @@ def produce(step, params, pstate, xstate, by_shard, zipf_cdf, stop, shards_buf, 
         status = INGEST_OK
         offered = n
         while m > 0:
-            if not gate_enter(gate):
-                # closed by the target: no call, the events turned away, the producer stops
-                status, offered, got, made = INGEST_CLOSED, 0, 0, 0
-            elif ccall:
+            if gate_enter(gate):
+                frame[F_NOW] = pstate[S_NOW]
                 status = ccall_i64(fn, (at, PHASE_CALL, m, 0, 0, 0))
                 offered, got, made = frame[F_OFFERED], frame[F_GOT], frame[F_MADE]
                 gate_leave(gate)
             else:
-                raw, _ = ingest_batch(st, writer, shards_buf, values, t_int, pstate[S_NOW], m,
-                                      order, shard_counts, landed)
-                gate_leave(gate)
-                status = ring_status(raw)
-                offered = 0 if status == INGEST_CLOSED else m
-                got = 0
-                made = 1
+                # closed by the target: no call, the events turned away, the producer stops
+                status, offered, got, made = INGEST_CLOSED, 0, 0, 0
             again = after_call(params, pstate, xstate, by_shard, stop, status, m, offered, got,
-                               made, landed, values, shards_buf, t_int, ccall)
-            if ccall:
+                               made, landed, values, shards_buf, t_int, foreign)
+            if offered > 0:
                 ccall_i64(fn, (at, PHASE_SETTLE, m, status, max(again, 0), offered))
-            elif given_up(status, max(again, 0), landed, offered):
-                # Given up: tell the verify adapter's bitmaps (when on) it was dropped.
-                for i in range(offered):
-                    if landed[i] == NOT_LANDED:
-                        mark_dropped(st, values[i])
             if again < 0:
                 again = renumber(params, pstate, values, shards_buf, t_int, landed, m, offered)
             if again == 0:
                 break
             m = again
-        if ccall:
+        if foreign:
             publish_watermark(xstate, done_upto(status, values, offered, m, pstate[S_NEXT_SEQ]),
                               pstate[S_LANDED])
         if pstate[S_DONE] != 0:
             break
 
 
-def no_bus() -> BusState:
-    """A BusState of tiny arrays, for ``produce`` with a step other than STEP_RING
-    (the same types as a real bus's, so the one kernel serves both)."""
-    one = np.zeros(1, np.int64)
-    hist = np.zeros((1, 1), np.int64)
-    return BusState(*[hist if f in ("hist_int", "hist_sent") else one for f in BusState._fields])
+def new_frame(step_address: int, foreign: bool) -> np.ndarray:
+    """A frame for ``produce`` with the step at ``step_address`` (a step's
+    ``new_frame`` fills in its arrays)."""
+    frame = np.zeros(FRAME_LEN, np.int64)
+    frame[F_STEP] = step_address
+    frame[F_FOREIGN] = 1 if foreign else 0
+    return frame
 
 
 # --------------------------------------------------------------------------- the gate
@@ -686,34 +663,13 @@ def events_buffers(batch: int) -> tuple:
     return tuple(np.zeros(batch, np.int64) for _ in range(4))
 
 
-# --------------------------------------------------------------------------- a cold cache, in two halves
-def _signatures():
-    """The types ``produce`` calls its biggest pieces with (every array an int64
-    vector), so they can be compiled before ``produce`` is, some in another
-    process (targets/coldstart.py), and ``produce``'s own compile then loads them
-    from the on-disk cache. A test checks these are the types ``produce`` really
-    uses (tests/test_first_hour.py)."""
-    import numba
-    from numba import types
-    v = types.Array(types.int64, 1, "C")
-    i, b = types.int64, types.boolean
-    return {
-        "after_call": (v, v, v, v, v, i, i, i, i, i, v, v, v, v, b),
-        "renumber": (v, v, v, v, v, v, i, i),
-        "ingest_batch": (numba.typeof(no_bus()), i, v, v, v, i, i, v, v, v),
-    }
-
-
-#: compiled by the helper process first, while this one compiles HERE_FIRST (about as
-#: long together); the helper then goes on to the worker side
-HELPER_FIRST = ("after_call", "renumber")
-#: compiled here first: the reference bus's ring push
-HERE_FIRST = ("ingest_batch",)
-
-
-def precompile(names) -> None:
-    """Compile the named callees of ``produce`` by signature (into the on-disk cache),
-    without running them."""
-    signatures = _signatures()
-    for name in names:
-        globals()[name].compile(signatures[name])
+def warm_produce() -> None:
+    """Compile ``produce`` (or load it from the cache) without a step: a run of no
+    events returns before its first call."""
+    params = np.zeros(P_LEN, np.int64)
+    params[P_BATCH] = 1
+    params[P_MAX_EVENTS] = 0
+    events = events_buffers(1)
+    produce(params, np.zeros(S_LEN, np.int64), empty_xstate(), np.zeros(2, np.int64),
+            np.ones(1), np.zeros(16, np.int64), *events, new_frame(0, False),
+            np.zeros(0, np.int64))

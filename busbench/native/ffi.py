@@ -68,3 +68,40 @@ def as_voidptr(typingctx, address):
         return builder.inttoptr(addr, context.get_value_type(types.voidptr))
 
     return types.voidptr(address), codegen
+
+
+@intrinsic
+def view(typingctx, address, shape, dtype):
+    """``view(address, (n,) or (rows, cols), np.int64)``: a C-contiguous array over memory
+    at an integer address (what ``numba.carray`` makes of a pointer, without its overload
+    machinery: a few instructions to compile, so a step that rebuilds a bus's 26 arrays
+    from their addresses compiles in a fraction of the time). No reference count: the
+    memory is the caller's and must outlive the view."""
+    if not isinstance(address, types.Integer):
+        return None
+    if not isinstance(shape, types.BaseTuple) or not all(isinstance(t, types.Integer)
+                                                          for t in shape.types):
+        return None
+    if not isinstance(dtype, (types.NumberClass, types.DType)):
+        return None
+    dt = dtype.dtype
+    ndim = len(shape.types)
+    arrty = types.Array(dt, ndim, "C")
+
+    def codegen(context, builder, sig, args):
+        from numba.np.arrayobj import make_array, populate_array
+        addr = context.cast(builder, args[0], sig.args[0], types.int64)
+        intp = context.get_value_type(types.intp)
+        shapes = [context.cast(builder, builder.extract_value(args[1], i), sig.args[1].types[i],
+                               types.intp) for i in range(ndim)]
+        itemsize = context.get_abi_sizeof(context.get_data_type(dt))
+        strides = [ir.Constant(intp, itemsize)]
+        for i in range(ndim - 1, 0, -1):
+            strides.insert(0, builder.mul(strides[0], shapes[i]))
+        ary = make_array(arrty)(context, builder)
+        populate_array(ary, data=builder.inttoptr(addr, context.get_data_type(dt).as_pointer()),
+                       shape=shapes, strides=strides, itemsize=ir.Constant(intp, itemsize),
+                       meminfo=None)
+        return ary._getvalue()
+
+    return arrty(address, shape, dtype), codegen

@@ -130,3 +130,35 @@ drop_stale_caches()
 
 kernel = njit(nogil=True, cache=True, _nrt=False)
 kernel_inline = njit(nogil=True, cache=True, _nrt=False, inline="always")
+
+
+class LazyCFunc:
+    """A C-callable kernel (``numba.cfunc``) compiled, or loaded from Numba's cache, the
+    first time it is asked for in a process, once: the load loop's steps, which it
+    calls by address, and the sink a C bus calls, so a process compiles only what its
+    target uses (``numba.cfunc`` as a decorator compiles at import). ``nrt``: with
+    Numba's reference counting (``numba.carray`` needs it; ``native.ffi.view`` does not)."""
+
+    def __init__(self, signature, py_func, *, nrt: bool = False):
+        import threading
+        self.signature, self.py_func, self.nrt = signature, py_func, nrt
+        self._cfunc = None
+        self._lock = threading.Lock()
+
+    def compile(self) -> int:
+        """Compile (or load) now; the address."""
+        return self.address
+
+    @property
+    def address(self) -> int:
+        with self._lock:
+            if self._cfunc is None:
+                from numba import cfunc
+                options = {} if self.nrt else {"_nrt": False}
+                self._cfunc = cfunc(self.signature, nopython=True, cache=True,
+                                    **options)(self.py_func)
+            return self._cfunc.address
+
+    @property
+    def compiled(self) -> bool:
+        return self._cfunc is not None

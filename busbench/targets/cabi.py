@@ -28,10 +28,11 @@ from ..load import kernels as LK
 from ..native import text_payload as PL
 from ..load.ccall import Arg, CallSpec
 from ..scenario.foreign import LOSSY_FLAG_FIELD, CAbiSettings, PythonModuleLibrary
+from . import coldstart
 from .base import Capabilities, FlushClaim, ShutdownClaim
 from .bounded import CALL_MARGIN_S, call_within
 from .errors import TargetError
-from .sink import SinkEvidence, SinkState, c_sink
+from .sink import C_SINK, SinkEvidence, SinkState
 
 MODE_SINGLE, MODE_BATCH = 0, 1     # one ingest call per event, or ingest_batch
 #: the target file's argument kinds as the producer loop's
@@ -123,8 +124,7 @@ class CAbiTarget(SinkEvidence):
                               f"{', '.join(missing)}")
         self._declare_cold_calls()
         self._check_version()
-        say("compiling (or loading cached) producer kernel and sink")
-        self._warm_kernel()
+        self._warm_kernel(say)
         self._prepared = True
 
     def _find_library(self) -> Path:
@@ -178,7 +178,8 @@ class CAbiTarget(SinkEvidence):
             raise TargetError(f"target c-abi: version: {self.library.name} says {got}, the target "
                               f"expects {self.spec.version.expect}")
 
-    def _warm_kernel(self) -> None:
+    def _warm_kernel(self, say=None) -> None:
+        coldstart.compile_foreign_loop(say, sink=True)
         params = np.zeros(LK.P_LEN, np.int64)
         params[LK.P_BATCH] = 1
         params[LK.P_MAX_EVENTS] = 0          # returns before calling the bus
@@ -201,7 +202,7 @@ class CAbiTarget(SinkEvidence):
         self._handle = handle
         self._started = True
         if self.sink_state is not None:
-            rc = self._call("sink", callback=c_sink.address, context=self.sink_state.address)
+            rc = self._call("sink", callback=C_SINK.address, context=self.sink_state.address)
             if rc not in spec.sink.ok:
                 raise TargetError(f"target c-abi: sink: {spec.sink.symbol} returned {rc}, expected "
                                   f"{_codes(spec.sink.ok)}")

@@ -7,16 +7,22 @@ is handed what to compile by its target (builtin.py for the reference bus and
 its load loop); this module knows no target.
 
 A fresh install has no Numba cache, so the first run compiles every kernel
-(measured on a 2-core machine, one process: 10.7 s, 6.9 s of it ``produce``
-and what it calls, 3.3 s ``worker_loop`` and what it calls). Numba compiles
-under one global lock per process, so threads cannot share that work; a second
-*process* can. On a cold cache, ``compile_kernels`` starts ``python -m <the
-target's module>`` (``busbench.targets.builtin``), which compiles a share of
-the producer side first (the tallies, by signature) and says READY, then the
-worker side (``worker_loop``, ``dispatch``, the adapters), into the on-disk
-cache, while this process compiles the ring push, then ``produce``, loading
-the helper's share from the cache. With one core, a machine whose cores are
-all busy, or the worker side already cached, everything is compiled here.
+its target uses. Numba compiles under one global lock per process, so threads
+cannot share that work; a second *process* can. On a cold cache,
+``compile_kernels`` forks helper processes (a fork inherits the imported
+modules: nothing to start or import) that compile their shares into the
+on-disk cache, each saying on a pipe when a share is there, while this process
+compiles its own and then loads theirs. The shares (measured alone on 2 cores):
+
+* the reference bus (builtin.py): the ring step 4.3 s, here; the worker side's
+  ``dispatch`` 1.9 s then the load loop 3.2 s, in the helper; then the worker
+  side around ``dispatch`` 1.2 s, here. Both end after ~5.5-6 s.
+* a C bus (``compile_foreign_loop``: c-abi, net-mesh, Kafka): the load loop
+  3.2 s here, the foreign step 2.5 s in a helper, and for c-abi the sink a C
+  bus calls 2.0 s in another.
+
+With one core, a machine whose cores are all busy, or the shares already
+cached, everything is compiled (or loaded) here.
 
 Every kernel a scenario can reach is compiled whatever the scenario: modes,
 adapters and layouts are runtime values (STYLE.md), so one specialization of
@@ -26,8 +32,7 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
-import sys
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +42,6 @@ from pathlib import Path
 
 from numba.core import event
 
-from ..common.pythonpath import child_env
 
 
 def compiling_message(what: str) -> str:
@@ -50,14 +54,12 @@ def compiled_message(what: str, seconds: float) -> str:
 
 BUILTIN_KERNELS = "Numba kernels"
 COMPILING_MESSAGE = compiling_message(BUILTIN_KERNELS)
-#: what the helper prints once its first share (compiled before the worker side, while
-#: this process compiles ``producer_prelude``) is in the on-disk cache
-READY = "ready"
-#: the child compiling the worker side is given this long before it is killed
-CHILD_TIMEOUT_S = 600.0
+#: a helper's share is waited for this long (measured: 2-4 s each on 2 cores; a helper
+#: stuck past it is killed and what it did not compile is compiled here)
+SHARE_TIMEOUT_S = 120.0
 
 _lock = threading.Lock()
-_warm: set = set()      # helper modules whose kernels this process has compiled or loaded
+_warm: set = set()      # keys of the kernel sets this process has compiled or loaded
 
 
 @dataclass(frozen=True)
@@ -155,86 +157,169 @@ def _a_core_is_free() -> bool:
     return cores > 1 and load < cores
 
 
-def _spawn_worker_side(helper_module: str) -> subprocess.Popen | None:
-    """``python -m <helper_module>`` importing this very copy of busbench."""
-    env = child_env()
+class _Helper:
+    """A helper process forked from this one: it inherits the imported modules and
+    Numba's initialized compiler (no interpreter to start, nothing to import: ~0.6 s
+    of a second core saved per helper), compiles its shares into the on-disk cache in
+    turn, says the name of each on a pipe as soon as it is there, and exits without
+    running this process's exit handlers."""
+
+    def __init__(self, pid: int, fd: int, names: tuple):
+        self.pid, self.fd, self.names = pid, fd, names
+        self.done: set = set()
+        self.status: int | None = None
+        self._buffer = b""
+
+    def _hear(self, timeout_s: float) -> None:
+        if self.fd < 0:
+            return
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout_s))
+        if not ready:
+            return
+        data = os.read(self.fd, 4096)
+        if not data:                    # ended (or died): nothing more will come
+            os.close(self.fd)
+            self.fd = -1
+            return
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        self.done.update(line.decode() for line in lines)
+
+    def await_share(self, name: str, timeout_s: float) -> bool:
+        """Wait until the helper said ``name`` is in the cache; False when it ended
+        without (or ``timeout_s`` passed): the caller then compiles it itself."""
+        deadline = time.monotonic() + timeout_s
+        while name not in self.done and self.fd >= 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._hear(left)
+        return name in self.done
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+                break
+            if time.monotonic() >= deadline:
+                return False
+            self._hear(min(0.05, deadline - time.monotonic()))
+        return True
+
+    def stop(self) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.status = -1
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _fork(share: tuple) -> _Helper | None:
+    """Fork a helper that runs each ``(name, function)`` of ``share`` in turn. Forked
+    from the thread that compiles, before it compiles: no other thread of this
+    process compiles, so no lock the helper needs is held at the fork."""
     try:
-        return subprocess.Popen([sys.executable, "-m", helper_module], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+        read_fd, write_fd = os.pipe()
     except OSError:
         return None
-
-
-def _await_ready(child: subprocess.Popen, timeout_s: float) -> bool:
-    """Wait until the helper says READY (its first share is in the on-disk cache),
-    it ends, or ``timeout_s`` passes. False: go on without it (this process then
-    compiles that share itself)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        ready, _, _ = select.select([child.stdout], [], [], left)
-        if ready:
-            line = child.stdout.readline()
-            if not line:
-                return False             # ended without saying it
-            if line.strip() == READY.encode():
-                return True
-
-
-def _stop(child: subprocess.Popen) -> None:
-    if child.poll() is None:
-        child.kill()
-    child.wait()
-    if child.stdout is not None:
-        child.stdout.close()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:                         # the helper
+        code = 1
+        try:
+            os.close(read_fd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            for name, function in share:
+                function()
+                os.write(write_fd, name.encode() + b"\n")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return _Helper(pid, read_fd, tuple(name for name, _ in share))
 
 
 def compile_kernels(announce: Callable[[str], None] | None = None,
                     helper: bool | None = None, *,
-                    producer_side: Callable[[], None],
-                    producer_prelude: Callable[[], None] | None = None,
+                    key: str,
+                    here: Callable[[Callable[[str], None]], None],
+                    helpers: tuple = (),
                     everything: Callable[[], None],
-                    worker_kernel,
-                    helper_module: str) -> ColdStart:
-    """Compile (or load from the on-disk cache) every kernel a run needs, once
-    per process. ``announce`` is called with a one-line message as soon as a
-    compile starts (never on a warm cache). ``helper``: use a second process
-    for the worker side (default: when ``worker_kernel``, a dispatcher of the
-    worker side, has no cache yet and there are two cores). The target hands
-    in ``producer_side()`` (compiles only the producer side), ``everything()``
-    (runs every kernel once) and ``helper_module``, whose ``python -m`` fills
-    the on-disk cache with the worker side. With ``producer_prelude`` the
-    helper first compiles a share of the producer side and prints READY: this
-    process compiles the prelude meanwhile, waits for READY, then compiles the
-    producer side, loading that share from the cache."""
+                    probe) -> ColdStart:
+    """Compile (or load from the on-disk cache) every kernel a run needs, once per
+    process and ``key``. ``announce`` is called with a one-line message as soon as a
+    compile starts (never on a warm cache).
+
+    A target hands in ``helpers``: per helper process, ``(name, function)`` pairs,
+    each function compiling a share into the on-disk cache; ``here(wait)``: this
+    process's share, where ``wait(name)`` returns once a helper's share ``name`` is
+    in the cache (so what needs it loads it instead of compiling it again);
+    ``everything()``: runs every kernel once (what the helpers compiled is loaded,
+    what they could not is compiled here); ``probe``: a dispatcher of a helper's
+    share. ``helper``: use helper processes (default: when ``probe`` has no cache
+    yet and a core is free)."""
     with _lock:
-        if helper_module in _warm:
+        if key in _warm:
             return ColdStart(0.0, 0, False)
         t0 = time.monotonic()
-        child = None
+        children = []
         with _CompileWatch(announce) as watch:
             if helper is None:
-                helper = _cached_on_disk(worker_kernel) is False and _a_core_is_free()
+                helper = bool(helpers) and _cached_on_disk(probe) is False and _a_core_is_free()
             if helper:
-                child = _spawn_worker_side(helper_module)
-                if child is not None:
-                    watch.first()
+                watch.first()
+                children = [c for c in (_fork(share) for share in helpers) if c is not None]
+
+            def wait(name: str) -> None:
+                for child in children:
+                    if name in child.names:
+                        child.await_share(name, SHARE_TIMEOUT_S)
+
             try:
-                if child is not None:
-                    if producer_prelude is not None:
-                        producer_prelude()
-                        _await_ready(child, CHILD_TIMEOUT_S)
-                    producer_side()
-                    try:
-                        child.wait(timeout=CHILD_TIMEOUT_S)
-                    except subprocess.TimeoutExpired:
-                        pass        # compiled here instead, below
+                here(wait)
+                for child in children:
+                    child.wait(SHARE_TIMEOUT_S)     # past it: compiled here instead, below
                 everything()
             finally:
-                if child is not None:
-                    _stop(child)
-        _warm.add(helper_module)
-        return ColdStart(time.monotonic() - t0, watch.count, child is not None)
+                for child in children:
+                    child.stop()
+        _warm.add(key)
+        return ColdStart(time.monotonic() - t0, watch.count, bool(children))
+
+
+def compile_foreign_loop(say: Callable[[str], None] | None = None,
+                         helper: bool | None = None, *, sink: bool = False) -> ColdStart:
+    """For a target calling a bus's C function (c-abi, net-mesh, Kafka): the load loop
+    (``load.kernels.produce``) here while a helper compiles the foreign step
+    (``load.foreign``), and with ``sink`` another the C sink (``sink.C_SINK``, c-abi);
+    the reference bus's ring push and workers are not compiled. ``say`` hears "compiling
+    Numba kernels…" as a compile starts and the seconds it took (nothing when warm)."""
+    from ..load import foreign, kernels
+    from .sink import C_SINK
+    shares = [(("foreign step", foreign.STEP.compile),)]
+    if sink:
+        shares.append((("sink", C_SINK.compile),))
+
+    def everything():
+        kernels.warm_produce()
+        foreign.STEP.compile()
+        if sink:
+            C_SINK.compile()
+
+    cold = compile_kernels(say, helper, key="foreign+sink" if sink else "foreign",
+                           here=lambda wait: kernels.warm_produce(), helpers=tuple(shares),
+                           everything=everything, probe=foreign.c_step)
+    if cold.was_cold and say is not None:
+        say(compiled_message(BUILTIN_KERNELS, cold.seconds))
+    return cold

@@ -1,7 +1,8 @@
 """The delivery sink: ground truth for a bus busbench did not write.
 
 A bus that can call a function for every batch it delivers is handed busbench's
-sink, a C callback compiled by Numba (``@cfunc``: no GIL, no Python on the
+sink, a C callback compiled by Numba (``C_SINK``, a ``numba.cfunc`` compiled the
+first time a c-abi target asks for it: no GIL, no Python on the
 path), with the C signature
 
     void sink(void *ctx, int shard, const uint8_t *const *payloads,
@@ -36,13 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import carray, cfunc, types
+from numba import carray, types
 
 from ..native import histogram as H
 from ..native.atomics import fetch_add
 from ..native.clock import monotonic_ns
 from ..native.ffi import as_voidptr
-from ..native.jit import kernel, kernel_inline
+from ..native.jit import LazyCFunc, kernel, kernel_inline
 from ..native import text_payload as P
 from ..native.payload import add_wrap, mix
 
@@ -97,8 +98,7 @@ def _shard_base(st, shard, n):
     return base
 
 
-@cfunc(SINK_SIGNATURE, nopython=True, cache=True)
-def c_sink(ctx, shard, payloads, lens, n):
+def _c_sink(ctx, shard, payloads, lens, n):
     head = carray(ctx, (HEADER,), np.int64)
     st = carray(ctx, (head[H_LEN],), np.int64)
     count = np.int64(n)
@@ -117,6 +117,10 @@ def c_sink(ctx, shard, payloads, lens, n):
             continue
         _record_event(st, base, producers, carray(as_voidptr(addresses[i]), (sizes[i],), np.uint8),
                       hist, now)
+
+
+#: the C callback a c-abi bus delivers to (``C_SINK.address``), compiled on first use
+C_SINK = LazyCFunc(SINK_SIGNATURE, _c_sink, nrt=True)
 
 
 @kernel

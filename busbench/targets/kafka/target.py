@@ -35,6 +35,7 @@ from ...load import foreign as LF
 from ...load import kernels as LK
 from ...native import text_payload as PL
 from ...native.payload import MOD
+from .. import coldstart
 from ..base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 from ..errors import TargetConfigError
 from ..sink import SinkState, record_rows
@@ -188,13 +189,13 @@ class KafkaTarget(Target):
             import confluent_kafka  # noqa: F401  (the witness's consumer)
         except ImportError as e:
             raise abi.KafkaError(f"confluent-kafka does not import ({e}): {abi.INSTALL_HINT}") from e
-        self._warm()
-        say("kafka producer kernel ready")
+        self._warm(say)
         self._prepared = True
 
-    def _warm(self) -> None:
+    def _warm(self, say=None) -> None:
         """Compile (or load from cache) the one loop: a closed gate turns the event away
         before any call (the call array is still empty)."""
+        coldstart.compile_foreign_loop(say)
         gate = LK.new_gate()
         LK.close_gate(gate)
         LK.gate_inflight(gate)

@@ -37,6 +37,7 @@ from ...load import foreign as LF
 from ...load import kernels as K
 from ...native.payload import SEQ_BITS, SEQ_MASK
 from ...scenario.errors import closest
+from .. import coldstart
 from ..base import Capabilities, FlushClaim, ShutdownClaim
 from . import abi
 from . import kernels as NK
@@ -270,8 +271,7 @@ class NetMeshTarget:
             pyloop.warm_up()
             say("busbench's Python producer loop ready")
         else:
-            self._warm_kernels()
-            say("net-mesh producer kernels ready")
+            self._warm_kernels(say)
         if self.config.adapter == "redis":
             try:        # before a server is started: the witness is read with the redis client
                 import redis  # noqa: F401
@@ -302,9 +302,10 @@ class NetMeshTarget:
         info["release_cache"] = self.release.as_dict() if self.release else None
         return info
 
-    def _warm_kernels(self) -> None:
+    def _warm_kernels(self, say=None) -> None:
         """Compile (or load from cache) both kernels: a null handle makes every
         call return -1 at once, touching nothing."""
+        coldstart.compile_foreign_loop(say)
         params = np.zeros(K.P_LEN, np.int64)
         params[K.P_BATCH] = 1
         params[K.P_MAX_EVENTS] = 1

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -400,3 +401,60 @@ def test_a_c_bus_compiles_the_loop_here_and_its_step_and_sink_in_helpers(tmp_pat
     assert (helper, step, sink, ring_step) == ("True", "True", "True", "False")
     assert missing_here == "-", f"not compiled here: {missing_here}"
     assert compiled_here == "-", f"compiled here: {compiled_here}"
+
+
+_NO_COMPILE_DURING_RUN = '''
+import sys, time
+from numba.core import event
+late = []
+state = {"load": False}
+class L(event.Listener):
+    def on_start(self, e):
+        if state["load"]:
+            late.append(e.data["dispatcher"].py_func.__name__)
+    def on_end(self, e):
+        pass
+event.register("numba:compile", L())
+from busbench.load import generator
+start = generator.LoadGenerator.start
+def marked(self, *a, **k):
+    state["load"] = True
+    return start(self, *a, **k)
+generator.LoadGenerator.start = marked
+from busbench.cli import main
+try:
+    main(["run", sys.argv[1], "--no-live", "--no-isolate", "--out", sys.argv[2]])
+except SystemExit as e:
+    print("exit", e.code)
+print("late", sorted(set(late)) or "-")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["builtin", "c_bus"])
+def test_a_first_run_compiles_nothing_once_its_load_started(tmp_path, target):
+    """On a cold cache everything a run calls is compiled before its first load step
+    (the loop, the target's step, and what the run calls from Python afterwards:
+    unsent counts, checksums, latency percentiles), so a first run's figures and its
+    wall time after the load hold no compile."""
+    if target == "c_bus" and shutil.which("cc") is None:
+        pytest.skip("no C compiler for examples/c_bus")
+    if target == "c_bus":
+        subprocess.run(["make", "-s", "-C", str(REPO / "examples" / "c_bus")], check=True,
+                       capture_output=True, timeout=120)
+        head = f"target:\n  c-abi: {REPO / 'examples' / 'c_bus' / 'target.yaml'}\n"
+    else:
+        head = "bus:\n  shards: 2\n  capacity: 1024\n  adapter: {kind: verify}\n  latency: true\n"
+    scenario = tmp_path / "first.yaml"
+    scenario.write_text(
+        f"name: first\ndescription: a first run, on a cold cache\n{head}load:\n  producers: 2\n  rate: max\n  batch: 16\n"
+        "steps:\n  - run: 300ms\n  - flush: {timeout: 5s}\n  - run: 200ms\n"
+        "  - shutdown: {grace: 5s}\n"
+        "checks:\n  - conservation\n  - ground_truth\n  - flush_barrier\n"
+        "  - threshold: \"latency.p99 < 1s\"\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", _NO_COMPILE_DURING_RUN, str(scenario),
+                           str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert "exit 0" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("late -"), done.stdout

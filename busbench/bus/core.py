@@ -64,6 +64,16 @@ def _py_load(a, i):
     return load_acquire(a, i)
 
 
+def warm_python_side() -> None:
+    """The atomics above, with the types ReferenceBus hands them (a state array, Python
+    ints), compiled or loaded now: a first run's flush and shutdown then compile nothing."""
+    a = np.zeros(1, np.int64)
+    _py_exchange(a, 0, 0)
+    _py_cas(a, 0, 0, 0)
+    _py_fetch_add(a, 0, 0)
+    _py_load(a, 0)
+
+
 @dataclass(frozen=True)
 class EventBusStats:
     events_ingested: int

@@ -673,3 +673,22 @@ def warm_produce() -> None:
     produce(params, np.zeros(S_LEN, np.int64), empty_xstate(), np.zeros(2, np.int64),
             np.ones(1), np.zeros(16, np.int64), *events, new_frame(0, False),
             np.zeros(0, np.int64))
+
+
+def warm_run_side() -> None:
+    """The kernels a run calls from Python around and after its load steps (a step's
+    unsent count, the gate, checksums of ranges, latency percentiles), compiled or
+    loaded now, with the argument types a run hands them: a first run then compiles
+    nothing once its load started (the cold start's helper does this while the loop
+    or a step compiles elsewhere)."""
+    from ..native import histogram as H
+    from ..native.payload import mix_range_sum
+    unsent(np.zeros(P_LEN, np.int64), np.zeros(S_LEN, np.int64), 0)
+    gate = new_gate()
+    close_gate(gate)
+    gate_inflight(gate)
+    mix_range_sum(0, 1)
+    hists = H.new_histograms(2)
+    hists[0, H.COUNT], hists[0, H.MIN], hists[0, H.MAX] = 2, 1, 3
+    hists[0, H.HEADER_LEN + 1] = hists[0, H.HEADER_LEN + 3] = 1
+    H.percentile(H.merge(hists), 50)            # merge_into, bucket_value

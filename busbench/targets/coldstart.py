@@ -303,15 +303,20 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
 
 
 def compile_foreign_loop(say: Callable[[str], None] | None = None,
-                         helper: bool | None = None, *, sink: bool = False) -> ColdStart:
+                         helper: bool | None = None, *, sink: bool = False,
+                         extra: tuple = ()) -> ColdStart:
     """For a target calling a bus's C function (c-abi, net-mesh, Kafka): the load loop
     (``load.kernels.produce``) here while a helper compiles the foreign step
     (``load.foreign``), and with ``sink`` another the C sink (``sink.C_SINK``, c-abi);
-    the reference bus's ring push and workers are not compiled. ``say`` hears "compiling
-    Numba kernels…" as a compile starts and the seconds it took (nothing when warm)."""
+    the reference bus's ring push and workers are not compiled. The step's helper then
+    compiles the kernels a run calls from Python (``load.kernels.warm_run_side``) and the
+    target's ``extra`` ``(name, function)`` shares (its witness's kernels). ``say``
+    hears "compiling Numba kernels…" as a compile starts and the seconds it took
+    (nothing when warm)."""
     from ..load import foreign, kernels
     from .sink import C_SINK
-    shares = [(("foreign step", foreign.STEP.compile),)]
+    shares = [(("foreign step", foreign.STEP.compile), ("run side", kernels.warm_run_side),
+               *extra)]
     if sink:
         shares.append((("sink", C_SINK.compile),))
 

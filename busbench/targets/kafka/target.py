@@ -38,7 +38,7 @@ from ...native.payload import MOD
 from .. import coldstart
 from ..base import Capabilities, Delivery, FlushClaim, ShutdownClaim, Target
 from ..errors import TargetConfigError
-from ..sink import SinkState, record_rows
+from ..sink import SinkState, record_rows, warm_record_rows
 from . import abi
 from . import kernels as KK
 
@@ -195,7 +195,7 @@ class KafkaTarget(Target):
     def _warm(self, say=None) -> None:
         """Compile (or load from cache) the one loop: a closed gate turns the event away
         before any call (the call array is still empty)."""
-        coldstart.compile_foreign_loop(say)
+        coldstart.compile_foreign_loop(say, extra=(("witness", warm_record_rows),))
         gate = LK.new_gate()
         LK.close_gate(gate)
         LK.gate_inflight(gate)

@@ -43,7 +43,8 @@ from . import abi
 from . import kernels as NK
 from .abi import NetMeshConfigError, NetMeshError
 from .redis_server import RedisServer, client_for, probe, redact
-from .streams import FlushMark, StreamEvidence, read_streams, stream_key, stream_tips
+from .streams import (FlushMark, StreamEvidence, read_streams, stream_key, stream_tips,
+                      warm_account_entries)
 
 BACKPRESSURE = {"DropNewest": "DropNewest", "DropOldest": "DropOldest", "FailProducer": "FailProducer",
                 "drop_newest": "DropNewest", "drop_oldest": "DropOldest", "fail_producer": "FailProducer"}
@@ -305,7 +306,7 @@ class NetMeshTarget:
     def _warm_kernels(self, say=None) -> None:
         """Compile (or load from cache) both kernels: a null handle makes every
         call return -1 at once, touching nothing."""
-        coldstart.compile_foreign_loop(say)
+        coldstart.compile_foreign_loop(say, extra=(("witness", warm_account_entries),))
         params = np.zeros(K.P_LEN, np.int64)
         params[K.P_BATCH] = 1
         params[K.P_MAX_EVENTS] = 1

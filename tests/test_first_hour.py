@@ -340,6 +340,22 @@ def test_cold_first_run_says_it_compiles_then_warm_runs_do_not(tmp_path):
     assert coldstart.COMPILING_MESSAGE in quiet.stderr and "compiling" not in quiet.stdout
 
 
+def _compile_cold_in_a_child(tmp_path, code: str) -> str:
+    """Run ``code`` in a fresh Python on an empty Numba cache, ``names`` listing every
+    kernel compiled in that process (not in its helpers); its output."""
+    listener = ("from numba.core import event\n"
+                "names = []\n"
+                "class L(event.Listener):\n"
+                "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
+                "    def on_end(self, e): pass\n"
+                "event.register('numba:compile', L())\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", listener + code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.mark.slow
 def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
     """On a cold cache a forked helper compiles the worker side's bulk (``dispatch``,
@@ -347,24 +363,15 @@ def test_the_helper_process_fills_the_cache_this_process_then_loads(tmp_path):
     and the worker side around ``dispatch``, loading the helper's share from the cache
     (no compile event for it here). A run of the reference bus never compiles the
     foreign step (load.foreign)."""
-    code = ("from numba.core import event\n"
-            "names = []\n"
-            "class L(event.Listener):\n"
-            "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
-            "    def on_end(self, e): pass\n"
-            "event.register('numba:compile', L())\n"
+    out = _compile_cold_in_a_child(tmp_path, (
             "from busbench.targets import builtin\n"
             "cold = builtin.compile_kernels(helper=True)\n"
             "print(cold.helper_process, cold.compiled,\n"
             "      sorted({'ingest_batch', 'worker_loop'} - set(names)) or '-',\n"
             "      sorted({'dispatch', 'produce', 'after_call', 'c_step', 'write_payloads',\n"
             "              'settle_foreign'} & set(names)) or '-',\n"
-            "      sorted(n for n in set(names) if names.count(n) != 1) or '-')\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    helper, compiled, missing_here, compiled_here, twice = done.stdout.split()
+            "      sorted(n for n in set(names) if names.count(n) != 1) or '-')\n"))
+    helper, compiled, missing_here, compiled_here, twice = out.split()
     assert helper == "True" and 0 < int(compiled)
     assert missing_here == "-", f"not compiled here: {missing_here}"
     # ``dispatch`` is compiled by signature (builtin.precompile_dispatch): a signature that
@@ -379,12 +386,7 @@ def test_a_c_bus_compiles_the_loop_here_and_its_step_and_sink_in_helpers(tmp_pat
     """A C bus's cold start (coldstart.compile_foreign_loop): the load loop here, the
     foreign step and the c-abi sink in forked helpers (loaded here from the cache), and
     nothing of the reference bus (its ring step, its workers) anywhere."""
-    code = ("from numba.core import event\n"
-            "names = []\n"
-            "class L(event.Listener):\n"
-            "    def on_start(self, e): names.append(e.data['dispatcher'].py_func.__name__)\n"
-            "    def on_end(self, e): pass\n"
-            "event.register('numba:compile', L())\n"
+    out = _compile_cold_in_a_child(tmp_path, (
             "from busbench.targets import coldstart\n"
             "from busbench.load import foreign, ring\n"
             "from busbench.targets.sink import C_SINK\n"
@@ -392,12 +394,8 @@ def test_a_c_bus_compiles_the_loop_here_and_its_step_and_sink_in_helpers(tmp_pat
             "print(cold.helper_process, foreign.STEP.compiled, C_SINK.compiled, ring.STEP.compiled,\n"
             "      sorted({'produce', 'after_call'} - set(names)) or '-',\n"
             "      sorted({'c_step', 'write_payloads', 'settle_foreign', 'ingest_batch',\n"
-            "              'worker_loop', 'dispatch'} & set(names)) or '-')\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    helper, step, sink, ring_step, missing_here, compiled_here = done.stdout.split()
+            "              'worker_loop', 'dispatch'} & set(names)) or '-')\n"))
+    helper, step, sink, ring_step, missing_here, compiled_here = out.split()
     assert (helper, step, sink, ring_step) == ("True", "True", "True", "False")
     assert missing_here == "-", f"not compiled here: {missing_here}"
     assert compiled_here == "-", f"compiled here: {compiled_here}"

@@ -18,8 +18,9 @@ compiles its own and then loads theirs. The shares (measured alone on 2 cores):
   ``dispatch`` 1.9 s then the load loop 3.2 s, in the helper; then
   ``worker_loop`` around ``dispatch`` 1.0 s, here. 5.7 s in all.
 * a C bus (``compile_foreign_loop``: c-abi, net-mesh, Kafka): the load loop
-  3.2 s here, the foreign step 2.5 s in a helper, and for c-abi the sink a C
-  bus calls 2.0 s in another.
+  3.2 s here, the foreign step 2.5 s in a helper, what the run calls from Python
+  and the witness's kernels in another (0.3 s; net-mesh's 0.6 s more), and for
+  c-abi the sink a C bus calls 2.0 s in a third.
 
 With one core, or the shares already cached, everything is compiled (or
 loaded) here; a busy machine still gains from the helper (``_cores_to_share``).
@@ -308,15 +309,17 @@ def compile_foreign_loop(say: Callable[[str], None] | None = None,
     """For a target calling a bus's C function (c-abi, net-mesh, Kafka): the load loop
     (``load.kernels.produce``) here while a helper compiles the foreign step
     (``load.foreign``), and with ``sink`` another the C sink (``sink.C_SINK``, c-abi);
-    the reference bus's ring push and workers are not compiled. The step's helper then
-    compiles the kernels a run calls from Python (``load.kernels.warm_run_side``) and the
+    the reference bus's ring push and workers are not compiled. A third helper compiles
+    the kernels a run calls from Python (``load.kernels.warm_run_side``) and the
     target's ``extra`` ``(name, function)`` shares (its witness's kernels). ``say``
     hears "compiling Numba kernels…" as a compile starts and the seconds it took
     (nothing when warm)."""
     from ..load import foreign, kernels
     from .sink import C_SINK
-    shares = [(("foreign step", foreign.STEP.compile), ("run side", kernels.warm_run_side),
-               *extra)]
+    # apart: when the loop is cached already (the quick start ran), this process has
+    # nothing to compile and the helpers share the two cores
+    shares = [(("foreign step", foreign.STEP.compile),),
+              (("run side", kernels.warm_run_side), *extra)]
     if sink:
         shares.append((("sink", C_SINK.compile),))
 

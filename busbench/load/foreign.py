@@ -1,10 +1,10 @@
 """The foreign step: how busbench's one producer loop offers events to a bus that
 is not its own, and the pieces the Python loop shares with it.
 
-``load.kernels.produce`` makes an ingest call in one of two ways, a runtime
-value: the reference bus's ring push, compiled into it, or *the foreign step*,
-a C function it calls by address (``frame[F_STEP]``), as it calls a bus's own
-C functions. The foreign step (``_foreign_step``, a ``numba.cfunc``) writes
+``load.kernels.produce`` makes every ingest call through its target's step, a
+C function it calls by address (``frame[F_STEP]``), as it calls a bus's own C
+functions: the reference bus's ring push (``load.ring``) or *the foreign step*
+here. The foreign step (``_foreign_step``, a ``numba.cfunc``) writes
 the events' payloads and calls the bus's C ingest function as a
 ``load.ccall.CallSpec`` describes it (net-mesh, c-abi, Kafka: the address,
 the arguments, the meaning of the return codes are runtime values), classifies
@@ -153,6 +153,7 @@ def settle_foreign(status, again, xstate, refused_bits, ambiguous_bits, values, 
                 if set_bit(refused_bits, values[i] & SEQ_MASK) == 0:
                     xstate[X_BEYOND_BITMAP] += 1
         xstate[X_REFUSED_SUM] = s
+
 
 # --------------------------------------------------------------------------- Python loop's pieces
 @kernel
@@ -410,7 +411,6 @@ def new_frame(calls, payload, ptrs, lens, refused_bits, ambiguous_bits) -> np.nd
 
 
 # --------------------------------------------------------------------------- from Python
-
 def produce_ccall(calls, params, pstate, xstate, stop, payload, ptrs, lens, *, zipf_cdf=None,
                   by_shard=None, events=None, refused_bits=None, ambiguous_bits=None,
                   gate=None) -> int:

@@ -22,6 +22,7 @@ Reading the ~100 files for that costs ~20 ms per process (measured on the
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 
 from numba import njit
@@ -140,7 +141,6 @@ class LazyCFunc:
     Numba's reference counting (``numba.carray`` needs it; ``native.ffi.view`` does not)."""
 
     def __init__(self, signature, py_func, *, nrt: bool = False):
-        import threading
         self.signature, self.py_func, self.nrt = signature, py_func, nrt
         self._cfunc = None
         self._lock = threading.Lock()

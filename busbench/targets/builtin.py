@@ -159,14 +159,11 @@ def compile_kernels(announce=None, helper: bool | None = None) -> coldstart.Cold
 def warm_up(say=None) -> float:
     """Compile (or load from the on-disk cache) every kernel once per process,
     so no run's measured time is spent compiling (busbench/targets/coldstart.py: on a
-    cold cache the worker side compiles in a helper process). ``say`` gets
+    cold cache a forked helper process shares the work, see HELPERS). ``say`` gets
     "compiling Numba kernels (first run only, cached afterwards)…" as soon as
     a compile starts and the seconds it took at the end; nothing on a warm
     cache. Returns seconds spent."""
-    cold = compile_kernels(announce=say)
-    if cold.was_cold and say is not None:
-        say(coldstart.compiled_message(coldstart.BUILTIN_KERNELS, cold.seconds))
-    return cold.seconds
+    return compile_kernels(announce=say).seconds
 
 
 class BuiltinTarget(Target):

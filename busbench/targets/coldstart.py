@@ -1,10 +1,9 @@
 """The first run's compile: say it is happening, and make it short.
 
-Any target's ``prepare(say)`` can announce its own compile with
-``announcing_compiles(say, what)``: one line as soon as Numba starts compiling
-(never on a warm cache) and one with the seconds it took. ``compile_kernels``
-is handed what to compile by its target (builtin.py for the reference bus and
-its load loop); this module knows no target.
+``compile_kernels`` says one line as soon as Numba starts compiling (never on
+a warm cache) and one with the seconds it took. It is handed what to compile
+by its target (builtin.py for the reference bus; ``compile_foreign_loop`` for
+a C bus); this module knows no target.
 
 A fresh install has no Numba cache, so the first run compiles every kernel
 its target uses. Numba compiles under one global lock per process, so threads
@@ -36,8 +35,7 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,21 +116,6 @@ class _Listener(event.Listener):
 
     def on_end(self, ev):
         pass
-
-
-@contextmanager
-def announcing_compiles(say: Callable[[str], None] | None,
-                        what: str = BUILTIN_KERNELS) -> Iterator[_CompileWatch]:
-    """For a target's ``prepare(say)``: around the code that compiles (or loads
-    from the cache) its kernels, say "compiling <what> (first run only, cached
-    afterwards)…" as soon as the first compile starts, from whichever thread,
-    and "compiled <what> in N s" at the end. Silent when everything came from
-    the cache."""
-    t0 = time.monotonic()
-    with _CompileWatch(say, compiling_message(what)) as watch:
-        yield watch
-    if watch.announced and say is not None:
-        say(compiled_message(what, time.monotonic() - t0))
 
 
 def _cached_on_disk(dispatcher) -> bool | None:
@@ -263,7 +246,7 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
                     probe) -> ColdStart:
     """Compile (or load from the on-disk cache) every kernel a run needs, once per
     process and ``key``. ``announce`` is called with a one-line message as soon as a
-    compile starts (never on a warm cache).
+    compile starts and with the seconds it took at the end (never on a warm cache).
 
     A target hands in ``helpers``: per helper process, ``(name, function)`` pairs,
     each function compiling a share into the on-disk cache; ``here(wait)``: this
@@ -300,7 +283,10 @@ def compile_kernels(announce: Callable[[str], None] | None = None,
                 for child in children:
                     child.stop()
         _warm.add(key)
-        return ColdStart(time.monotonic() - t0, watch.count, bool(children))
+        cold = ColdStart(time.monotonic() - t0, watch.count, bool(children))
+        if cold.was_cold and announce is not None:
+            announce(compiled_message(BUILTIN_KERNELS, cold.seconds))
+        return cold
 
 
 def compile_foreign_loop(say: Callable[[str], None] | None = None,
@@ -329,9 +315,6 @@ def compile_foreign_loop(say: Callable[[str], None] | None = None,
         if sink:
             C_SINK.compile()
 
-    cold = compile_kernels(say, helper, key="foreign+sink" if sink else "foreign",
+    return compile_kernels(say, helper, key="foreign+sink" if sink else "foreign",
                            here=lambda wait: kernels.warm_produce(), helpers=tuple(shares),
                            everything=everything, probe=foreign.c_step)
-    if cold.was_cold and say is not None:
-        say(compiled_message(BUILTIN_KERNELS, cold.seconds))
-    return cold
